@@ -1,0 +1,1 @@
+"""The client side: ``Client``, its futures and object refs."""

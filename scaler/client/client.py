@@ -1,0 +1,399 @@
+"""``Client``: submit, map, put, get, cancel, wait and as_completed against one scheduler.
+
+Submitting never blocks on the scheduler (only on the client's own backpressure bound): refs and
+futures among the arguments, also inside lists, dicts and tuples, become dependencies the
+scheduler waits for. Each function is shipped once per client and referred to by id afterwards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import logging
+import os
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from scaler.client.connection import Connection
+from scaler.client.future import REMOTE, Future, ObjectRef, Payload
+from scaler.errors import (
+    BackpressureError,
+    ConnectionFailedError,
+    ObjectLostError,
+    SchedulerShutdownError,
+    TaskRejectedError,
+)
+from scaler.protocol import messages as m
+from scaler.utility import serialization as ser
+from scaler.utility.capabilities import DEFAULT_TASK_REQUEST, canonical
+from scaler.utility.ids import IdMaker
+from scaler.utility.security import CurveKeys, keys_from_env
+from scaler.worker import runtime
+
+log = logging.getLogger(__name__)
+_live_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    connect_timeout: float = 15.0
+    heartbeat_interval: float = 1.0
+    peer_timeout: float = 30.0
+    backpressure_timeout: float | None = None
+    curve_keys: str | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    capabilities: str = DEFAULT_TASK_REQUEST
+    max_retries: int = 3
+    retry_exceptions: bool = False
+    timeout: float = 0.0
+    stream_output: bool = False
+    num_returns: int = 1
+    resolve_nested: bool = True
+    name: str = ""
+
+
+class Client:
+    """A connection to a scheduler. ``Client()`` inside a task reaches the task's own scheduler."""
+
+    def __init__(self, address: str | None = None, config: ClientConfig | None = None, **options: Any) -> None:
+        self.config = config or ClientConfig()
+        self.address = address or runtime.scheduler_address() or os.environ.get("SCALER_ADDRESS") or ""
+        if not self.address:
+            raise ValueError("Client() needs a scheduler address (tcp://HOST:PORT), or run inside a task")
+        self.default_options = replace(TaskOptions(), **options) if options else TaskOptions()
+        self._ids = IdMaker("t")
+        self._pending: dict[str, list[Future]] = {}
+        self._fetches: dict[str, list[concurrent.futures.Future[Any]]] = {}
+        self._status_waiters: list[concurrent.futures.Future[Any]] = []
+        self._functions: dict[Any, str] = {}
+        self._releases: list[str] = []
+        self._cond = threading.Condition()
+        self._limits = (1 << 62, 1 << 62)
+        self._outstanding_bytes = 0
+        self._task_bytes: dict[str, int] = {}
+        self._closed = False
+        self._failure: str | None = None
+        self._welcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        keys_dir = self.config.curve_keys
+        keys = CurveKeys(__import__("pathlib").Path(keys_dir)) if keys_dir else keys_from_env()
+        self._conn = Connection(self.address, keys, self._on_batch, self._on_failure,
+                                self.config.heartbeat_interval, self.config.peer_timeout)  # fmt: skip
+        self._conn.send(m.Hello("client", m.PROTOCOL_VERSION, self.config.name or self._ids.prefix, pid=os.getpid()))
+        try:
+            welcome = self._welcome.result(self.config.connect_timeout)
+        except concurrent.futures.TimeoutError:
+            self._conn.close()
+            raise ConnectionFailedError(
+                f"no answer from scheduler {self.address} within {self.config.connect_timeout:g}s "
+                "(is it running and reachable? does it require CURVE keys?)"
+            ) from None
+        except ConnectionFailedError:
+            self._conn.close()
+            raise
+        self._limits = (welcome.max_queued_tasks, welcome.max_queued_bytes)
+        _live_clients.add(self)
+
+    # -- submitting -------------------------------------------------------------------------
+
+    def options(self, **options: Any) -> _OptionsView:
+        """A view of this client whose ``submit``/``map`` use these task options (merged)."""
+        return _OptionsView(self, replace(self.default_options, **options))
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return self.submit_with(self.default_options, fn, args, kwargs)[0]
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Future]:
+        opts = self.default_options
+        return [self.submit_with(opts, fn, args, {})[0] for args in zip(*iterables)]
+
+    def submit_with(self, opts: TaskOptions, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> list[Future]:
+        self._check_open()
+        if not callable(fn):
+            raise TypeError(f"submit needs a callable, got {type(fn).__name__}")
+        func_id, temporary = self._function_id(fn)
+        if args or kwargs:
+            with ser.collect_refs() as deps:
+                frames = ser.dumps((args, kwargs))
+            nbytes = ser.frames_nbytes(frames)
+        else:
+            deps, frames, nbytes = [], [], 0
+        self._admit(nbytes)
+        task_id = self._ids.next()
+        n = opts.num_returns
+        ids = [task_id] if n == 1 else [f"{task_id}#{i}" for i in range(n)]
+        futures = [Future(self, object_id, task_id) for object_id in ids]
+        self._pending[task_id] = futures
+        if nbytes:
+            self._task_bytes[task_id] = nbytes
+        caps = opts.capabilities if opts.capabilities == DEFAULT_TASK_REQUEST else canonical(opts.capabilities)
+        name = opts.name or getattr(fn, "__qualname__", "") or type(fn).__name__
+        msg = m.SubmitTask(task_id, func_id, caps, list(dict.fromkeys(deps)), len(frames), name, n,
+                           opts.max_retries, opts.timeout, opts.stream_output, opts.resolve_nested,
+                           opts.retry_exceptions)  # fmt: skip
+        self._conn.send(msg, frames)
+        if temporary:
+            self._release_later(func_id)
+        return futures
+
+    def _function_id(self, fn: Callable[..., Any]) -> tuple[str, bool]:
+        try:
+            found = self._functions.get(fn)
+            hashable = True
+        except TypeError:
+            found, hashable = None, False
+        if found is not None:
+            return found, False
+        ref = self.put(fn)
+        ref._client = None
+        if hashable:
+            self._functions[fn] = ref.object_id
+        return ref.object_id, not hashable
+
+    def _admit(self, nbytes: int) -> None:
+        max_tasks, max_bytes = self._limits
+        if len(self._pending) < max_tasks and self._outstanding_bytes + nbytes <= max_bytes:
+            self._outstanding_bytes += nbytes
+            return
+        deadline = None if self.config.backpressure_timeout is None else time.monotonic() + self.config.backpressure_timeout
+        with self._cond:
+            while len(self._pending) >= max_tasks or (
+                self._outstanding_bytes + nbytes > max_bytes and self._outstanding_bytes > 0
+            ):
+                self._check_open()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise BackpressureError(
+                        f"{len(self._pending)} tasks / {self._outstanding_bytes} bytes already queued "
+                        f"(limits {max_tasks} tasks, {max_bytes} bytes per client)"
+                    )
+                self._cond.wait(0.1 if left is None else min(left, 0.1))
+            self._outstanding_bytes += nbytes
+
+    def put(self, value: Any) -> ObjectRef:
+        self._check_open()
+        object_id = self._ids.next()
+        frames = ser.dumps(value)
+        self._conn.send(m.PutObject(object_id, len(frames)), frames)
+        return ObjectRef(object_id, self)
+
+    # -- getting ----------------------------------------------------------------------------
+
+    def get(self, what: Any, timeout: float | None = None) -> Any:
+        if isinstance(what, (list, tuple)):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            out = []
+            for item in what:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                out.append(self.get(item, left))
+            return out
+        if isinstance(what, Future):
+            return what.result(timeout)
+        if isinstance(what, ObjectRef):
+            return self._fetch_payload(what.object_id, timeout).get()
+        raise TypeError(f"get() takes a Future, an ObjectRef or a list of them, not {type(what).__name__}")
+
+    def _fetch_payload(self, object_id: str, timeout: float | None) -> Payload:
+        waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        first = object_id not in self._fetches
+        self._fetches.setdefault(object_id, []).append(waiter)
+        if first:
+            self._conn.send(m.GetObject(object_id))
+        if not waiter.done() and runtime.current() is not None:
+            with runtime.blocking():
+                concurrent.futures.wait([waiter], timeout)
+        try:
+            payload = waiter.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise concurrent.futures.TimeoutError(f"object {object_id} not available within {timeout}s") from None
+        if isinstance(payload, BaseException):
+            raise payload
+        if not isinstance(payload, Payload):
+            raise TypeError(f"unexpected payload for object {object_id}")
+        return payload
+
+    def cancel(self, futures: Future | Iterable[Future], force: bool = False) -> None:
+        items = [futures] if isinstance(futures, Future) else list(futures)
+        self._cancel_ids([f.task_id for f in items if not f.done()], force)
+        for future in items:
+            future._set_cancelled()
+
+    def _cancel_ids(self, task_ids: list[str], force: bool) -> None:
+        if task_ids and not self._closed:
+            self._conn.send(m.CancelTasks(task_ids, force))
+
+    def wait(self, futures: Iterable[Future], timeout: float | None = None,
+             return_when: str = concurrent.futures.ALL_COMPLETED) -> Any:  # fmt: skip
+        items = list(futures)
+        if runtime.current() is not None and not all(f.done() for f in items):
+            with runtime.blocking():
+                return concurrent.futures.wait(items, timeout, return_when)
+        return concurrent.futures.wait(items, timeout, return_when)
+
+    def as_completed(self, futures: Iterable[Future], timeout: float | None = None) -> Iterator[Future]:
+        return concurrent.futures.as_completed(list(futures), timeout)
+
+    def scheduler_status(self, timeout: float = 5.0) -> m.StatusReply:
+        waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._status_waiters.append(waiter)
+        self._conn.send(m.StatusRequest())
+        reply: m.StatusReply = waiter.result(timeout)
+        return reply
+
+    # -- incoming (I/O thread) --------------------------------------------------------------
+
+    def _on_batch(self, batch: list[tuple[Any, list[Any]]]) -> None:
+        released = False
+        for msg, payload in batch:
+            kind = type(msg)
+            if kind is m.TaskResult:
+                self._on_result(msg, payload)
+                released = True
+            elif kind is m.ObjectReply:
+                self._on_object(msg, payload)
+            elif kind is m.TaskOutput:
+                stream = sys.stderr if msg.stream == "stderr" else sys.stdout
+                stream.write(msg.text)
+                stream.flush()
+            elif kind is m.TaskRejected:
+                self._fail_task(msg.task_id, TaskRejectedError(f"task {msg.task_id} rejected: {msg.reason}"))
+                released = True
+            elif kind is m.Welcome:
+                self._welcome.set_result(msg)
+            elif kind is m.StatusReply:
+                if self._status_waiters:
+                    self._status_waiters.pop(0).set_result(msg)
+            elif kind is m.Refused:
+                self._on_failure(f"scheduler {self.address} refused this client: {msg.reason}")
+            elif kind is m.Shutdown:
+                self._on_failure(f"scheduler {self.address} shut down: {msg.reason}", shutdown=True)
+        if self._releases:
+            ids, self._releases = self._releases, []
+            self._conn.send(m.Release(ids))
+        if released and len(self._pending) < 64:
+            with self._cond:
+                self._cond.notify_all()
+
+    def _on_result(self, msg: m.TaskResult, payload: list[Any]) -> None:
+        futures = self._pending.pop(msg.task_id, None)
+        if futures is None:
+            return
+        if self._task_bytes:
+            self._outstanding_bytes -= self._task_bytes.pop(msg.task_id, 0)
+        pos = 0
+        pushed: dict[str, tuple[list[Any], bool]] = {}
+        for header in msg.objects:
+            pushed[header.object_id] = (payload[pos : pos + header.nbufs], header.is_error)
+            pos += header.nbufs
+        error: BaseException | None = None
+        if msg.status != "done":
+            frames = next(iter(pushed.values()))[0] if pushed else None
+            error = ser.loads_exception(frames) if frames else ObjectLostError(msg.message or msg.status)
+        for future in futures:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+                continue
+            entry = pushed.get(future.object_id)
+            if entry is None:
+                future.set_result(REMOTE)
+            elif entry[1]:
+                future.set_exception(ser.loads_exception(entry[0]))
+            else:
+                future.set_result(Payload(entry[0]))
+
+    def _on_object(self, msg: m.ObjectReply, payload: list[Any]) -> None:
+        waiters = self._fetches.pop(msg.object_id, [])
+        if not msg.found:
+            value: Any = ObjectLostError(msg.message)
+        elif msg.is_error:
+            value = ser.loads_exception(payload)
+        else:
+            value = Payload(payload)
+        for waiter in waiters:
+            waiter.set_result(value)
+
+    def _fail_task(self, task_id: str, error: BaseException) -> None:
+        self._outstanding_bytes -= self._task_bytes.pop(task_id, 0)
+        for future in self._pending.pop(task_id, []):
+            if not future.done():
+                future.set_exception(error)
+
+    def _on_failure(self, reason: str, shutdown: bool = False) -> None:
+        if self._failure is not None:
+            return
+        self._failure = reason
+        error = SchedulerShutdownError(reason) if shutdown else ConnectionFailedError(reason)
+        if not self._welcome.done():
+            self._welcome.set_exception(error)
+        for task_id in list(self._pending):
+            self._fail_task(task_id, error)
+        for object_id in list(self._fetches):
+            for waiter in self._fetches.pop(object_id, []):
+                waiter.set_result(error)
+        self._conn.running = False
+
+    def _release_later(self, object_id: str) -> None:
+        if not self._closed:
+            self._releases.append(object_id)
+            if len(self._releases) >= 1024:
+                ids, self._releases = self._releases, []
+                self._conn.send(m.Release(ids))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConnectionFailedError("this client is closed")
+        if self._failure is not None:
+            raise ConnectionFailedError(self._failure)
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self._failure is None:
+            self._conn.send(m.Goodbye("client closed"))
+        self._closed = True
+        self._conn.close()
+        error = ConnectionFailedError("the client was closed")
+        for task_id in list(self._pending):
+            self._fail_task(task_id, error)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<scaler.Client {self.address} pending={len(self._pending)}>"
+
+
+class _OptionsView:
+    def __init__(self, client: Client, opts: TaskOptions) -> None:
+        self.client = client
+        self.opts = opts
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return self.client.submit_with(self.opts, fn, args, kwargs)[0]
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Future]:
+        return [self.client.submit_with(self.opts, fn, args, {})[0] for args in zip(*iterables)]
+
+
+@atexit.register
+def _close_all() -> None:
+    for client in list(_live_clients):
+        try:
+            client.close()
+        except Exception:
+            pass

@@ -1,0 +1,1 @@
+"""The embedded default: a scheduler and local workers started as fresh interpreters."""

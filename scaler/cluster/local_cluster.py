@@ -1,0 +1,133 @@
+"""``LocalCluster``: a scheduler and workers on this machine, for scripts, notebooks and tests.
+
+Every process starts as a fresh interpreter (``python -m ...``), never by ``multiprocessing``
+from the user's process, so a script without an ``if __name__ == "__main__":`` guard is not
+re-run. The processes die with the process that started them, and ``shutdown`` (also at exit)
+stops them within about a second.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import select
+import subprocess
+import sys
+import time
+import weakref
+from dataclasses import dataclass, field
+
+from scaler.utility.capabilities import canonical
+from scaler.utility.net import free_port
+
+_live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class LocalClusterConfig:
+    n_workers: int | None = None
+    capabilities: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    log_level: str = "WARNING"
+    scheduler_args: tuple[str, ...] = ()
+    worker_args: tuple[str, ...] = ()
+    start_timeout: float = 30.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class LocalCluster:
+    def __init__(self, n_workers: int | None = None, capabilities: str | None = None,
+                 config: LocalClusterConfig | None = None) -> None:  # fmt: skip
+        base = config or LocalClusterConfig()
+        self.config = base
+        self.n_workers = n_workers if n_workers is not None else (base.n_workers or os.cpu_count() or 1)
+        self.capabilities = canonical(capabilities or base.capabilities or "cpu=1")
+        self.scheduler: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.address = ""
+        self._env = dict(os.environ, SCALER_PARENT_PID=str(os.getpid()), SCALER_LOG_LEVEL=base.log_level)
+        self._env.update(base.extra_env)
+        self._start()
+        _live.add(self)
+
+    def _start(self) -> None:
+        for attempt in range(5):
+            port = self.config.port or free_port(self.config.host)
+            address = f"tcp://{self.config.host}:{port}"
+            self.scheduler = self._spawn(["scaler.scheduler.main", address, *self.config.scheduler_args],
+                                         stdout=subprocess.PIPE)  # fmt: skip
+            self.address = address
+            self.workers = [self.add_worker() for _ in range(self.n_workers)]
+            if self._wait_scheduler():
+                return
+            self.shutdown()
+            if self.config.port or attempt == 4:
+                break
+        raise RuntimeError(f"the local scheduler could not start on {self.config.host} (see its stderr above)")
+
+    def _spawn(self, argv: list[str], stdout: int | None = None) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", *argv], env=self._env, stdin=subprocess.DEVNULL, stdout=stdout)
+
+    def _wait_scheduler(self) -> bool:
+        process = self.scheduler
+        if process is None or process.stdout is None:
+            return False
+        deadline = time.monotonic() + self.config.start_timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stdout], [], [], 0.05)
+            if ready:
+                line = process.stdout.readline().decode(errors="replace")
+                if line.startswith("SCALER_ADDRESS"):
+                    return True
+                if not line:
+                    return False
+            elif process.poll() is not None:
+                return False
+        return False
+
+    def add_worker(self, capabilities: str | None = None) -> subprocess.Popen[bytes]:
+        """Start one more worker process (the returned handle can be killed to simulate a failure)."""
+        caps = canonical(capabilities) if capabilities else self.capabilities
+        argv = ["scaler.worker.main", self.address, "--capabilities", caps, *self.config.worker_args]
+        process = self._spawn(argv)
+        if process not in self.workers:
+            self.workers.append(process)
+        return process
+
+    def shutdown(self) -> None:
+        processes = [p for p in [*self.workers, self.scheduler] if p is not None]
+        for process in processes:
+            if process.poll() is None:
+                try:
+                    process.terminate()
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 1.5
+        for process in processes:
+            try:
+                process.wait(max(0.01, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(1)
+        if self.scheduler is not None and self.scheduler.stdout is not None:
+            self.scheduler.stdout.close()
+        self.workers = []
+        self.scheduler = None
+
+    close = shutdown
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<LocalCluster {self.address} workers={self.n_workers} capabilities={self.capabilities}>"
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    for cluster in list(_live):
+        cluster.shutdown()

@@ -1,0 +1,1 @@
+"""Wire protocol: typed control messages and the batch framing around opaque payloads."""

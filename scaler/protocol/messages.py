@@ -1,0 +1,216 @@
+"""The control-message schema spoken between clients, workers, adapters and the scheduler.
+
+Every control message is a tagged ``msgspec.Struct``; one zmq multipart message carries a *batch*:
+frame 0 is the msgpack-encoded list of messages, and the frames after it are the opaque user
+payloads (cloudpickle bytes and out-of-band buffers) that those messages announce through their
+``nbufs`` fields, in order. The scheduler validates the header on decode and never unpickles a
+payload. Bump ``PROTOCOL_VERSION`` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+
+class Msg(msgspec.Struct, tag=True, array_like=True, omit_defaults=True):
+    """Base of every control message (tagged by class name, encoded as an array)."""
+
+
+class ObjHeader(msgspec.Struct, array_like=True):
+    """Announces one stored object travelling with a message: its id, frame count, error flag."""
+
+    object_id: str
+    nbufs: int
+    is_error: bool = False
+
+
+# -- session --------------------------------------------------------------------------------
+
+
+class Hello(Msg):
+    kind: str  # "client" | "worker" | "adapter" | "monitor"
+    version: int
+    name: str = ""
+    capabilities: str = ""
+    pid: int = 0
+    host: str = ""
+
+
+class Welcome(Msg):
+    peer_id: str
+    heartbeat_interval: float
+    max_queued_tasks: int
+    max_queued_bytes: int
+
+
+class Refused(Msg):
+    reason: str
+
+
+class Heartbeat(Msg):
+    load: int = 0
+
+
+class HeartbeatAck(Msg):
+    pass
+
+
+class Goodbye(Msg):
+    reason: str = ""
+
+
+class Shutdown(Msg):
+    reason: str
+
+
+# -- client -> scheduler --------------------------------------------------------------------
+
+
+class SubmitTask(Msg):
+    task_id: str
+    func_id: str
+    capabilities: str
+    deps: list[str]
+    nbufs: int
+    name: str = ""
+    num_returns: int = 1
+    max_retries: int = 3
+    timeout: float = 0.0
+    stream_output: bool = False
+    resolve_nested: bool = True
+    retry_exceptions: bool = False
+
+
+class PutObject(Msg):
+    object_id: str
+    nbufs: int
+
+
+class GetObject(Msg):
+    object_id: str
+
+
+class Release(Msg):
+    object_ids: list[str]
+
+
+class CancelTasks(Msg):
+    task_ids: list[str]
+    force: bool = False
+
+
+class StatusRequest(Msg):
+    pass
+
+
+# -- scheduler -> client --------------------------------------------------------------------
+
+
+class TaskResult(Msg):
+    """A task reached a terminal state. ``objects`` lists payloads pushed with it (may be empty)."""
+
+    task_id: str
+    status: str  # "done" | "failed" | "cancelled"
+    objects: list[ObjHeader] = []
+    message: str = ""
+
+
+class ObjectReply(Msg):
+    object_id: str
+    found: bool
+    nbufs: int = 0
+    is_error: bool = False
+    message: str = ""
+
+
+class TaskRejected(Msg):
+    task_id: str
+    reason: str
+
+
+class TaskOutput(Msg):
+    task_id: str
+    stream: str
+    text: str
+
+
+class StatusReply(Msg):
+    status: dict[str, int | float | str]
+    workers: list[dict[str, int | float | str]] = []
+
+
+# -- scheduler -> worker --------------------------------------------------------------------
+
+
+class RunTask(Msg):
+    """Run a task. ``objects`` are payloads attached here (function/deps the worker lacks)."""
+
+    task_id: str
+    func_id: str
+    capabilities: str
+    deps: list[str]
+    objects: list[ObjHeader]
+    nbufs: int
+    name: str = ""
+    num_returns: int = 1
+    timeout: float = 0.0
+    stream_output: bool = False
+    resolve_nested: bool = True
+    attempt: int = 0
+
+
+class CancelOnWorker(Msg):
+    task_ids: list[str]
+    force: bool = False
+
+
+class Reclaim(Msg):
+    """Hand back up to ``count`` assigned tasks that have not started."""
+
+    count: int
+
+
+class ObjectsFreed(Msg):
+    object_ids: list[str]
+
+
+# -- worker -> scheduler --------------------------------------------------------------------
+
+
+class TasksStarted(Msg):
+    task_ids: list[str]
+
+
+class TaskDone(Msg):
+    """A task ended on a worker. status: done | error | crashed | cancelled | timeout | memory."""
+
+    task_id: str
+    status: str
+    objects: list[ObjHeader] = []
+    message: str = ""
+    attempt: int = 0
+
+
+class TaskBlocked(Msg):
+    task_id: str
+
+
+class TaskUnblocked(Msg):
+    task_id: str
+
+
+class Reclaimed(Msg):
+    task_ids: list[str]
+
+
+AnyMsg = Union[
+    Hello, Welcome, Refused, Heartbeat, HeartbeatAck, Goodbye, Shutdown,
+    SubmitTask, PutObject, GetObject, Release, CancelTasks, StatusRequest,
+    TaskResult, ObjectReply, TaskRejected, TaskOutput, StatusReply,
+    RunTask, CancelOnWorker, Reclaim, ObjectsFreed,
+    TasksStarted, TaskDone, TaskBlocked, TaskUnblocked, Reclaimed,
+]  # fmt: skip

@@ -1,0 +1,75 @@
+"""Encoding and validating batches of control messages plus their payload frames.
+
+A batch is ``[header, *payloads]``; the header decodes to ``list[AnyMsg]`` and each message that
+announces payloads (``nbufs`` / ``objects``) owns the next frames in order. ``split_batch`` checks
+that the announced frame counts match exactly, so a forged or truncated batch is refused whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from scaler.protocol.messages import (
+    AnyMsg,
+    ObjectReply,
+    PutObject,
+    RunTask,
+    SubmitTask,
+    TaskDone,
+    TaskResult,
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[AnyMsg])  # type: ignore[valid-type]
+
+MAX_FRAMES_PER_MESSAGE = 1 << 16
+
+
+class ProtocolError(ValueError):
+    """A batch that does not follow the wire format; the text says why."""
+
+
+def encode(messages: Sequence[Any]) -> bytes:
+    return _encoder.encode(messages)
+
+
+def payload_count(msg: Any) -> int:
+    """How many payload frames follow ``msg`` in its batch."""
+    kind = type(msg)
+    if kind is SubmitTask or kind is PutObject or kind is ObjectReply:
+        return int(msg.nbufs)
+    if kind is RunTask:
+        return int(msg.nbufs) + sum(o.nbufs for o in msg.objects)
+    if kind is TaskDone or kind is TaskResult:
+        return sum(o.nbufs for o in msg.objects)
+    return 0
+
+
+def split_batch(frames: Sequence[Any]) -> list[tuple[Any, list[Any]]]:
+    """Decode ``[header, *payloads]`` into ``[(message, its payload frames)]`` or raise ProtocolError."""
+    if not frames:
+        raise ProtocolError("empty message")
+    header = frames[0]
+    try:
+        messages = _decoder.decode(header.buffer if hasattr(header, "buffer") else header)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ProtocolError(f"undecodable header: {exc}") from exc
+    out: list[tuple[Any, list[Any]]] = []
+    pos = 1
+    total = len(frames)
+    for msg in messages:
+        n = payload_count(msg)
+        if n < 0 or n > MAX_FRAMES_PER_MESSAGE or pos + n > total:
+            raise ProtocolError(
+                f"{type(msg).__name__} announces {n} payload frames but only {total - pos} remain"
+            )
+        if n < 0 or any(getattr(o, "nbufs", 0) < 0 for o in getattr(msg, "objects", ())):
+            raise ProtocolError(f"{type(msg).__name__} announces a negative frame count")
+        out.append((msg, list(frames[pos : pos + n]) if n else []))
+        pos += n
+    if pos != total:
+        raise ProtocolError(f"{total - pos} payload frames not announced by any message")
+    return out

@@ -1,0 +1,1 @@
+"""The scheduler: one ROUTER socket, task queues per capability set, the object store."""

@@ -1,0 +1,462 @@
+"""The scheduler's task engine: dependencies, queues, placement, retries, cancel, results.
+
+It holds no socket: every handler takes a peer identity and a decoded message, and writes its
+replies to an ``Outbox`` that the server flushes once per loop turn (one batch per peer).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaler.protocol import messages as m
+from scaler.scheduler.config import SchedulerConfig
+from scaler.scheduler.errors_payload import error_frames
+from scaler.scheduler.objects import ObjectStore
+from scaler.scheduler.outbox import Outbox
+from scaler.scheduler.queues import CapabilityQueues
+from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
+from scaler.scheduler.workers import WorkerPool, WorkerState
+from scaler.utility.capabilities import DEFAULT_TASK_REQUEST, CapabilityError, parse_capabilities
+
+log = logging.getLogger(__name__)
+S = TaskState
+
+
+@dataclass(slots=True, eq=False)
+class ClientState:
+    identity: bytes
+    name: str
+    tasks: set[str] = field(default_factory=set)
+    queued_bytes: int = 0
+
+
+class Engine:
+    def __init__(self, config: SchedulerConfig, outbox: Outbox) -> None:
+        self.config = config
+        self.out = outbox
+        self.tasks: dict[str, Task] = {}
+        self.queues = CapabilityQueues()
+        self.store = ObjectStore()
+        self.pool = WorkerPool(config.prefetch)
+        self.clients: dict[bytes, ClientState] = {}
+        self.waiting: defaultdict[str, list[Task]] = defaultdict(list)
+        self.get_waiters: defaultdict[str, list[bytes]] = defaultdict(list)
+        self.dirty = False
+        self.maybe_idle = False
+        self.counts = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0, "rejected": 0}
+
+    # -- clients ----------------------------------------------------------------------------
+
+    def add_client(self, identity: bytes, name: str) -> None:
+        self.clients[identity] = ClientState(identity, name)
+
+    def client_lost(self, identity: bytes, reason: str) -> None:
+        state = self.clients.pop(identity, None)
+        if state is None:
+            return
+        cancelled = 0
+        for task_id in list(state.tasks):
+            task = self.tasks.get(task_id)
+            if task is None:
+                continue
+            task.released = True
+            self._cancel(task, force=True)
+            cancelled += 1
+        freed = self.store.release_owner(identity)
+        log.info("client %s left (%s): %d tasks cancelled, %d objects released", state.name, reason, cancelled, freed)
+
+    def submit(self, client: bytes, msg: m.SubmitTask, frames: list[Any]) -> None:
+        state = self.clients[client]
+        nbytes = sum(len(f) for f in frames)
+        reason = self._refuse_reason(state, msg, nbytes)
+        if reason is None:
+            try:
+                request = parse_capabilities(msg.capabilities or DEFAULT_TASK_REQUEST)
+            except CapabilityError as exc:
+                reason = f"bad capability request: {exc}"
+        if reason is not None:
+            self.counts["rejected"] += 1
+            self.out.send(client, m.TaskRejected(msg.task_id, reason))
+            return
+        task = Task(
+            msg.task_id, client, msg.func_id, request.key, request, msg.deps, frames, msg.name,
+            msg.num_returns, msg.max_retries, msg.timeout, msg.stream_output, msg.resolve_nested,
+            msg.retry_exceptions, nbytes,
+        )  # fmt: skip
+        self.tasks[task.task_id] = task
+        state.tasks.add(task.task_id)
+        state.queued_bytes += nbytes
+        for dep in (msg.func_id, *msg.deps):
+            if task.state in TERMINAL:
+                break
+            self._need(task, dep)
+        if task.state is S.WAITING and task.missing == 0:
+            self._enqueue(task)
+
+    def _refuse_reason(self, state: ClientState, msg: m.SubmitTask, nbytes: int) -> str | None:
+        if msg.task_id in self.tasks:
+            return f"duplicate task id {msg.task_id}"
+        if len(state.tasks) >= self.config.max_queued_tasks:
+            return f"client has {len(state.tasks)} unfinished tasks (limit max_queued_tasks={self.config.max_queued_tasks})"
+        if state.queued_bytes + nbytes > self.config.max_queued_bytes:
+            return f"client's queued arguments exceed max_queued_bytes={self.config.max_queued_bytes}"
+        if msg.num_returns < 0 or msg.max_retries < 0 or msg.timeout < 0:
+            return "num_returns, max_retries and timeout must be >= 0"
+        return None
+
+    def _need(self, task: Task, dep: str) -> None:
+        obj = self.store.get(dep)
+        if obj is not None:
+            if obj.is_error and dep != task.func_id:
+                self._finish(task, S.FAILED, obj.frames, m.TaskResult(task.task_id, "failed"))
+                return
+            self.store.pin(dep)
+            task.pinned.append(dep)
+            return
+        producer = self.tasks.get(producer_of(dep))
+        if producer is not None and producer.state not in TERMINAL:
+            self.waiting[dep].append(task)
+            task.missing += 1
+            return
+        frames = error_frames("ObjectLostError", f"{task.label}: argument object {dep} does not exist (released, or its owner disconnected)")
+        self._finish(task, S.FAILED, frames, m.TaskResult(task.task_id, "failed"))
+
+    def _enqueue(self, task: Task, front: bool = False) -> None:
+        task.move(S.QUEUED)
+        self.queues.push(task, front)
+        self.dirty = True
+
+    def put(self, client: bytes, msg: m.PutObject, frames: list[Any]) -> None:
+        self.store.add(msg.object_id, frames, False, client)
+        self._object_ready(msg.object_id)
+
+    def release(self, client: bytes, object_ids: list[str]) -> None:
+        for object_id in object_ids:
+            task = self.tasks.get(producer_of(object_id))
+            if task is not None and task.client == client:
+                task.released = True
+            obj = self.store.get(object_id)
+            if obj is not None and obj.owner == client:
+                self.store.release(object_id)
+
+    def get_object(self, peer: bytes, object_id: str) -> None:
+        obj = self.store.get(object_id)
+        if obj is not None:
+            reply = m.ObjectReply(object_id, True, len(obj.frames), obj.is_error)
+            self.out.send(peer, reply, obj.frames)
+            return
+        producer = self.tasks.get(producer_of(object_id))
+        if producer is not None and producer.state not in TERMINAL:
+            self.get_waiters[object_id].append(peer)
+            return
+        message = f"object {object_id} does not exist (released, or its owner disconnected)"
+        self.out.send(peer, m.ObjectReply(object_id, False, message=message))
+
+    def cancel(self, client: bytes, task_ids: list[str], force: bool) -> None:
+        for task_id in task_ids:
+            task = self.tasks.get(task_id)
+            if task is not None and task.client == client:
+                self._cancel(task, force)
+
+    def _cancel(self, task: Task, force: bool) -> None:
+        if task.state in TERMINAL:
+            return
+        if task.state in (S.WAITING, S.QUEUED):
+            if task.state is S.QUEUED:
+                self.queues.remove(task)
+            else:
+                for dep in (task.func_id, *task.deps):
+                    waiters = self.waiting.get(dep)
+                    if waiters and task in waiters:
+                        waiters.remove(task)
+            self._finish_cancelled(task)
+            return
+        task.cancel_requested = True
+        if task.worker is not None:
+            self.out.send(task.worker, m.CancelOnWorker([task.task_id], force))
+
+    def _finish_cancelled(self, task: Task) -> None:
+        frames = error_frames("TaskCancelledError", f"{task.label} was cancelled")
+        self._finish(task, S.CANCELLED, frames, m.TaskResult(task.task_id, "cancelled"))
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def add_worker(self, worker: WorkerState) -> None:
+        self.pool.add(worker)
+        self.dirty = True
+        self.maybe_idle = True
+
+    def worker_lost(self, identity: bytes, reason: str) -> None:
+        worker = self.pool.remove(identity)
+        if worker is None:
+            return
+        requeued = failed = 0
+        for task in list(worker.assigned.values()):
+            was_running = task.state is S.RUNNING
+            self.pool.unassign(worker, task)
+            if task.cancel_requested:
+                self._finish_cancelled(task)
+            elif was_running:
+                if self._crashed(task, f"worker {worker.name} was lost ({reason})"):
+                    requeued += 1
+                else:
+                    failed += 1
+            else:
+                self._requeue(task)
+                requeued += 1
+        self.store.forget_worker(identity)
+        self.dirty = True
+        self.maybe_idle = True
+        log.warning("worker %s lost (%s): %d tasks re-queued, %d failed", worker.name, reason, requeued, failed)
+
+    def _requeue(self, task: Task) -> None:
+        task.move(S.QUEUED)
+        self.queues.push(task, front=True)
+        self.dirty = True
+
+    def _crashed(self, task: Task, why: str) -> bool:
+        """Count a worker death against ``task``; re-queue it (True) or fail it past max_retries."""
+        task.attempts += 1
+        if task.attempts <= task.max_retries:
+            self.counts["retried"] += 1
+            log.info("%s: %s; retry %d of %d", task.label, why, task.attempts, task.max_retries)
+            self._requeue(task)
+            return True
+        text = (
+            f"{task.label} failed: the worker process running it died {task.attempts} times "
+            f"(max_retries={task.max_retries}); last: {why}"
+        )
+        self._finish(task, S.FAILED, error_frames("WorkerCrashedError", text), m.TaskResult(task.task_id, "failed"))
+        return False
+
+    def started(self, identity: bytes, task_ids: list[str]) -> None:
+        worker = self.pool.workers.get(identity)
+        if worker is None:
+            return
+        for task_id in task_ids:
+            task = worker.assigned.get(task_id)
+            if task is not None and task.state is S.ASSIGNED:
+                self.pool.started(worker, task)
+                task.move(S.RUNNING)
+
+    def blocked(self, identity: bytes, task_id: str, is_blocked: bool) -> None:
+        worker = self.pool.workers.get(identity)
+        task = worker.assigned.get(task_id) if worker is not None else None
+        if worker is None or task is None or task.blocked == is_blocked:
+            return
+        task.blocked = is_blocked
+        worker.commit(task.request, -1.0 if is_blocked else 1.0)
+        self.dirty = True
+
+    def reclaimed(self, identity: bytes, task_ids: list[str]) -> None:
+        worker = self.pool.workers.get(identity)
+        if worker is None:
+            return
+        worker.reclaim_pending = False
+        for task_id in reversed(task_ids):
+            task = worker.assigned.get(task_id)
+            if task is not None and task.state is S.ASSIGNED:
+                self.pool.unassign(worker, task)
+                if task.cancel_requested:
+                    self._finish_cancelled(task)
+                else:
+                    self._requeue(task)
+
+    def task_done(self, identity: bytes, msg: m.TaskDone, frames: list[Any]) -> None:
+        worker = self.pool.workers.get(identity)
+        task = self.tasks.get(msg.task_id)
+        if worker is None or task is None or task.worker != identity or msg.attempt != task.attempts:
+            log.debug("ignoring a stale result for %s from %r", msg.task_id, identity)
+            return
+        self.pool.unassign(worker, task)
+        worker.completed += 1
+        if not worker.assigned:
+            self.maybe_idle = True
+        self.dirty = True
+        if task.cancel_requested:
+            self._finish_cancelled(task)
+            return
+        status = msg.status
+        if status == "done":
+            self._finish_done(task, msg, frames)
+        elif status == "error":
+            if task.retry_exceptions and task.attempts < task.max_retries:
+                task.attempts += 1
+                self._requeue(task)
+            else:
+                self._finish(task, S.FAILED, frames, m.TaskResult(task.task_id, "failed"))
+        elif status == "crashed":
+            self._crashed(task, msg.message or f"worker {worker.name} lost its task process")
+        elif status == "cancelled":
+            self._finish_cancelled(task)
+        elif status == "missing":
+            self._finish(task, S.FAILED, error_frames("ObjectLostError", f"{task.label}: {msg.message}"),
+                         m.TaskResult(task.task_id, "failed"))  # fmt: skip
+        else:
+            kind = {"timeout": "TaskTimeoutError", "memory": "MemoryLimitError"}.get(status, "ScalerError")
+            text = f"{task.label}: {msg.message or status}"
+            self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
+
+    def _finish_done(self, task: Task, msg: m.TaskDone, frames: list[Any]) -> None:
+        if len(msg.objects) != max(task.num_returns, 1) and task.num_returns != 0:
+            text = f"{task.label}: worker returned {len(msg.objects)} objects, expected {task.num_returns}"
+            self._finish(task, S.FAILED, error_frames("ScalerError", text), m.TaskResult(task.task_id, "failed"))
+            return
+        task.move(S.DONE)
+        pos = 0
+        pushed: list[m.ObjHeader] = []
+        push_frames: list[Any] = []
+        budget = self.config.push_result_bytes
+        expected = task.result_ids()
+        for header, object_id in zip(msg.objects, expected):
+            obj_frames = frames[pos : pos + header.nbufs]
+            pos += header.nbufs
+            self._store_result(task, object_id, obj_frames, header.is_error)
+            size = sum(len(f) for f in obj_frames)
+            if size <= budget:
+                budget -= size
+                pushed.append(m.ObjHeader(object_id, header.nbufs, header.is_error))
+                push_frames.extend(obj_frames)
+        self._close(task, m.TaskResult(task.task_id, "done", pushed), push_frames)
+
+    def _finish(self, task: Task, state: TaskState, frames: list[Any], result: m.TaskResult) -> None:
+        task.move(state)
+        ids = task.result_ids() or [task.task_id]
+        for object_id in ids:
+            self._store_result(task, object_id, frames, True)
+        size = sum(len(f) for f in frames)
+        push = size <= self.config.push_result_bytes
+        result.objects = [m.ObjHeader(ids[0], len(frames), True)] if push else []
+        self._close(task, result, frames if push else [])
+
+    def _store_result(self, task: Task, object_id: str, frames: list[Any], is_error: bool) -> None:
+        wanted = not task.released or object_id in self.waiting or object_id in self.get_waiters
+        if not wanted:
+            return
+        obj = self.store.add(object_id, frames, is_error, task.client)
+        if task.released:
+            obj.pins += 1
+            obj.released = True
+        self._object_ready(object_id)
+        if task.released:
+            self.store.unpin(object_id)
+
+    def _close(self, task: Task, result: m.TaskResult, frames: list[Any]) -> None:
+        self.counts[task.state.value] = self.counts.get(task.state.value, 0) + 1
+        for dep in task.pinned:
+            self.store.unpin(dep)
+        task.pinned = []
+        task.frames = []
+        self.tasks.pop(task.task_id, None)
+        state = self.clients.get(task.client)
+        if state is not None:
+            state.tasks.discard(task.task_id)
+            state.queued_bytes -= task.nbytes
+            if not task.released:
+                self.out.send(task.client, result, frames)
+
+    def _object_ready(self, object_id: str) -> None:
+        obj = self.store.get(object_id)
+        if obj is None:
+            return
+        for peer in self.get_waiters.pop(object_id, ()):
+            self.out.send(peer, m.ObjectReply(object_id, True, len(obj.frames), obj.is_error), obj.frames)
+        for task in self.waiting.pop(object_id, ()):
+            if task.state is not S.WAITING:
+                continue
+            if obj.is_error and object_id != task.func_id:
+                for dep in (task.func_id, *task.deps):
+                    waiters = self.waiting.get(dep)
+                    if waiters and task in waiters:
+                        waiters.remove(task)
+                self._finish(task, S.FAILED, obj.frames, m.TaskResult(task.task_id, "failed"))
+                continue
+            self.store.pin(object_id)
+            task.pinned.append(object_id)
+            task.missing -= 1
+            if task.missing == 0:
+                self._enqueue(task)
+
+    # -- placement --------------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        self.dirty = False
+        for caps_key, queue in self.queues.non_empty():
+            request = parse_capabilities(caps_key)
+            while queue.size:
+                worker = self.pool.choose(caps_key, request)
+                if worker is None:
+                    break
+                task = queue.pop()
+                if task is None:
+                    break
+                self._dispatch(worker, task)
+        if self.maybe_idle:
+            self.maybe_idle = False
+            self._steal()
+
+    def _dispatch(self, worker: WorkerState, task: Task) -> None:
+        task.move(S.ASSIGNED)
+        self.pool.assign(worker, task)
+        headers: list[m.ObjHeader] = []
+        frames: list[Any] = []
+        known = worker.known_objects
+        for object_id in (task.func_id, *task.deps):
+            if object_id in known:
+                continue
+            obj = self.store.get(object_id)
+            if obj is None:
+                continue
+            known.add(object_id)
+            obj.on_workers.add(worker.identity)
+            headers.append(m.ObjHeader(object_id, len(obj.frames), obj.is_error))
+            frames.extend(obj.frames)
+        frames.extend(task.frames)
+        run = m.RunTask(
+            task.task_id, task.func_id, task.caps_key, task.deps, headers, len(task.frames), task.name,
+            task.num_returns, task.timeout, task.stream_output, task.resolve_nested, task.attempts,
+        )  # fmt: skip
+        self.out.send(worker.identity, run, frames)
+
+    def _steal(self) -> None:
+        for worker in list(self.pool.workers.values()):
+            if not worker.idle() or worker.draining:
+                continue
+            victim = self.pool.steal_victim(worker)
+            if victim is None:
+                continue
+            victim.reclaim_pending = True
+            self.out.send(victim.identity, m.Reclaim(max(1, victim.unstarted // 2)))
+
+    def flush_freed(self) -> None:
+        freed = self.store.freed_on_workers
+        if not freed:
+            return
+        for identity, ids in freed.items():
+            worker = self.pool.workers.get(identity)
+            if worker is not None:
+                worker.known_objects.difference_update(ids)
+                self.out.send(identity, m.ObjectsFreed(ids))
+        freed.clear()
+
+    def status(self) -> m.StatusReply:
+        by_state: dict[str, int] = {}
+        for task in self.tasks.values():
+            by_state[task.state.value] = by_state.get(task.state.value, 0) + 1
+        status: dict[str, int | float | str] = {f"tasks_{k}": v for k, v in by_state.items()}
+        status.update({f"total_{k}": v for k, v in self.counts.items()})
+        status.update(
+            tasks=len(self.tasks), objects=len(self.store.objects), object_bytes=self.store.nbytes,
+            workers=len(self.pool.workers), clients=len(self.clients),
+        )  # fmt: skip
+        for key, depth in self.queues.depth().items():
+            status[f"queue[{key}]"] = depth
+        workers: list[dict[str, int | float | str]] = [
+            {"name": w.name, "capabilities": w.capabilities.key, "assigned": len(w.assigned),
+             "unstarted": w.unstarted, "completed": w.completed, "pid": w.pid, "host": w.host}
+            for w in self.pool.workers.values()
+        ]  # fmt: skip
+        return m.StatusReply(status, workers)

@@ -1,0 +1,57 @@
+"""``scaler_scheduler tcp://HOST:PORT``: run a scheduler until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from scaler.scheduler.config import SchedulerConfig
+from scaler.utility.lifetime import die_with_parent, parent_from_env
+from scaler.utility.logs import setup_logging
+from scaler.utility.security import SecurityError
+
+
+def parse_args(argv: list[str] | None) -> SchedulerConfig:
+    d = SchedulerConfig()
+    p = argparse.ArgumentParser(prog="scaler_scheduler", description="Run a Scaler scheduler.")
+    p.add_argument("address", nargs="?", default=d.address, help="tcp://HOST:PORT to bind (port 0: any free port)")
+    p.add_argument("--heartbeat-interval", type=float, default=d.heartbeat_interval)
+    p.add_argument("--peer-timeout", type=float, default=d.peer_timeout, help="seconds of silence before a peer is dropped")
+    p.add_argument("--max-queued-tasks", type=int, default=d.max_queued_tasks, help="per client")
+    p.add_argument("--max-queued-bytes", type=int, default=d.max_queued_bytes, help="per client")
+    p.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes)
+    p.add_argument("--prefetch", type=int, default=d.prefetch, help="unstarted tasks a busy worker may hold")
+    p.add_argument("--curve-keys", type=Path, default=None, help="directory made by scaler_keygen")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CURVE keys")
+    p.add_argument("--log-level", default=None, help="default: $SCALER_LOG_LEVEL or INFO")
+    a = p.parse_args(argv)
+    return SchedulerConfig(
+        address=a.address, heartbeat_interval=a.heartbeat_interval, peer_timeout=a.peer_timeout,
+        max_queued_tasks=a.max_queued_tasks, max_queued_bytes=a.max_queued_bytes,
+        max_message_bytes=a.max_message_bytes, prefetch=a.prefetch, curve_keys=a.curve_keys,
+        insecure=a.insecure, log_level=a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO"),
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    die_with_parent(parent_from_env())
+    setup_logging("scheduler", config.log_level)
+    from scaler.scheduler.server import SchedulerServer
+
+    try:
+        server = SchedulerServer(config)
+    except (SecurityError, ValueError) as exc:
+        print(f"scaler_scheduler: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as exc:
+        print(f"scaler_scheduler: cannot bind {config.address}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"SCALER_ADDRESS {server.address}", flush=True)
+    server.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Outgoing messages gathered per peer during one loop turn and sent as one batch each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zmq
+
+from scaler.protocol.wire import encode
+
+
+class Outbox:
+    def __init__(self, socket: zmq.Socket) -> None:  # type: ignore[type-arg]
+        self._socket = socket
+        self._pending: dict[bytes, tuple[list[Any], list[Any]]] = {}
+
+    def send(self, identity: bytes, msg: Any, frames: list[Any] | None = None) -> None:
+        entry = self._pending.get(identity)
+        if entry is None:
+            entry = self._pending[identity] = ([], [])
+        entry[0].append(msg)
+        if frames:
+            entry[1].extend(frames)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending = self._pending
+        self._pending = {}
+        send = self._socket.send_multipart
+        for identity, (msgs, frames) in pending.items():
+            try:
+                send([identity, encode(msgs), *frames], copy=False)
+            except zmq.ZMQError:
+                pass

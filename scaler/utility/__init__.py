@@ -1,0 +1,1 @@
+"""Small shared helpers: capabilities, ids, serialization, networking and keys."""

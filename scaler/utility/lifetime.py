@@ -1,0 +1,33 @@
+"""Tie a helper process's life to its parent: it dies when the process that started it dies."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(expected_parent: int | None) -> None:
+    """Ask Linux to SIGKILL us when our parent exits; exit now if it already has.
+
+    Only for processes started by a Scaler parent (``expected_parent`` given): a scheduler or
+    worker started by hand from a shell must outlive that shell.
+    """
+    if expected_parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != expected_parent:
+        os._exit(1)
+
+
+def parent_from_env(name: str = "SCALER_PARENT_PID") -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value and value.isdigit() else None

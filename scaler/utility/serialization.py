@@ -1,0 +1,172 @@
+"""Turning user objects into payload frames and back (only clients and task processes do this).
+
+Objects are pickled with protocol 5: large buffers (numpy arrays, bytes-like) travel out of band as
+their own zero-copy frames. ``pickle`` is tried first and ``cloudpickle`` used when it fails or when
+the result names ``__main__`` (functions and classes of a user's script travel by value).
+
+Object references inside arguments are found while pickling: a ref reduces to ``_load_ref(id)`` and
+records its id in the active ``collect_refs`` list. On the worker, ``resolve_refs`` supplies the
+values: a ref marked top-level (``Resolve``) is always replaced by its value; other refs are
+replaced when ``nested`` is true and otherwise arrive as refs (Ray semantics).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import cloudpickle
+from tblib import pickling_support
+
+OUT_OF_BAND_MIN = 64 * 1024
+
+_local = threading.local()
+
+
+class RemoteTraceback(Exception):
+    """Carries the text of a remote traceback; set as ``__cause__`` of a re-raised remote error."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"\n\nRemote traceback:\n{self.text}"
+
+
+class UnpicklableRemoteError(Exception):
+    """A task raised an exception that could not be pickled; this keeps its type name and text."""
+
+    def __init__(self, type_name: str, text: str) -> None:
+        super().__init__(f"{type_name}: {text}")
+        self.type_name = type_name
+
+
+def buffer_of(frame: Any) -> Any:
+    """A zmq.Frame or bytes-like as something pickle can read without a copy."""
+    buf = getattr(frame, "buffer", None)
+    return buf if buf is not None else frame
+
+
+def frames_nbytes(frames: Sequence[Any]) -> int:
+    total = 0
+    for f in frames:
+        total += f.nbytes if isinstance(f, memoryview) else len(f)
+    return total
+
+
+def dumps(obj: Any) -> list[Any]:
+    """Pickle ``obj`` into frames: ``[pickle bytes, *out-of-band buffers]``."""
+    buffers: list[Any] = []
+
+    def keep(buf: pickle.PickleBuffer) -> bool | None:
+        raw = buf.raw()
+        if raw.nbytes < OUT_OF_BAND_MIN:
+            return True
+        buffers.append(raw)
+        return None
+
+    try:
+        data = pickle.dumps(obj, protocol=5, buffer_callback=keep)
+        if b"__main__" in data or b"<lambda>" in data or b"<locals>" in data:
+            raise pickle.PicklingError("needs pickling by value")
+    except (pickle.PicklingError, AttributeError, TypeError):
+        buffers.clear()
+        data = cloudpickle.dumps(obj, protocol=5, buffer_callback=keep)
+    return [data, *buffers]
+
+
+def loads(frames: Sequence[Any]) -> Any:
+    if not frames:
+        raise ValueError("no frames to unpickle")
+    return pickle.loads(buffer_of(frames[0]), buffers=[buffer_of(f) for f in frames[1:]])
+
+
+@contextmanager
+def collect_refs() -> Iterator[list[str]]:
+    """Within this block, every ref that gets pickled appends its object id to the yielded list."""
+    previous = getattr(_local, "collected", None)
+    found: list[str] = []
+    _local.collected = found
+    try:
+        yield found
+    finally:
+        _local.collected = previous
+
+
+def note_ref(object_id: str) -> None:
+    collected = getattr(_local, "collected", None)
+    if collected is not None:
+        collected.append(object_id)
+
+
+@contextmanager
+def resolve_refs(values: Callable[[str], Any], nested: bool) -> Iterator[None]:
+    previous = getattr(_local, "resolver", None)
+    _local.resolver = (values, nested)
+    try:
+        yield
+    finally:
+        _local.resolver = previous
+
+
+ref_factory: Callable[[str], Any] | None = None
+
+
+def load_ref(object_id: str, top_level: bool) -> Any:
+    """Rebuild a pickled ref: its value when the active resolver says so, else a ref object."""
+    resolver = getattr(_local, "resolver", None)
+    if resolver is not None and (top_level or resolver[1]):
+        return resolver[0](object_id)
+    if ref_factory is None:
+        raise RuntimeError("no ObjectRef type registered (import scaler.client first)")
+    return ref_factory(object_id)
+
+
+class Resolve:
+    """Marks a ref given as a top-level argument: always replaced by its value on the worker."""
+
+    __slots__ = ("object_id",)
+
+    def __init__(self, object_id: str) -> None:
+        self.object_id = object_id
+
+    def __reduce__(self) -> tuple[Any, tuple[str, bool]]:
+        note_ref(self.object_id)
+        return load_ref, (self.object_id, True)
+
+
+def dumps_exception(exc: BaseException) -> list[Any]:
+    """Pickle an exception with its traceback (tblib); fall back to a stand-in keeping type and text."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        pickling_support.install(exc)
+        frames = dumps((exc, text))
+        loads(frames)
+        return frames
+    except Exception:
+        stand_in = UnpicklableRemoteError(type(exc).__qualname__, str(exc))
+        return dumps((stand_in, text))
+
+
+def loads_exception(frames: Sequence[Any]) -> BaseException:
+    try:
+        exc, text = loads(frames)
+    except Exception as load_error:
+        return UnpicklableRemoteError("unknown", f"could not unpickle the remote error: {load_error!r}")
+    if isinstance(exc, BaseException):
+        if exc.__cause__ is None:
+            exc.__cause__ = RemoteTraceback(text)
+        return exc
+    return UnpicklableRemoteError("unknown", repr(exc))
+
+
+def pickle_size(obj: Any) -> int:
+    buf = io.BytesIO()
+    cloudpickle.dump(obj, buf, protocol=5)
+    return buf.tell()

@@ -1,0 +1,405 @@
+"""The worker agent: takes tasks from the scheduler and runs them in its task processes.
+
+It holds the tasks the scheduler assigned (a few more than it can run at once, to hide the round
+trip), starts each when its quantities are free, reports ``TasksStarted`` *before* handing a task
+to a process (so a task that kills the worker is counted as having run), kills processes for
+cancel, timeout and memory limits, replaces crashed ones, and exits when the scheduler is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections import OrderedDict, deque
+from typing import Any
+
+import zmq
+
+from scaler.protocol import messages as m
+from scaler.protocol.wire import ProtocolError, encode, split_batch
+from scaler.utility.capabilities import Capabilities, parse_capabilities
+from scaler.utility.ids import random_id
+from scaler.utility.security import CurveKeys
+from scaler.worker.children import Child, ChildPool, LocalTask
+from scaler.worker.config import WorkerConfig
+
+log = logging.getLogger(__name__)
+
+
+class WorkerAgent:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.capabilities: Capabilities = parse_capabilities(config.capabilities)
+        self.free = self.capabilities.as_dict()
+        self.name = config.name or f"{socket.gethostname()}:{os.getpid()}"
+        self.context = zmq.Context()
+        self.upstream = self.context.socket(zmq.DEALER)
+        self.upstream.setsockopt(zmq.IDENTITY, random_id("w").encode())
+        for option in (zmq.SNDHWM, zmq.RCVHWM):
+            self.upstream.setsockopt(option, 0)
+        self.upstream.setsockopt(zmq.LINGER, 1000)
+        if config.curve_keys is not None:
+            CurveKeys(config.curve_keys).apply_client(self.upstream)
+        self.upstream.connect(config.scheduler)
+        self.tmpdir = tempfile.mkdtemp(prefix="scaler-worker-")
+        self.downstream = self.context.socket(zmq.ROUTER)
+        for option in (zmq.SNDHWM, zmq.RCVHWM):
+            self.downstream.setsockopt(option, 0)
+        ipc = f"ipc://{self.tmpdir}/tasks.sock"
+        self.downstream.bind(ipc)
+        env = {"SCALER_CURVE_KEYS": str(config.curve_keys)} if config.curve_keys else {}
+        self.pool = ChildPool(ipc, config.scheduler, env)
+        self.backlog: deque[LocalTask] = deque()
+        self.running: dict[str, Child] = {}
+        self.cache: OrderedDict[str, tuple[list[Any], bool]] = OrderedDict()
+        self.cache_bytes = 0
+        self.fetching: dict[str, list[LocalTask]] = {}
+        self.up_msgs: list[Any] = []
+        self.up_frames: list[Any] = []
+        self.down: dict[bytes, tuple[list[Any], list[Any]]] = {}
+        self.started_ids: list[str] = []
+        self.last_heard = time.monotonic()
+        self.welcomed = False
+        self.alive = True
+        self.slots = max(1, int(self.free.get("cpu", 1)))
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def up(self, msg: Any, frames: list[Any] | None = None) -> None:
+        self.up_msgs.append(msg)
+        if frames:
+            self.up_frames.extend(frames)
+
+    def down_send(self, child: Child, msg: Any, frames: list[Any] | None = None) -> None:
+        entry = self.down.setdefault(child.identity, ([], []))
+        entry[0].append(msg)
+        if frames:
+            entry[1].extend(frames)
+
+    def flush(self) -> None:
+        if self.started_ids:
+            self.up_msgs.insert(0, m.TasksStarted(self.started_ids))
+            self.started_ids = []
+        if self.up_msgs:
+            self.upstream.send_multipart([encode(self.up_msgs), *self.up_frames], copy=False)
+            self.up_msgs, self.up_frames = [], []
+        if self.down:
+            for identity, (msgs, frames) in self.down.items():
+                self.downstream.send_multipart([identity, encode(msgs), *frames], copy=False)
+            self.down = {}
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        hello = m.Hello("worker", m.PROTOCOL_VERSION, self.name, self.capabilities.key, os.getpid(), socket.gethostname())
+        self.up(hello)
+        self.flush()
+        for _ in range(self.slots):
+            self.pool.spawn()
+        poller = zmq.Poller()
+        poller.register(self.upstream, zmq.POLLIN)
+        poller.register(self.downstream, zmq.POLLIN)
+        next_tick = next_beat = time.monotonic()
+        log.info("worker %s (%s) connecting to %s", self.name, self.capabilities.key, self.config.scheduler)
+        try:
+            while self.alive:
+                ready = dict(poller.poll(max(1, int((next_tick - time.monotonic()) * 1000) + 1)))
+                if self.upstream in ready:
+                    self._drain(self.upstream, self._from_scheduler, routed=False)
+                if self.downstream in ready:
+                    self._drain(self.downstream, self._from_child, routed=True)
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + 0.05
+                    self._tick(now)
+                    if now >= next_beat:
+                        next_beat = now + self.config.heartbeat_interval
+                        self.up(m.Heartbeat(len(self.running)))
+                self._start_tasks()
+                self.flush()
+        finally:
+            self._close()
+
+    def _stop(self, *_: Any) -> None:
+        self.alive = False
+
+    def _drain(self, sock: zmq.Socket, handle: Any, routed: bool) -> None:  # type: ignore[type-arg]
+        for _ in range(10_000):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            source = frames[0].bytes if routed else b""
+            try:
+                batch = split_batch(frames[1:] if routed else frames)
+            except ProtocolError as exc:
+                log.warning("dropped a malformed message from %s: %s", "a task process" if routed else "the scheduler", exc)
+                continue
+            for msg, payload in batch:
+                try:
+                    handle(source, msg, payload)
+                except Exception:
+                    log.exception("error handling %s; message dropped", type(msg).__name__)
+
+    def _from_scheduler(self, _: bytes, msg: Any, payload: list[Any]) -> None:
+        self.last_heard = time.monotonic()
+        kind = type(msg)
+        if kind is m.RunTask:
+            self._accept(msg, payload)
+        elif kind is m.CancelOnWorker:
+            for task_id in msg.task_ids:
+                self._cancel(task_id, msg.force)
+        elif kind is m.Reclaim:
+            self._reclaim(msg.count)
+        elif kind is m.ObjectsFreed:
+            self._freed(msg.object_ids)
+        elif kind is m.ObjectReply:
+            self._object_arrived(msg, payload)
+        elif kind is m.Welcome:
+            self.welcomed = True
+            log.info("worker %s registered with %s", self.name, self.config.scheduler)
+        elif kind is m.Shutdown:
+            log.info("scheduler shut down (%s); worker exits", msg.reason)
+            self.alive = False
+        elif kind is m.Refused:
+            log.error("scheduler refused this worker: %s", msg.reason)
+            self.alive = False
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def _accept(self, msg: m.RunTask, payload: list[Any]) -> None:
+        pos = 0
+        for header in msg.objects:
+            self._cache_put(header.object_id, payload[pos : pos + header.nbufs], header.is_error)
+            pos += header.nbufs
+        task = LocalTask(msg, payload[pos:], parse_capabilities(msg.capabilities), [msg.func_id, *msg.deps])
+        missing = [oid for oid in task.needs if oid not in self.cache]
+        if not missing:
+            self.backlog.append(task)
+            return
+        for object_id in missing:
+            waiting = self.fetching.get(object_id)
+            if waiting is None:
+                self.fetching[object_id] = [task]
+                self.up(m.GetObject(object_id))
+            else:
+                waiting.append(task)
+
+    def _object_arrived(self, msg: m.ObjectReply, payload: list[Any]) -> None:
+        tasks = self.fetching.pop(msg.object_id, [])
+        if msg.found:
+            self._cache_put(msg.object_id, payload, msg.is_error)
+        for task in tasks:
+            if not msg.found:
+                text = f"argument {msg.object_id} is gone: {msg.message}"
+                self.up(m.TaskDone(task.msg.task_id, "missing", message=text, attempt=task.msg.attempt))
+            elif all(oid in self.cache for oid in task.needs) and task not in self.backlog:
+                self.backlog.append(task)
+
+    def _cache_put(self, object_id: str, frames: list[Any], is_error: bool) -> None:
+        if object_id in self.cache:
+            return
+        self.cache[object_id] = (frames, is_error)
+        self.cache_bytes += sum(len(f) for f in frames)
+        while self.cache_bytes > self.config.cache_bytes and len(self.cache) > 1:
+            old_id, (old_frames, _) = self.cache.popitem(last=False)
+            self.cache_bytes -= sum(len(f) for f in old_frames)
+
+    def _freed(self, object_ids: list[str]) -> None:
+        for object_id in object_ids:
+            entry = self.cache.pop(object_id, None)
+            if entry is not None:
+                self.cache_bytes -= sum(len(f) for f in entry[0])
+        for child in self.pool.children.values():
+            gone = [oid for oid in object_ids if oid in child.known]
+            if gone:
+                for oid in gone:
+                    child.known_bytes -= child.known.pop(oid)
+                self.down_send(child, m.ObjectsFreed(gone))
+
+    def _fits(self, request: Capabilities) -> bool:
+        free = self.free
+        for name, amount in request.quantities:
+            if free.get(name, 0.0) + 1e-9 < amount:
+                return False
+        return True
+
+    def _commit(self, request: Capabilities, sign: float) -> None:
+        for name, amount in request.quantities:
+            self.free[name] = self.free.get(name, 0.0) - sign * amount
+
+    def _start_tasks(self) -> None:
+        if not self.backlog:
+            return
+        for task in list(self.backlog):
+            if not self._fits(task.request):
+                continue
+            child = self.pool.idle()
+            if child is None:
+                if self.pool.starting() == 0:
+                    self.pool.spawn()
+                return
+            self.backlog.remove(task)
+            self._run_on(child, task)
+
+    def _run_on(self, child: Child, task: LocalTask) -> None:
+        msg = task.msg
+        if not all(oid in self.cache for oid in task.needs):
+            self._accept(msg, task.args)
+            return
+        self._commit(task.request, 1.0)
+        now = time.monotonic()
+        task.started = now
+        task.deadline = now + msg.timeout if msg.timeout > 0 else 0.0
+        child.task = task
+        self.running[msg.task_id] = child
+        self.started_ids.append(msg.task_id)
+        headers: list[m.ObjHeader] = []
+        frames: list[Any] = []
+        for object_id in task.needs:
+            if object_id in child.known:
+                continue
+            obj_frames, is_error = self.cache[object_id]
+            self.cache.move_to_end(object_id)
+            size = sum(len(f) for f in obj_frames)
+            child.known[object_id] = size
+            child.known_bytes += size
+            headers.append(m.ObjHeader(object_id, len(obj_frames), is_error))
+            frames.extend(obj_frames)
+        self._trim_child(child, task.needs)
+        frames.extend(task.args)
+        run = m.RunTask(msg.task_id, msg.func_id, msg.capabilities, msg.deps, headers, len(task.args), msg.name,
+                        msg.num_returns, msg.timeout, msg.stream_output, msg.resolve_nested, msg.attempt)  # fmt: skip
+        self.down_send(child, run, frames)
+
+    def _trim_child(self, child: Child, keep: list[str]) -> None:
+        if child.known_bytes <= self.config.process_cache_bytes:
+            return
+        drop: list[str] = []
+        for object_id in list(child.known):
+            if child.known_bytes <= self.config.process_cache_bytes:
+                break
+            if object_id in keep:
+                continue
+            child.known_bytes -= child.known.pop(object_id)
+            drop.append(object_id)
+        if drop:
+            self.down_send(child, m.ObjectsFreed(drop))
+
+    def _from_child(self, identity: bytes, msg: Any, payload: list[Any]) -> None:
+        child = self.pool.children.get(identity)
+        if child is None:
+            return
+        kind = type(msg)
+        if kind is m.TaskDone:
+            task = child.task
+            if task is None or task.msg.task_id != msg.task_id:
+                return
+            self._release(child, task)
+            if task.cancel:
+                msg = m.TaskDone(msg.task_id, "cancelled", attempt=task.msg.attempt)
+                payload = []
+            self.up(msg, payload)
+        elif kind is m.TaskBlocked or kind is m.TaskUnblocked:
+            task = child.task
+            if task is not None and task.msg.task_id == msg.task_id and task.blocked != (kind is m.TaskBlocked):
+                task.blocked = kind is m.TaskBlocked
+                self._commit(task.request, -1.0 if task.blocked else 1.0)
+                self.up(msg)
+        elif kind is m.TaskOutput:
+            self.up(msg)
+        elif kind is m.Hello:
+            child.ready = True
+            child.idle_since = time.monotonic()
+
+    def _release(self, child: Child, task: LocalTask) -> None:
+        child.task = None
+        child.idle_since = time.monotonic()
+        self.running.pop(task.msg.task_id, None)
+        if not task.blocked:
+            self._commit(task.request, -1.0)
+
+    def _cancel(self, task_id: str, force: bool) -> None:
+        for task in self.backlog:
+            if task.msg.task_id == task_id:
+                self.backlog.remove(task)
+                self.up(m.TaskDone(task_id, "cancelled", attempt=task.msg.attempt))
+                return
+        for waiting in self.fetching.values():
+            for task in waiting:
+                if task.msg.task_id == task_id:
+                    waiting.remove(task)
+                    self.up(m.TaskDone(task_id, "cancelled", attempt=task.msg.attempt))
+                    return
+        child = self.running.get(task_id)
+        if child is None or child.task is None:
+            return
+        child.task.cancel = "force" if force else "interrupt"
+        if force:
+            self.pool.kill(child)
+        else:
+            self.pool.interrupt(child)
+            child.task.kill_at = time.monotonic() + self.config.cancel_grace
+
+    def _reclaim(self, count: int) -> None:
+        returned: list[str] = []
+        while self.backlog and len(returned) < count:
+            returned.append(self.backlog.pop().msg.task_id)
+        self.up(m.Reclaimed(returned))
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _tick(self, now: float) -> None:
+        for child, how in self.pool.reap():
+            task = child.task
+            if task is not None:
+                self._release(child, task)
+                status = {"force": "cancelled", "interrupt": "cancelled"}.get(task.cancel, "crashed")
+                if task.cancel.startswith("limit:"):
+                    status = task.cancel[6:]
+                self.up(m.TaskDone(task.msg.task_id, status, message=how, attempt=task.msg.attempt))
+            if child.ready:
+                log.warning("%s", how)
+        limit = self.config.task_memory_limit_mb
+        for child in list(self.running.values()):
+            task = child.task
+            if task is None:
+                continue
+            if task.kill_at and now >= task.kill_at:
+                self.pool.kill(child)
+            elif task.deadline and now >= task.deadline and not task.cancel:
+                task.cancel = "limit:timeout"
+                self.pool.kill(child)
+            elif limit > 0 and not task.cancel and self.pool.rss_mb(child) > limit:
+                task.cancel = "limit:memory"
+                self.pool.kill(child)
+        ready = [c for c in self.pool.children.values() if c.task is None]
+        if len(self.pool.children) < self.slots and self.pool.starting() == 0:
+            self.pool.spawn()
+        elif len(self.pool.children) > self.slots:
+            for child in ready[: len(self.pool.children) - self.slots]:
+                if child.ready and now - child.idle_since > self.config.idle_process_ttl:
+                    self.down_send(child, m.Shutdown("idle"))
+                    del self.pool.children[child.identity]
+        if now - self.last_heard > self.config.death_timeout:
+            log.error("no word from scheduler %s for %.0fs; worker exits", self.config.scheduler, self.config.death_timeout)
+            self.alive = False
+
+    def _close(self) -> None:
+        try:
+            self.up(m.Goodbye("worker exiting"))
+            self.flush()
+        except zmq.ZMQError:
+            pass
+        self.pool.stop_all()
+        self.upstream.close(500)
+        self.downstream.close(0)
+        self.context.term()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)

@@ -1,0 +1,126 @@
+"""The agent's task processes: start them as fresh interpreters, watch them, kill them.
+
+Each child dials the agent's private IPC socket with its own identity. The agent keeps at least
+one child per slot warm; more are started when tasks block on subtasks and lend their capacity.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class LocalTask:
+    msg: Any
+    args: list[Any]
+    request: Any
+    needs: list[str]
+    started: float = 0.0
+    deadline: float = 0.0
+    kill_at: float = 0.0
+    cancel: str = ""
+    blocked: bool = False
+
+
+@dataclass(eq=False)
+class Child:
+    identity: bytes
+    process: subprocess.Popen[bytes]
+    ready: bool = False
+    task: LocalTask | None = None
+    known: dict[str, int] = field(default_factory=dict)
+    known_bytes: int = 0
+    idle_since: float = field(default_factory=time.monotonic)
+    ps: psutil.Process | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+class ChildPool:
+    def __init__(self, ipc_address: str, scheduler: str, env_extra: dict[str, str]) -> None:
+        self.ipc_address = ipc_address
+        self.scheduler = scheduler
+        self.env_extra = env_extra
+        self.children: dict[bytes, Child] = {}
+        self.counter = 0
+
+    def spawn(self) -> Child:
+        self.counter += 1
+        identity = f"p{self.counter}".encode()
+        env = dict(os.environ)
+        env.update(self.env_extra)
+        env["SCALER_PARENT_PID"] = str(os.getpid())
+        env["SCALER_SCHEDULER_ADDRESS"] = self.scheduler
+        process = subprocess.Popen(
+            [sys.executable, "-m", "scaler.worker.task_process", self.ipc_address, identity.decode()],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        child = Child(identity, process)
+        self.children[identity] = child
+        return child
+
+    def idle(self) -> Child | None:
+        for child in self.children.values():
+            if child.ready and child.task is None:
+                return child
+        return None
+
+    def starting(self) -> int:
+        return sum(1 for c in self.children.values() if not c.ready)
+
+    def reap(self) -> list[tuple[Child, str]]:
+        """Children that have exited since the last call, with how they ended."""
+        dead: list[tuple[Child, str]] = []
+        for child in list(self.children.values()):
+            code = child.process.poll()
+            if code is None:
+                continue
+            del self.children[child.identity]
+            how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+            dead.append((child, f"task process pid {child.pid} ended with {how}"))
+        return dead
+
+    def kill(self, child: Child) -> None:
+        try:
+            child.process.kill()
+        except ProcessLookupError:
+            pass
+
+    def interrupt(self, child: Child) -> None:
+        try:
+            child.process.send_signal(signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+
+    def rss_mb(self, child: Child) -> float:
+        try:
+            if child.ps is None:
+                child.ps = psutil.Process(child.pid)
+            return float(child.ps.memory_info().rss) / (1 << 20)
+        except psutil.Error:
+            return 0.0
+
+    def stop_all(self) -> None:
+        for child in self.children.values():
+            self.kill(child)
+        deadline = time.monotonic() + 2.0
+        for child in self.children.values():
+            try:
+                child.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("task process pid %d did not exit", child.pid)
+        self.children.clear()

@@ -1,0 +1,22 @@
+"""The worker agent's configuration: one frozen object, filled from command-line flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    scheduler: str
+    capabilities: str = "cpu=1"
+    name: str = ""
+    death_timeout: float = 30.0
+    heartbeat_interval: float = 1.0
+    task_memory_limit_mb: float = 0.0
+    cancel_grace: float = 3.0
+    cache_bytes: int = 2 << 30
+    process_cache_bytes: int = 1 << 30
+    idle_process_ttl: float = 30.0
+    curve_keys: Path | None = None
+    log_level: str = "INFO"

@@ -1,0 +1,57 @@
+"""``scaler_worker tcp://HOST:PORT --capabilities cpu=2,gpu=1,linux``: run one worker agent."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from scaler.utility.capabilities import CapabilityError, canonical
+from scaler.utility.lifetime import die_with_parent, parent_from_env
+from scaler.utility.logs import setup_logging
+from scaler.utility.security import SecurityError, keys_from_env
+from scaler.worker.config import WorkerConfig
+
+
+def parse_args(argv: list[str] | None) -> WorkerConfig:
+    p = argparse.ArgumentParser(prog="scaler_worker", description="Run a Scaler worker agent.")
+    p.add_argument("scheduler", help="tcp://HOST:PORT of the scheduler")
+    p.add_argument("--capabilities", "-c", default="cpu=1", help="e.g. cpu=2,gpu=1,memory_gb=16,linux")
+    p.add_argument("--name", default="")
+    p.add_argument("--death-timeout", type=float, default=30.0, help="exit after this long without the scheduler")
+    p.add_argument("--heartbeat-interval", type=float, default=1.0)
+    p.add_argument("--task-memory-limit-mb", type=float, default=0.0, help="kill a task process above this RSS")
+    p.add_argument("--cancel-grace", type=float, default=3.0, help="seconds an interrupted task gets before a kill")
+    p.add_argument("--curve-keys", type=Path, default=None, help="directory made by scaler_keygen")
+    p.add_argument("--log-level", default=None, help="default: $SCALER_LOG_LEVEL or INFO")
+    a = p.parse_args(argv)
+    try:
+        caps = canonical(a.capabilities)
+    except CapabilityError as exc:
+        p.error(f"--capabilities: {exc}")
+    keys = a.curve_keys or (keys_from_env().directory if keys_from_env() else None)
+    return WorkerConfig(
+        scheduler=a.scheduler, capabilities=caps, name=a.name, death_timeout=a.death_timeout,
+        heartbeat_interval=a.heartbeat_interval, task_memory_limit_mb=a.task_memory_limit_mb,
+        cancel_grace=a.cancel_grace, curve_keys=keys, log_level=a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO"),
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    die_with_parent(parent_from_env())
+    setup_logging("worker", config.log_level)
+    from scaler.worker.agent import WorkerAgent
+
+    try:
+        agent = WorkerAgent(config)
+    except (SecurityError, ValueError) as exc:
+        print(f"scaler_worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    agent.run()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

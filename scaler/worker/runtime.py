@@ -1,0 +1,70 @@
+"""What code running inside a task can ask of its surroundings.
+
+A task process sets this up once: the scheduler address (so ``Client()`` with no address works in
+a task), the current task, and a way to tell the agent the task is blocked waiting for subtasks,
+so its capacity is lent out meanwhile (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass
+class TaskContext:
+    task_id: str
+    name: str
+    stream_output: bool
+
+
+_scheduler_address: str | None = None
+_current: TaskContext | None = None
+_notify: Callable[[str, bool], None] | None = None
+_lock = threading.Lock()
+_depth = 0
+
+
+def install(scheduler_address: str, notify: Callable[[str, bool], None]) -> None:
+    global _scheduler_address, _notify
+    _scheduler_address = scheduler_address
+    _notify = notify
+
+
+def scheduler_address() -> str | None:
+    return _scheduler_address
+
+
+def set_current(context: TaskContext | None) -> None:
+    global _current, _depth
+    _current = context
+    _depth = 0
+
+
+def current() -> TaskContext | None:
+    return _current
+
+
+@contextmanager
+def blocking() -> Iterator[None]:
+    """Around a wait inside a task: the agent lends the task's capacity out until it returns."""
+    global _depth
+    context = _current
+    if context is None or _notify is None:
+        yield
+        return
+    with _lock:
+        _depth += 1
+        first = _depth == 1
+    if first:
+        _notify(context.task_id, True)
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            last = _depth == 0
+        if last and _current is context:
+            _notify(context.task_id, False)

@@ -30,6 +30,7 @@ from scaler.errors import (
 )
 from scaler.protocol import messages as m
 from scaler.utility import serialization as ser
+from scaler.utility import shm
 from scaler.utility.capabilities import DEFAULT_TASK_REQUEST, canonical
 from scaler.utility.ids import IdMaker
 from scaler.utility.security import CurveKeys, keys_from_env
@@ -87,7 +88,9 @@ class Client:
         keys = CurveKeys(__import__("pathlib").Path(keys_dir)) if keys_dir else keys_from_env()
         self._conn = Connection(self.address, keys, self._on_batch, self._on_failure,
                                 self.config.heartbeat_interval, self.config.peer_timeout)  # fmt: skip
-        self._conn.send(m.Hello("client", m.PROTOCOL_VERSION, self.config.name or self._ids.prefix, pid=os.getpid()))
+        hello = m.Hello("client", m.PROTOCOL_VERSION, self.config.name or self._ids.prefix, pid=os.getpid(),
+                        domain=shm.host_domain())  # fmt: skip
+        self._conn.send(hello)
         try:
             welcome = self._welcome.result(self.config.connect_timeout)
         except concurrent.futures.TimeoutError:
@@ -100,6 +103,8 @@ class Client:
             self._conn.close()
             raise
         self._limits = (welcome.max_queued_tasks, welcome.max_queued_bytes)
+        if welcome.shm_prefix and not shm.enabled():
+            shm.enable(welcome.shm_prefix)
         _live_clients.add(self)
 
     # -- submitting -------------------------------------------------------------------------

@@ -68,11 +68,16 @@ class Future(concurrent.futures.Future[Any]):
         if not self.done():
             if runtime.current() is not None:
                 with runtime.blocking():
-                    concurrent.futures.wait([self], timeout)
+                    self._wait_done(timeout)
             else:
-                concurrent.futures.wait([self], timeout)
+                self._wait_done(timeout)
         if not self.done():
             raise concurrent.futures.TimeoutError(f"task {self.task_id} did not finish within {timeout}s")
+
+    def _wait_done(self, timeout: float | None) -> None:
+        with self._condition:
+            if not self.done():
+                self._condition.wait(timeout)
 
     def result(self, timeout: float | None = None) -> Any:
         self._wait(timeout)

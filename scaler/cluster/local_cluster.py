@@ -47,6 +47,7 @@ class LocalCluster:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.address = ""
         self._env = dict(os.environ, SCALER_PARENT_PID=str(os.getpid()), SCALER_LOG_LEVEL=base.log_level)
+        self._env["PYTHONPATH"] = os.pathsep.join(_user_paths())
         self._env.update(base.extra_env)
         self._start()
         _live.add(self)
@@ -125,6 +126,15 @@ class LocalCluster:
 
     def __repr__(self) -> str:
         return f"<LocalCluster {self.address} workers={self.n_workers} capabilities={self.capabilities}>"
+
+
+def _user_paths() -> list[str]:
+    """The user's script directory and working directory first, so its own modules import in tasks."""
+    paths = [os.path.abspath(sys.path[0]) if sys.path and sys.path[0] else os.getcwd(), os.getcwd()]
+    existing = os.environ.get("PYTHONPATH")
+    if existing:
+        paths.extend(existing.split(os.pathsep))
+    return list(dict.fromkeys(p for p in paths if p))
 
 
 @atexit.register

@@ -38,6 +38,7 @@ class Hello(Msg):
     capabilities: str = ""
     pid: int = 0
     host: str = ""
+    domain: str = ""  # shared-memory domain (hostname/boot id): same as the scheduler's => same host
 
 
 class Welcome(Msg):
@@ -45,6 +46,7 @@ class Welcome(Msg):
     heartbeat_interval: float
     max_queued_tasks: int
     max_queued_bytes: int
+    shm_prefix: str = ""  # non-empty: this peer may hand large payloads over in shared memory
 
 
 class Refused(Msg):

@@ -19,6 +19,7 @@ from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.queues import CapabilityQueues
 from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
 from scaler.scheduler.workers import WorkerPool, WorkerState
+from scaler.utility import shm
 from scaler.utility.capabilities import DEFAULT_TASK_REQUEST, CapabilityError, parse_capabilities
 
 log = logging.getLogger(__name__)
@@ -194,8 +195,9 @@ class Engine:
         if worker is None:
             return
         requeued = failed = 0
+        possibly_running = self._possibly_running(worker)
         for task in list(worker.assigned.values()):
-            was_running = task.state is S.RUNNING
+            was_running = task.state is S.RUNNING or task in possibly_running
             self.pool.unassign(worker, task)
             if task.cancel_requested:
                 self._finish_cancelled(task)
@@ -211,6 +213,24 @@ class Engine:
         self.dirty = True
         self.maybe_idle = True
         log.warning("worker %s lost (%s): %d tasks re-queued, %d failed", worker.name, reason, requeued, failed)
+
+    @staticmethod
+    def _possibly_running(worker: WorkerState) -> set[Task]:
+        """Assigned tasks the worker may have started but not yet reported (it starts them in order)."""
+        free = dict(worker.total)
+        for task in worker.assigned.values():
+            if task.state is S.RUNNING and not task.blocked:
+                for name, amount in task.request.quantities:
+                    free[name] = free.get(name, 0.0) - amount
+        found: set[Task] = set()
+        for task in worker.assigned.values():
+            if task.state is not S.ASSIGNED:
+                continue
+            if all(free.get(name, 0.0) + 1e-9 >= amount for name, amount in task.request.quantities):
+                found.add(task)
+                for name, amount in task.request.quantities:
+                    free[name] = free.get(name, 0.0) - amount
+        return found
 
     def _requeue(self, task: Task) -> None:
         task.move(S.QUEUED)
@@ -335,6 +355,8 @@ class Engine:
     def _store_result(self, task: Task, object_id: str, frames: list[Any], is_error: bool) -> None:
         wanted = not task.released or object_id in self.waiting or object_id in self.get_waiters
         if not wanted:
+            if len(frames) == 1 and not is_error:
+                shm.release(frames)
             return
         obj = self.store.add(object_id, frames, is_error, task.client)
         if task.released:
@@ -349,6 +371,8 @@ class Engine:
         for dep in task.pinned:
             self.store.unpin(dep)
         task.pinned = []
+        if len(task.frames) == 1:
+            shm.release(task.frames)
         task.frames = []
         self.tasks.pop(task.task_id, None)
         state = self.clients.get(task.client)

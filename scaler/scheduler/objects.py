@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scaler.utility import shm
+
 
 @dataclass(slots=True)
 class StoredObject:
@@ -82,4 +84,6 @@ class ObjectStore:
             self.nbytes -= obj.nbytes
         for worker in obj.on_workers:
             self.freed_on_workers.setdefault(worker, []).append(obj.object_id)
+        if len(obj.frames) == 1:
+            shm.release(obj.frames)
         obj.frames = []

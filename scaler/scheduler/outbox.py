@@ -7,12 +7,14 @@ from typing import Any
 import zmq
 
 from scaler.protocol.wire import encode
+from scaler.utility import shm
 
 
 class Outbox:
     def __init__(self, socket: zmq.Socket) -> None:  # type: ignore[type-arg]
         self._socket = socket
         self._pending: dict[bytes, tuple[list[Any], list[Any]]] = {}
+        self.remote: set[bytes] = set()
 
     def send(self, identity: bytes, msg: Any, frames: list[Any] | None = None) -> None:
         entry = self._pending.get(identity)
@@ -29,6 +31,8 @@ class Outbox:
         self._pending = {}
         send = self._socket.send_multipart
         for identity, (msgs, frames) in pending.items():
+            if frames and identity in self.remote:
+                frames = shm.expand(frames)
             try:
                 send([identity, encode(msgs), *frames], copy=False)
             except zmq.ZMQError:

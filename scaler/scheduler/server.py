@@ -8,6 +8,7 @@ monitor ends a peer's session at once; silence past ``peer_timeout`` ends it oth
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.engine import Engine
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.workers import WorkerState
+from scaler.utility import shm
 from scaler.utility.capabilities import CapabilityError, parse_capabilities
 from scaler.utility.security import CurveKeys, check_bind
 
@@ -61,6 +63,9 @@ class SchedulerServer:
         self.out = Outbox(self.socket)
         self.engine = Engine(config, self.out)
         self.peers: dict[bytes, Peer] = {}
+        self.domain = shm.host_domain()
+        self.shm_prefix = f"scaler-{os.getpid()}-{os.urandom(3).hex()}-" if shm.available() else ""
+        shm.enable(self.shm_prefix)
         self.by_fd: dict[int, bytes] = {}
         self.drains = 0
         self.running = True
@@ -217,8 +222,11 @@ class SchedulerServer:
         self.peers[identity] = peer
         if fd >= 0:
             self.by_fd[fd] = identity
+        local = msg.domain == self.domain
+        if not local:
+            self.out.remote.add(identity)
         welcome = m.Welcome(identity.hex(), self.config.heartbeat_interval, self.config.max_queued_tasks,
-                            self.config.max_queued_bytes)  # fmt: skip
+                            self.config.max_queued_bytes, self.shm_prefix if local else "")  # fmt: skip
         self.out.send(identity, welcome)
         log.info("%s %s joined (pid %d on %s) %s", msg.kind, name, msg.pid, msg.host or "?", msg.capabilities)
         return peer
@@ -233,6 +241,7 @@ class SchedulerServer:
     def _lost(self, peer: Peer, reason: str) -> None:
         if self.peers.pop(peer.identity, None) is None:
             return
+        self.out.remote.discard(peer.identity)
         if peer.fd >= 0 and self.by_fd.get(peer.fd) == peer.identity:
             del self.by_fd[peer.fd]
         if peer.kind == "worker":
@@ -258,3 +267,5 @@ class SchedulerServer:
         if self.authenticator is not None:
             self.authenticator.stop()
         self.context.term()
+        if self.shm_prefix:
+            shm.remove_prefix(self.shm_prefix)

@@ -23,6 +23,8 @@ from typing import Any
 import cloudpickle
 from tblib import pickling_support
 
+from scaler.utility import shm
+
 OUT_OF_BAND_MIN = 64 * 1024
 
 _local = threading.local()
@@ -78,12 +80,13 @@ def dumps(obj: Any) -> list[Any]:
     except (pickle.PicklingError, AttributeError, TypeError):
         buffers.clear()
         data = cloudpickle.dumps(obj, protocol=5, buffer_callback=keep)
-    return [data, *buffers]
+    return shm.maybe_pack([data, *buffers]) if buffers else [data]
 
 
 def loads(frames: Sequence[Any]) -> Any:
     if not frames:
         raise ValueError("no frames to unpickle")
+    frames = shm.unpack(frames)
     return pickle.loads(buffer_of(frames[0]), buffers=[buffer_of(f) for f in frames[1:]])
 
 

@@ -1,9 +1,10 @@
 """The worker agent: takes tasks from the scheduler and runs them in its task processes.
 
 It holds the tasks the scheduler assigned (a few more than it can run at once, to hide the round
-trip), starts each when its quantities are free, reports ``TasksStarted`` *before* handing a task
-to a process (so a task that kills the worker is counted as having run), kills processes for
-cancel, timeout and memory limits, replaces crashed ones, and exits when the scheduler is gone.
+trip), starts each in arrival order when its quantities are free, kills processes for cancel,
+timeout and memory limits, replaces crashed ones, and exits when the scheduler is gone.
+``TasksStarted`` is sent lazily (with the next batch going up, or within 50 ms) and not at all
+for tasks that finished first: an extra scheduler wake-up per task costs latency on small hosts.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import zmq
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
+from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
 from scaler.utility.ids import random_id
 from scaler.utility.security import CurveKeys
@@ -62,9 +64,10 @@ class WorkerAgent:
         self.up_msgs: list[Any] = []
         self.up_frames: list[Any] = []
         self.down: dict[bytes, tuple[list[Any], list[Any]]] = {}
-        self.started_ids: list[str] = []
+        self.started_ids: dict[str, None] = {}
         self.last_heard = time.monotonic()
         self.welcomed = False
+        self.welcome: m.Welcome | None = None
         self.alive = True
         self.slots = max(1, int(self.free.get("cpu", 1)))
 
@@ -81,10 +84,10 @@ class WorkerAgent:
         if frames:
             entry[1].extend(frames)
 
-    def flush(self) -> None:
-        if self.started_ids:
-            self.up_msgs.insert(0, m.TasksStarted(self.started_ids))
-            self.started_ids = []
+    def flush(self, force_started: bool = False) -> None:
+        if self.started_ids and (self.up_msgs or force_started):
+            self.up_msgs.insert(0, m.TasksStarted(list(self.started_ids)))
+            self.started_ids.clear()
         if self.up_msgs:
             self.upstream.send_multipart([encode(self.up_msgs), *self.up_frames], copy=False)
             self.up_msgs, self.up_frames = [], []
@@ -98,7 +101,8 @@ class WorkerAgent:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        hello = m.Hello("worker", m.PROTOCOL_VERSION, self.name, self.capabilities.key, os.getpid(), socket.gethostname())
+        hello = m.Hello("worker", m.PROTOCOL_VERSION, self.name, self.capabilities.key, os.getpid(),
+                        socket.gethostname(), shm.host_domain())  # fmt: skip
         self.up(hello)
         self.flush()
         for _ in range(self.slots):
@@ -119,6 +123,8 @@ class WorkerAgent:
                 if now >= next_tick:
                     next_tick = now + 0.05
                     self._tick(now)
+                    if self.started_ids:
+                        self.flush(force_started=True)
                     if now >= next_beat:
                         next_beat = now + self.config.heartbeat_interval
                         self.up(m.Heartbeat(len(self.running)))
@@ -164,6 +170,10 @@ class WorkerAgent:
             self._object_arrived(msg, payload)
         elif kind is m.Welcome:
             self.welcomed = True
+            self.welcome = msg
+            for child in self.pool.children.values():
+                if child.ready:
+                    self.down_send(child, msg)
             log.info("worker %s registered with %s", self.name, self.config.scheduler)
         elif kind is m.Shutdown:
             log.info("scheduler shut down (%s); worker exits", msg.reason)
@@ -260,7 +270,7 @@ class WorkerAgent:
         task.deadline = now + msg.timeout if msg.timeout > 0 else 0.0
         child.task = task
         self.running[msg.task_id] = child
-        self.started_ids.append(msg.task_id)
+        self.started_ids[msg.task_id] = None
         headers: list[m.ObjHeader] = []
         frames: list[Any] = []
         for object_id in task.needs:
@@ -318,11 +328,14 @@ class WorkerAgent:
         elif kind is m.Hello:
             child.ready = True
             child.idle_since = time.monotonic()
+            if self.welcome is not None:
+                self.down_send(child, self.welcome)
 
     def _release(self, child: Child, task: LocalTask) -> None:
         child.task = None
         child.idle_since = time.monotonic()
         self.running.pop(task.msg.task_id, None)
+        self.started_ids.pop(task.msg.task_id, None)
         if not task.blocked:
             self._commit(task.request, -1.0)
 

@@ -21,6 +21,7 @@ from scaler.errors import TaskCancelledError
 from scaler.protocol import messages as m
 from scaler.protocol.wire import encode, split_batch
 from scaler.utility import serialization as ser
+from scaler.utility import shm
 from scaler.utility.lifetime import die_with_parent, parent_from_env
 from scaler.worker import runtime
 
@@ -62,6 +63,8 @@ class TaskProcess:
                     for object_id in msg.object_ids:
                         self.objects.pop(object_id, None)
                         self.functions.pop(object_id, None)
+                elif type(msg) is m.Welcome:
+                    shm.enable(msg.shm_prefix)
                 elif type(msg) is m.Shutdown:
                     return
 

@@ -1,0 +1,71 @@
+"""Scaler's own figures on this machine, printed as one JSON line (issue: core engine targets).
+
+    python benchmarks/core.py [--workers 2]
+
+Measures: start to first result, 10k no-op submit+gather, 300 sequential submit+get, 1 MiB and
+64 MiB put + a task reading it, 400 x 20 ms tasks, cluster RSS idle and after the throughput run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import workloads  # noqa: E402
+
+from scaler import Client, LocalCluster  # noqa: E402
+
+
+class ScalerEngine:
+    def __init__(self, cluster: LocalCluster, client: Client) -> None:
+        self.cluster = cluster
+        self.client = client
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        return self.client.submit(fn, *args)
+
+    def gather(self, handles: list[Any]) -> list[Any]:
+        return [h.result() for h in handles]
+
+    def get(self, handle: Any) -> Any:
+        return self.client.get(handle)
+
+    def put(self, value: Any) -> Any:
+        return self.client.put(value)
+
+    def pids(self) -> list[int]:
+        procs = [self.cluster.scheduler, *self.cluster.workers]
+        return [p.pid for p in procs if p is not None]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tasks", type=int, default=10_000)
+    args = parser.parse_args()
+    figures: dict[str, Any] = {"engine": "scaler", "workers": args.workers}
+    start = time.perf_counter()
+    with LocalCluster(n_workers=args.workers) as cluster, Client(cluster.address) as client:
+        if client.submit(workloads.noop, 1).result() != 1:
+            raise RuntimeError("first task returned a wrong result")
+        figures["start_to_first_result_s"] = round(time.perf_counter() - start, 3)
+        engine = ScalerEngine(cluster, client)
+        time.sleep(1.0)
+        figures["rss_idle_mb"] = workloads.rss_mb(engine)
+        figures.update(workloads.throughput(engine, args.tasks))
+        figures["rss_after_throughput_mb"] = workloads.rss_mb(engine)
+        figures.update(workloads.latency(engine))
+        figures.update(workloads.put_and_read(engine, 1))
+        figures.update(workloads.put_and_read(engine, 64))
+        figures.update(workloads.sleepy(engine))
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Benchmark workloads, written once against a tiny engine-neutral interface.
+
+An engine adapter provides ``submit(fn, *args) -> handle``, ``gather(handles) -> list``,
+``get(handle)``, ``put(value) -> ref`` and ``processes() -> list[pid]``; each workload below returns
+its figures as a dict. The core benchmark and a later side-by-side harness share these.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Protocol
+
+import psutil
+
+
+class Engine(Protocol):
+    def submit(self, fn: Any, *args: Any) -> Any: ...
+    def gather(self, handles: list[Any]) -> list[Any]: ...
+    def get(self, handle: Any) -> Any: ...
+    def put(self, value: Any) -> Any: ...
+    def pids(self) -> list[int]: ...
+
+
+def noop(x: Any = None) -> Any:
+    return x
+
+
+def nbytes_of(array: Any) -> int:
+    return int(array.nbytes)
+
+
+def sleep_ms(ms: float) -> float:
+    time.sleep(ms / 1000.0)
+    return ms
+
+
+def throughput(engine: Engine, n: int = 10_000) -> dict[str, float]:
+    start = time.perf_counter()
+    handles = [engine.submit(noop, i) for i in range(n)]
+    results = engine.gather(handles)
+    elapsed = time.perf_counter() - start
+    if results[-1] != n - 1:
+        raise RuntimeError("wrong results from the throughput run")
+    return {"throughput_tasks_per_s": round(n / elapsed, 1)}
+
+
+def latency(engine: Engine, n: int = 300) -> dict[str, float]:
+    samples = []
+    for i in range(n):
+        start = time.perf_counter()
+        engine.get(engine.submit(noop, i))
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return {
+        "latency_median_ms": round(statistics.median(samples), 3),
+        "latency_p99_ms": round(samples[int(0.99 * (n - 1))], 3),
+    }
+
+
+def put_and_read(engine: Engine, mib: int) -> dict[str, float]:
+    import numpy as np
+
+    array = np.random.default_rng(0).integers(0, 255, size=mib << 20, dtype=np.uint8)
+    start = time.perf_counter()
+    ref = engine.put(array)
+    size = engine.get(engine.submit(nbytes_of, ref))
+    elapsed = time.perf_counter() - start
+    if size != array.nbytes:
+        raise RuntimeError("wrong size read back")
+    return {f"put_{mib}mib_task_s": round(elapsed, 4)}
+
+
+def sleepy(engine: Engine, n: int = 400, ms: float = 20.0) -> dict[str, float]:
+    start = time.perf_counter()
+    engine.gather([engine.submit(sleep_ms, ms) for _ in range(n)])
+    return {"sleep_400x20ms_wall_s": round(time.perf_counter() - start, 3)}
+
+
+def rss_mb(engine: Engine) -> float:
+    total = 0
+    for pid in engine.pids():
+        try:
+            process = psutil.Process(pid)
+            total += process.memory_info().rss
+            for child in process.children(recursive=True):
+                total += child.memory_info().rss
+        except psutil.Error:
+            pass
+    return round(total / (1 << 20), 1)

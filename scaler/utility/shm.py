@@ -1,0 +1,182 @@
+"""Same-host large payloads through shared memory instead of three socket copies.
+
+When a peer runs on the scheduler's host (same hostname and boot id), the scheduler's Welcome
+gives it a segment prefix. Such a peer writes any payload of at least ``SHM_MIN`` bytes into one
+``/dev/shm`` file and sends a small *descriptor frame* in place of the payload frames. Readers map
+the file copy-on-write, so unpickled numpy arrays are zero-copy views that are still writable
+(writes stay private to the reader). The scheduler owns every segment it is handed: it unlinks it
+when the object or task is dropped, expands descriptors into real frames for peers on other hosts,
+and removes all segments with its prefix when it stops.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import mmap
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+REF_MAGIC = b"\x00SCALER-SHMREF1\x00"
+SEG_MAGIC = b"\x00SCALER-SHMSEG1\x00"
+SHM_DIR = "/dev/shm"
+SHM_MIN = 512 * 1024
+_MAX_DESCRIPTOR = 1024
+
+_prefix: str | None = None
+_counter = itertools.count()
+_lengths = msgspec.msgpack.Decoder(list[int])
+_encode = msgspec.msgpack.Encoder()
+
+
+def host_domain() -> str:
+    """Identifies this machine's shared-memory domain: hostname plus kernel boot id."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+    except OSError:
+        boot = "?"
+    return f"{socket.gethostname()}/{boot}"
+
+
+def available() -> bool:
+    return os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
+
+
+def enable(prefix: str) -> None:
+    global _prefix
+    _prefix = prefix if prefix and available() else None
+
+
+def enabled() -> bool:
+    return _prefix is not None
+
+
+def _length(frame: Any) -> int:
+    return frame.nbytes if isinstance(frame, memoryview) else len(frame)
+
+
+def maybe_pack(frames: list[Any]) -> list[Any]:
+    """Write ``frames`` into one segment and return ``[descriptor]`` when worth it, else ``frames``.
+
+    A segment is ``SEG_MAGIC, u32 n, msgpack(lengths) (n bytes), data...``; the descriptor frame
+    is ``REF_MAGIC + name``. Sent to another host, the segment itself travels as one frame.
+    """
+    if _prefix is None:
+        return frames
+    lengths = [_length(f) for f in frames]
+    if sum(lengths) < SHM_MIN:
+        return frames
+    name = f"{_prefix}{os.getpid()}-{next(_counter)}"
+    path = os.path.join(SHM_DIR, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return frames
+    header = _encode.encode(lengths)
+    try:
+        for part in (SEG_MAGIC + struct.pack("<I", len(header)) + header, *frames):
+            view = memoryview(part).cast("B")
+            while view.nbytes:
+                view = view[os.write(fd, view) :]
+    except OSError:
+        os.close(fd)
+        os.unlink(path)
+        return frames
+    os.close(fd)
+    return [REF_MAGIC + name.encode()]
+
+
+def _small_bytes(frame: Any, magic: bytes) -> bytes | None:
+    if _length(frame) > _MAX_DESCRIPTOR:
+        return None
+    data = frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+    return data if data.startswith(magic) else None
+
+
+def descriptor_name(frame: Any) -> str | None:
+    """The segment name if ``frame`` is a descriptor frame, else None (cheap for other frames)."""
+    data = _small_bytes(frame, REF_MAGIC)
+    if data is None:
+        return None
+    name = data[len(REF_MAGIC) :].decode(errors="replace")
+    if "/" in name or not name.startswith("scaler-"):
+        return None
+    return name
+
+
+def _map(name: str) -> memoryview:
+    fd = os.open(os.path.join(SHM_DIR, name), os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        return memoryview(mmap.mmap(fd, size, access=mmap.ACCESS_COPY))
+    finally:
+        os.close(fd)
+
+
+def _split(segment: memoryview) -> list[memoryview]:
+    start = len(SEG_MAGIC)
+    (n,) = struct.unpack_from("<I", segment, start)
+    lengths = _lengths.decode(segment[start + 4 : start + 4 + n])
+    pos = start + 4 + n
+    out: list[memoryview] = []
+    for length in lengths:
+        if length < 0 or pos + length > segment.nbytes:
+            raise ValueError("shared-memory segment shorter than its header says")
+        out.append(segment[pos : pos + length])
+        pos += length
+    return out
+
+
+def unpack(frames: Sequence[Any]) -> Sequence[Any]:
+    """Frames as the pickler made them: a descriptor or a whole segment becomes its parts."""
+    if len(frames) != 1:
+        return frames
+    frame = frames[0]
+    name = descriptor_name(frame)
+    if name is not None:
+        return _split(_map(name))
+    view = frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
+    if view.nbytes >= len(SEG_MAGIC) and bytes(view[: len(SEG_MAGIC)]) == SEG_MAGIC:
+        return _split(view.cast("B"))
+    return frames
+
+
+def expand(frames: Sequence[Any]) -> list[Any]:
+    """Replace descriptor frames by their whole segment, one frame each (for another host)."""
+    out: list[Any] = []
+    for frame in frames:
+        name = descriptor_name(frame)
+        out.append(frame if name is None else _map(name))
+    return out
+
+
+def release(frames: Sequence[Any]) -> None:
+    """Unlink the segments (of this process's prefix) named by descriptor frames among ``frames``."""
+    if _prefix is None:
+        return
+    for frame in frames:
+        name = descriptor_name(frame)
+        if name is not None and name.startswith(_prefix):
+            try:
+                os.unlink(os.path.join(SHM_DIR, name))
+            except OSError:
+                pass
+
+
+def remove_prefix(prefix: str) -> int:
+    if not prefix.startswith("scaler-"):
+        return 0
+    removed = 0
+    for path in glob.glob(os.path.join(SHM_DIR, glob.escape(prefix) + "*")):
+        try:
+            os.unlink(path)
+            removed += 1
+        except OSError:
+            pass
+    return removed

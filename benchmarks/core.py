@@ -17,9 +17,9 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import workloads  # noqa: E402
+import workloads
 
-from scaler import Client, LocalCluster  # noqa: E402
+from scaler import Client, LocalCluster
 
 
 class ScalerEngine:

@@ -16,7 +16,19 @@ from scaler.errors import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "BackpressureError", "Client", "ClientConfig", "ConnectionFailedError", "Future", "LocalCluster",
-    "LocalClusterConfig", "MemoryLimitError", "ObjectLostError", "ObjectRef", "ScalerError",
-    "TaskCancelledError", "TaskOptions", "TaskTimeoutError", "WorkerCrashedError",
-]  # fmt: skip
+    "BackpressureError",
+    "Client",
+    "ClientConfig",
+    "ConnectionFailedError",
+    "Future",
+    "LocalCluster",
+    "LocalClusterConfig",
+    "MemoryLimitError",
+    "ObjectLostError",
+    "ObjectRef",
+    "ScalerError",
+    "TaskCancelledError",
+    "TaskOptions",
+    "TaskTimeoutError",
+    "WorkerCrashedError",
+]

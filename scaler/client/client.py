@@ -86,10 +86,21 @@ class Client:
         self._welcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
         keys_dir = self.config.curve_keys
         keys = CurveKeys(__import__("pathlib").Path(keys_dir)) if keys_dir else keys_from_env()
-        self._conn = Connection(self.address, keys, self._on_batch, self._on_failure,
-                                self.config.heartbeat_interval, self.config.peer_timeout)  # fmt: skip
-        hello = m.Hello("client", m.PROTOCOL_VERSION, self.config.name or self._ids.prefix, pid=os.getpid(),
-                        domain=shm.host_domain())  # fmt: skip
+        self._conn = Connection(
+            self.address,
+            keys,
+            self._on_batch,
+            self._on_failure,
+            self.config.heartbeat_interval,
+            self.config.peer_timeout,
+        )
+        hello = m.Hello(
+            "client",
+            m.PROTOCOL_VERSION,
+            self.config.name or self._ids.prefix,
+            pid=os.getpid(),
+            domain=shm.host_domain(),
+        )
         self._conn.send(hello)
         try:
             welcome = self._welcome.result(self.config.connect_timeout)
@@ -118,7 +129,7 @@ class Client:
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Future]:
         opts = self.default_options
-        return [self.submit_with(opts, fn, args, {})[0] for args in zip(*iterables)]
+        return [self.submit_with(opts, fn, args, {})[0] for args in zip(*iterables, strict=False)]
 
     def submit_with(self, opts: TaskOptions, fn: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> list[Future]:
         self._check_open()
@@ -134,6 +145,8 @@ class Client:
         self._admit(nbytes)
         task_id = self._ids.next()
         n = opts.num_returns
+        if n < 0 or opts.max_retries < 0 or opts.timeout < 0:
+            raise ValueError("num_returns, max_retries and timeout must be >= 0")
         ids = [task_id] if n == 1 else [f"{task_id}#{i}" for i in range(n)]
         futures = [Future(self, object_id, task_id) for object_id in ids]
         self._pending[task_id] = futures
@@ -141,9 +154,20 @@ class Client:
             self._task_bytes[task_id] = nbytes
         caps = opts.capabilities if opts.capabilities == DEFAULT_TASK_REQUEST else canonical(opts.capabilities)
         name = opts.name or getattr(fn, "__qualname__", "") or type(fn).__name__
-        msg = m.SubmitTask(task_id, func_id, caps, list(dict.fromkeys(deps)), len(frames), name, n,
-                           opts.max_retries, opts.timeout, opts.stream_output, opts.resolve_nested,
-                           opts.retry_exceptions)  # fmt: skip
+        msg = m.SubmitTask(
+            task_id,
+            func_id,
+            caps,
+            list(dict.fromkeys(deps)),
+            len(frames),
+            name,
+            n,
+            opts.max_retries,
+            opts.timeout,
+            opts.stream_output,
+            opts.resolve_nested,
+            opts.retry_exceptions,
+        )
         self._conn.send(msg, frames)
         if temporary:
             self._release_later(func_id)
@@ -168,7 +192,9 @@ class Client:
         if len(self._pending) < max_tasks and self._outstanding_bytes + nbytes <= max_bytes:
             self._outstanding_bytes += nbytes
             return
-        deadline = None if self.config.backpressure_timeout is None else time.monotonic() + self.config.backpressure_timeout
+        deadline = (
+            None if self.config.backpressure_timeout is None else time.monotonic() + self.config.backpressure_timeout
+        )
         with self._cond:
             while len(self._pending) >= max_tasks or (
                 self._outstanding_bytes + nbytes > max_bytes and self._outstanding_bytes > 0
@@ -235,8 +261,12 @@ class Client:
         if task_ids and not self._closed:
             self._conn.send(m.CancelTasks(task_ids, force))
 
-    def wait(self, futures: Iterable[Future], timeout: float | None = None,
-             return_when: str = concurrent.futures.ALL_COMPLETED) -> Any:  # fmt: skip
+    def wait(
+        self,
+        futures: Iterable[Future],
+        timeout: float | None = None,
+        return_when: str = concurrent.futures.ALL_COMPLETED,
+    ) -> Any:
         items = list(futures)
         if runtime.current() is not None and not all(f.done() for f in items):
             with runtime.blocking():
@@ -244,7 +274,9 @@ class Client:
         return concurrent.futures.wait(items, timeout, return_when)
 
     def as_completed(self, futures: Iterable[Future], timeout: float | None = None) -> Iterator[Future]:
-        return concurrent.futures.as_completed(list(futures), timeout)
+        for done in concurrent.futures.as_completed(list(futures), timeout):
+            if isinstance(done, Future):
+                yield done
 
     def scheduler_status(self, timeout: float = 5.0) -> m.StatusReply:
         waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -392,7 +424,7 @@ class _OptionsView:
         return self.client.submit_with(self.opts, fn, args, kwargs)[0]
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Future]:
-        return [self.client.submit_with(self.opts, fn, args, {})[0] for args in zip(*iterables)]
+        return [self.client.submit_with(self.opts, fn, args, {})[0] for args in zip(*iterables, strict=False)]
 
 
 @atexit.register

@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES = 8192
 MAX_BATCH_BYTES = 64 << 20
 _HANDSHAKE_FAILURES = (
-    getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0) | getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", 0)
+    getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0)
+    | getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", 0)
     | getattr(zmq, "EVENT_HANDSHAKE_FAILED_NO_DETAIL", 0)
-)  # fmt: skip
+)
 
 
 class Connection:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class Payload:
     """Frames of a stored value, unpickled once on demand."""
 
-    __slots__ = ("frames", "lock", "loaded", "value")
+    __slots__ = ("frames", "loaded", "lock", "value")
 
     def __init__(self, frames: list[Any]) -> None:
         self.frames = frames
@@ -96,7 +96,7 @@ class Future(concurrent.futures.Future[Any]):
         self._wait(timeout)
         return super().exception(0)
 
-    def cancel(self, force: bool = False) -> bool:  # type: ignore[override]
+    def cancel(self, force: bool = False) -> bool:
         if self.done() or self._client is None:
             return False
         self._client._cancel_ids([self.task_id], force)

@@ -37,8 +37,9 @@ class LocalClusterConfig:
 
 
 class LocalCluster:
-    def __init__(self, n_workers: int | None = None, capabilities: str | None = None,
-                 config: LocalClusterConfig | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, n_workers: int | None = None, capabilities: str | None = None, config: LocalClusterConfig | None = None
+    ) -> None:
         base = config or LocalClusterConfig()
         self.config = base
         self.n_workers = n_workers if n_workers is not None else (base.n_workers or os.cpu_count() or 1)
@@ -56,8 +57,9 @@ class LocalCluster:
         for attempt in range(5):
             port = self.config.port or free_port(self.config.host)
             address = f"tcp://{self.config.host}:{port}"
-            self.scheduler = self._spawn(["scaler.scheduler.main", address, *self.config.scheduler_args],
-                                         stdout=subprocess.PIPE)  # fmt: skip
+            self.scheduler = self._spawn(
+                ["scaler.scheduler.main", address, *self.config.scheduler_args], stdout=subprocess.PIPE
+            )
             self.address = address
             self.workers = [self.add_worker() for _ in range(self.n_workers)]
             if self._wait_scheduler():

@@ -209,10 +209,32 @@ class Reclaimed(Msg):
     task_ids: list[str]
 
 
-AnyMsg = Union[
-    Hello, Welcome, Refused, Heartbeat, HeartbeatAck, Goodbye, Shutdown,
-    SubmitTask, PutObject, GetObject, Release, CancelTasks, StatusRequest,
-    TaskResult, ObjectReply, TaskRejected, TaskOutput, StatusReply,
-    RunTask, CancelOnWorker, Reclaim, ObjectsFreed,
-    TasksStarted, TaskDone, TaskBlocked, TaskUnblocked, Reclaimed,
-]  # fmt: skip
+AnyMsg = Union[  # noqa: UP007 - a runtime alias msgspec decodes into
+    Hello,
+    Welcome,
+    Refused,
+    Heartbeat,
+    HeartbeatAck,
+    Goodbye,
+    Shutdown,
+    SubmitTask,
+    PutObject,
+    GetObject,
+    Release,
+    CancelTasks,
+    StatusRequest,
+    TaskResult,
+    ObjectReply,
+    TaskRejected,
+    TaskOutput,
+    StatusReply,
+    RunTask,
+    CancelOnWorker,
+    Reclaim,
+    ObjectsFreed,
+    TasksStarted,
+    TaskDone,
+    TaskBlocked,
+    TaskUnblocked,
+    Reclaimed,
+]

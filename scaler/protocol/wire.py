@@ -23,7 +23,7 @@ from scaler.protocol.messages import (
 )
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(list[AnyMsg])  # type: ignore[valid-type]
+_decoder = msgspec.msgpack.Decoder(list[AnyMsg])
 
 MAX_FRAMES_PER_MESSAGE = 1 << 16
 
@@ -40,11 +40,18 @@ def payload_count(msg: Any) -> int:
     """How many payload frames follow ``msg`` in its batch."""
     kind = type(msg)
     if kind is SubmitTask or kind is PutObject or kind is ObjectReply:
-        return int(msg.nbufs)
+        count: int = msg.nbufs
+        return count
     if kind is RunTask:
-        return int(msg.nbufs) + sum(o.nbufs for o in msg.objects)
+        count = int(msg.nbufs)
+        for header in msg.objects:
+            count += header.nbufs
+        return count
     if kind is TaskDone or kind is TaskResult:
-        return sum(o.nbufs for o in msg.objects)
+        total: int = 0
+        for header in msg.objects:
+            total += header.nbufs
+        return total
     return 0
 
 
@@ -63,9 +70,7 @@ def split_batch(frames: Sequence[Any]) -> list[tuple[Any, list[Any]]]:
     for msg in messages:
         n = payload_count(msg)
         if n < 0 or n > MAX_FRAMES_PER_MESSAGE or pos + n > total:
-            raise ProtocolError(
-                f"{type(msg).__name__} announces {n} payload frames but only {total - pos} remain"
-            )
+            raise ProtocolError(f"{type(msg).__name__} announces {n} payload frames but only {total - pos} remain")
         if n < 0 or any(getattr(o, "nbufs", 0) < 0 for o in getattr(msg, "objects", ())):
             raise ProtocolError(f"{type(msg).__name__} announces a negative frame count")
         out.append((msg, list(frames[pos : pos + n]) if n else []))

@@ -83,10 +83,22 @@ class Engine:
             self.out.send(client, m.TaskRejected(msg.task_id, reason))
             return
         task = Task(
-            msg.task_id, client, msg.func_id, request.key, request, msg.deps, frames, msg.name,
-            msg.num_returns, msg.max_retries, msg.timeout, msg.stream_output, msg.resolve_nested,
-            msg.retry_exceptions, nbytes,
-        )  # fmt: skip
+            msg.task_id,
+            client,
+            msg.func_id,
+            request.key,
+            request,
+            msg.deps,
+            frames,
+            msg.name,
+            msg.num_returns,
+            msg.max_retries,
+            msg.timeout,
+            msg.stream_output,
+            msg.resolve_nested,
+            msg.retry_exceptions,
+            nbytes,
+        )
         self.tasks[task.task_id] = task
         state.tasks.add(task.task_id)
         state.queued_bytes += nbytes
@@ -100,8 +112,9 @@ class Engine:
     def _refuse_reason(self, state: ClientState, msg: m.SubmitTask, nbytes: int) -> str | None:
         if msg.task_id in self.tasks:
             return f"duplicate task id {msg.task_id}"
-        if len(state.tasks) >= self.config.max_queued_tasks:
-            return f"client has {len(state.tasks)} unfinished tasks (limit max_queued_tasks={self.config.max_queued_tasks})"
+        limit = self.config.max_queued_tasks
+        if len(state.tasks) >= limit:
+            return f"client has {len(state.tasks)} unfinished tasks (limit max_queued_tasks={limit})"
         if state.queued_bytes + nbytes > self.config.max_queued_bytes:
             return f"client's queued arguments exceed max_queued_bytes={self.config.max_queued_bytes}"
         if msg.num_returns < 0 or msg.max_retries < 0 or msg.timeout < 0:
@@ -122,7 +135,10 @@ class Engine:
             self.waiting[dep].append(task)
             task.missing += 1
             return
-        frames = error_frames("ObjectLostError", f"{task.label}: argument object {dep} does not exist (released, or its owner disconnected)")
+        frames = error_frames(
+            "ObjectLostError",
+            f"{task.label}: argument object {dep} does not exist (released, or its owner disconnected)",
+        )
         self._finish(task, S.FAILED, frames, m.TaskResult(task.task_id, "failed"))
 
     def _enqueue(self, task: Task, front: bool = False) -> None:
@@ -313,8 +329,12 @@ class Engine:
         elif status == "cancelled":
             self._finish_cancelled(task)
         elif status == "missing":
-            self._finish(task, S.FAILED, error_frames("ObjectLostError", f"{task.label}: {msg.message}"),
-                         m.TaskResult(task.task_id, "failed"))  # fmt: skip
+            self._finish(
+                task,
+                S.FAILED,
+                error_frames("ObjectLostError", f"{task.label}: {msg.message}"),
+                m.TaskResult(task.task_id, "failed"),
+            )
         else:
             kind = {"timeout": "TaskTimeoutError", "memory": "MemoryLimitError"}.get(status, "ScalerError")
             text = f"{task.label}: {msg.message or status}"
@@ -331,7 +351,7 @@ class Engine:
         push_frames: list[Any] = []
         budget = self.config.push_result_bytes
         expected = task.result_ids()
-        for header, object_id in zip(msg.objects, expected):
+        for header, object_id in zip(msg.objects, expected, strict=False):
             obj_frames = frames[pos : pos + header.nbufs]
             pos += header.nbufs
             self._store_result(task, object_id, obj_frames, header.is_error)
@@ -440,9 +460,19 @@ class Engine:
             frames.extend(obj.frames)
         frames.extend(task.frames)
         run = m.RunTask(
-            task.task_id, task.func_id, task.caps_key, task.deps, headers, len(task.frames), task.name,
-            task.num_returns, task.timeout, task.stream_output, task.resolve_nested, task.attempts,
-        )  # fmt: skip
+            task.task_id,
+            task.func_id,
+            task.caps_key,
+            task.deps,
+            headers,
+            len(task.frames),
+            task.name,
+            task.num_returns,
+            task.timeout,
+            task.stream_output,
+            task.resolve_nested,
+            task.attempts,
+        )
         self.out.send(worker.identity, run, frames)
 
     def _steal(self) -> None:
@@ -473,14 +503,24 @@ class Engine:
         status: dict[str, int | float | str] = {f"tasks_{k}": v for k, v in by_state.items()}
         status.update({f"total_{k}": v for k, v in self.counts.items()})
         status.update(
-            tasks=len(self.tasks), objects=len(self.store.objects), object_bytes=self.store.nbytes,
-            workers=len(self.pool.workers), clients=len(self.clients),
-        )  # fmt: skip
+            tasks=len(self.tasks),
+            objects=len(self.store.objects),
+            object_bytes=self.store.nbytes,
+            workers=len(self.pool.workers),
+            clients=len(self.clients),
+        )
         for key, depth in self.queues.depth().items():
             status[f"queue[{key}]"] = depth
         workers: list[dict[str, int | float | str]] = [
-            {"name": w.name, "capabilities": w.capabilities.key, "assigned": len(w.assigned),
-             "unstarted": w.unstarted, "completed": w.completed, "pid": w.pid, "host": w.host}
+            {
+                "name": w.name,
+                "capabilities": w.capabilities.key,
+                "assigned": len(w.assigned),
+                "unstarted": w.unstarted,
+                "completed": w.completed,
+                "pid": w.pid,
+                "host": w.host,
+            }
             for w in self.pool.workers.values()
-        ]  # fmt: skip
+        ]
         return m.StatusReply(status, workers)

@@ -18,7 +18,9 @@ def parse_args(argv: list[str] | None) -> SchedulerConfig:
     p = argparse.ArgumentParser(prog="scaler_scheduler", description="Run a Scaler scheduler.")
     p.add_argument("address", nargs="?", default=d.address, help="tcp://HOST:PORT to bind (port 0: any free port)")
     p.add_argument("--heartbeat-interval", type=float, default=d.heartbeat_interval)
-    p.add_argument("--peer-timeout", type=float, default=d.peer_timeout, help="seconds of silence before a peer is dropped")
+    p.add_argument(
+        "--peer-timeout", type=float, default=d.peer_timeout, help="seconds of silence before a peer is dropped"
+    )
     p.add_argument("--max-queued-tasks", type=int, default=d.max_queued_tasks, help="per client")
     p.add_argument("--max-queued-bytes", type=int, default=d.max_queued_bytes, help="per client")
     p.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes)
@@ -28,11 +30,17 @@ def parse_args(argv: list[str] | None) -> SchedulerConfig:
     p.add_argument("--log-level", default=None, help="default: $SCALER_LOG_LEVEL or INFO")
     a = p.parse_args(argv)
     return SchedulerConfig(
-        address=a.address, heartbeat_interval=a.heartbeat_interval, peer_timeout=a.peer_timeout,
-        max_queued_tasks=a.max_queued_tasks, max_queued_bytes=a.max_queued_bytes,
-        max_message_bytes=a.max_message_bytes, prefetch=a.prefetch, curve_keys=a.curve_keys,
-        insecure=a.insecure, log_level=a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO"),
-    )  # fmt: skip
+        address=a.address,
+        heartbeat_interval=a.heartbeat_interval,
+        peer_timeout=a.peer_timeout,
+        max_queued_tasks=a.max_queued_tasks,
+        max_queued_bytes=a.max_queued_bytes,
+        max_message_bytes=a.max_message_bytes,
+        prefetch=a.prefetch,
+        curve_keys=a.curve_keys,
+        insecure=a.insecure,
+        log_level=a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO"),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

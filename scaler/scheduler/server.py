@@ -40,7 +40,7 @@ class Peer:
     name: str
     last_seen: float
     fd: int
-    registered_drain: int
+    registered_turn: int
 
 
 class SchedulerServer:
@@ -67,7 +67,7 @@ class SchedulerServer:
         self.shm_prefix = f"scaler-{os.getpid()}-{os.urandom(3).hex()}-" if shm.available() else ""
         shm.enable(self.shm_prefix)
         self.by_fd: dict[int, bytes] = {}
-        self.drains = 0
+        self.turn = 0
         self.running = True
         self.malformed = 0
 
@@ -91,6 +91,7 @@ class SchedulerServer:
         log.info("scheduler listening on %s", self.address)
         next_check = time.monotonic() + 0.5
         while self.running:
+            self.turn += 1
             timeout = max(0.0, next_check - time.monotonic())
             ready = dict(poller.poll(int(timeout * 1000) + 1))
             if self.monitor in ready:
@@ -122,7 +123,6 @@ class SchedulerServer:
     def _drain_monitor(self) -> None:
         from zmq.utils.monitor import recv_monitor_message
 
-        self.drains += 1
         while True:
             try:
                 event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
@@ -130,7 +130,9 @@ class SchedulerServer:
                 return
             identity = self.by_fd.pop(int(event.get("value", -1)), None)
             peer = self.peers.get(identity) if identity is not None else None
-            if peer is not None and peer.registered_drain < self.drains - 1:
+            # A peer that said hello in the previous turn may own a reused fd whose stale
+            # disconnect event is only now visible; it is left to the heartbeat timeout.
+            if peer is not None and peer.registered_turn < self.turn - 1:
                 self._lost(peer, "connection closed")
 
     def _handle(self, frames: list[Any], now: float) -> None:
@@ -197,7 +199,9 @@ class SchedulerServer:
 
     def _hello(self, identity: bytes, msg: m.Hello, first: Any, now: float) -> Peer | None:
         if msg.version != m.PROTOCOL_VERSION:
-            reason = f"protocol version {msg.version} is not supported: this scheduler speaks version {m.PROTOCOL_VERSION}"
+            reason = (
+                f"protocol version {msg.version} is not supported: this scheduler speaks version {m.PROTOCOL_VERSION}"
+            )
             self._reject(identity, reason, refuse=True)
             return None
         if msg.kind not in KINDS:
@@ -218,15 +222,20 @@ class SchedulerServer:
             fd = int(first.get(SRCFD))
         except (zmq.ZMQError, TypeError, ValueError):
             fd = -1
-        peer = Peer(identity, msg.kind, name, now, fd, self.drains)
+        peer = Peer(identity, msg.kind, name, now, fd, self.turn)
         self.peers[identity] = peer
         if fd >= 0:
             self.by_fd[fd] = identity
         local = msg.domain == self.domain
         if not local:
             self.out.remote.add(identity)
-        welcome = m.Welcome(identity.hex(), self.config.heartbeat_interval, self.config.max_queued_tasks,
-                            self.config.max_queued_bytes, self.shm_prefix if local else "")  # fmt: skip
+        welcome = m.Welcome(
+            identity.hex(),
+            self.config.heartbeat_interval,
+            self.config.max_queued_tasks,
+            self.config.max_queued_bytes,
+            self.shm_prefix if local else "",
+        )
         self.out.send(identity, welcome)
         log.info("%s %s joined (pid %d on %s) %s", msg.kind, name, msg.pid, msg.host or "?", msg.capabilities)
         return peer
@@ -234,7 +243,9 @@ class SchedulerServer:
     def _reject(self, identity: bytes, reason: str, refuse: bool = False) -> None:
         self.malformed += 1
         if self.malformed <= 20 or self.malformed % 1000 == 0:
-            log.warning("rejected a message from peer %s: %s (%d rejected so far)", identity.hex(), reason, self.malformed)
+            log.warning(
+                "rejected a message from peer %s: %s (%d rejected so far)", identity.hex(), reason, self.malformed
+            )
         if refuse:
             self.out.send(identity, m.Refused(reason))
 

@@ -72,9 +72,7 @@ class WorkerPool:
     def eligible(self, caps_key: str, request: Capabilities) -> list[WorkerState]:
         found = self._eligible.get(caps_key)
         if found is None:
-            found = [
-                w for w in self.workers.values() if not w.draining and w.capabilities.serves(request)
-            ]
+            found = [w for w in self.workers.values() if not w.draining and w.capabilities.serves(request)]
             self._eligible[caps_key] = found
         return found
 

@@ -101,8 +101,15 @@ class WorkerAgent:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        hello = m.Hello("worker", m.PROTOCOL_VERSION, self.name, self.capabilities.key, os.getpid(),
-                        socket.gethostname(), shm.host_domain())  # fmt: skip
+        hello = m.Hello(
+            "worker",
+            m.PROTOCOL_VERSION,
+            self.name,
+            self.capabilities.key,
+            os.getpid(),
+            socket.gethostname(),
+            shm.host_domain(),
+        )
         self.up(hello)
         self.flush()
         for _ in range(self.slots):
@@ -146,7 +153,9 @@ class WorkerAgent:
             try:
                 batch = split_batch(frames[1:] if routed else frames)
             except ProtocolError as exc:
-                log.warning("dropped a malformed message from %s: %s", "a task process" if routed else "the scheduler", exc)
+                log.warning(
+                    "dropped a malformed message from %s: %s", "a task process" if routed else "the scheduler", exc
+                )
                 continue
             for msg, payload in batch:
                 try:
@@ -219,7 +228,7 @@ class WorkerAgent:
         self.cache[object_id] = (frames, is_error)
         self.cache_bytes += sum(len(f) for f in frames)
         while self.cache_bytes > self.config.cache_bytes and len(self.cache) > 1:
-            old_id, (old_frames, _) = self.cache.popitem(last=False)
+            _, (old_frames, _) = self.cache.popitem(last=False)
             self.cache_bytes -= sum(len(f) for f in old_frames)
 
     def _freed(self, object_ids: list[str]) -> None:
@@ -285,8 +294,20 @@ class WorkerAgent:
             frames.extend(obj_frames)
         self._trim_child(child, task.needs)
         frames.extend(task.args)
-        run = m.RunTask(msg.task_id, msg.func_id, msg.capabilities, msg.deps, headers, len(task.args), msg.name,
-                        msg.num_returns, msg.timeout, msg.stream_output, msg.resolve_nested, msg.attempt)  # fmt: skip
+        run = m.RunTask(
+            msg.task_id,
+            msg.func_id,
+            msg.capabilities,
+            msg.deps,
+            headers,
+            len(task.args),
+            msg.name,
+            msg.num_returns,
+            msg.timeout,
+            msg.stream_output,
+            msg.resolve_nested,
+            msg.attempt,
+        )
         self.down_send(child, run, frames)
 
     def _trim_child(self, child: Child, keep: list[str]) -> None:
@@ -402,7 +423,9 @@ class WorkerAgent:
                     self.down_send(child, m.Shutdown("idle"))
                     del self.pool.children[child.identity]
         if now - self.last_heard > self.config.death_timeout:
-            log.error("no word from scheduler %s for %.0fs; worker exits", self.config.scheduler, self.config.death_timeout)
+            log.error(
+                "no word from scheduler %s for %.0fs; worker exits", self.config.scheduler, self.config.death_timeout
+            )
             self.alive = False
 
     def _close(self) -> None:

@@ -30,12 +30,19 @@ def parse_args(argv: list[str] | None) -> WorkerConfig:
         caps = canonical(a.capabilities)
     except CapabilityError as exc:
         p.error(f"--capabilities: {exc}")
-    keys = a.curve_keys or (keys_from_env().directory if keys_from_env() else None)
+    env_keys = keys_from_env()
+    keys = a.curve_keys or (env_keys.directory if env_keys is not None else None)
     return WorkerConfig(
-        scheduler=a.scheduler, capabilities=caps, name=a.name, death_timeout=a.death_timeout,
-        heartbeat_interval=a.heartbeat_interval, task_memory_limit_mb=a.task_memory_limit_mb,
-        cancel_grace=a.cancel_grace, curve_keys=keys, log_level=a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO"),
-    )  # fmt: skip
+        scheduler=a.scheduler,
+        capabilities=caps,
+        name=a.name,
+        death_timeout=a.death_timeout,
+        heartbeat_interval=a.heartbeat_interval,
+        task_memory_limit_mb=a.task_memory_limit_mb,
+        cancel_grace=a.cancel_grace,
+        curve_keys=keys,
+        log_level=a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO"),
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -51,8 +51,8 @@ class TaskProcess:
         runtime.install(os.environ.get("SCALER_SCHEDULER_ADDRESS", ""), self.notify_blocked)
         signal.signal(signal.SIGUSR1, self._interrupt)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        sys.stdout = _Forward(sys.stdout, "stdout", self)  # type: ignore[assignment]
-        sys.stderr = _Forward(sys.stderr, "stderr", self)  # type: ignore[assignment]
+        sys.stdout = _Forward(sys.stdout, "stdout", self)
+        sys.stderr = _Forward(sys.stderr, "stderr", self)
         self.send([m.Hello("process", m.PROTOCOL_VERSION, pid=os.getpid())])
         while True:
             frames = self.socket.recv_multipart(copy=False)
@@ -80,7 +80,9 @@ class TaskProcess:
             pos += header.nbufs
         args_frames = payload[pos:]
         runtime.set_current(runtime.TaskContext(msg.task_id, msg.name, msg.stream_output))
-        status, headers, out = "done", [], []
+        status = "done"
+        headers: list[m.ObjHeader] = []
+        out: list[Any] = []
         try:
             self.running = True
             function = self._function(msg.func_id)
@@ -91,7 +93,7 @@ class TaskProcess:
             headers, out = self._results(msg, result)
         except TaskCancelledError:
             status = "cancelled"
-        except BaseException as exc:  # noqa: BLE001 - user code may raise anything
+        except BaseException as exc:
             self.running = False
             if isinstance(exc, TaskCancelledError):
                 status = "cancelled"

@@ -1,0 +1,157 @@
+"""Sessions: client disconnects, malformed frames, protocol versions, shutdown, death timeouts."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import msgspec
+import zmq
+
+from scaler import Client, ConnectionFailedError, LocalCluster
+from scaler.errors import SchedulerShutdownError
+from scaler.protocol import messages as m
+from scaler.protocol.wire import encode, split_batch
+from tests.conftest import wait_until, wait_workers
+
+
+def test_killed_client_leaves_nothing_behind(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1)
+    script = f"""
+import time, numpy
+from scaler import Client
+c = Client({cluster.address!r})
+refs = [c.put(numpy.ones(100_000)) for _ in range(5)]
+futs = [c.submit(time.sleep, 5) for _ in range(50)]
+print("READY", flush=True)
+time.sleep(60)
+"""
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "READY"
+        with Client(cluster.address) as observer:
+            wait_until(lambda: observer.scheduler_status().status["tasks"] == 50)
+            process.kill()
+            process.wait()
+            wait_until(lambda: observer.scheduler_status().status["tasks"] == 0, 15)
+            wait_until(lambda: observer.scheduler_status().status["objects"] == 0, 15)
+            status = observer.scheduler_status().status
+            assert status["clients"] == 1 and status["object_bytes"] == 0
+            assert observer.submit(pow, 2, 2).result(15) == 4
+    finally:
+        process.kill()
+
+
+def test_malformed_frames_are_rejected_and_scheduler_keeps_serving(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1)
+    context = zmq.Context()
+    raw = context.socket(zmq.DEALER)
+    raw.connect(cluster.address)
+    rng = random.Random(7)
+    refused = 0
+    try:
+        cases: list[list[bytes]] = []
+        for i in range(1000):
+            kind = i % 5
+            if kind == 0:
+                cases.append([rng.randbytes(rng.randint(0, 200))])
+            elif kind == 1:
+                cases.append([msgspec.msgpack.encode([["SubmitTask", rng.random(), None]])])
+            elif kind == 2:
+                cases.append([encode([m.PutObject("x", 10**9)]), b"tiny"])
+            elif kind == 3:
+                cases.append([encode([m.Hello("client", m.PROTOCOL_VERSION + 1 + i)])])
+            else:
+                cases.append([encode([m.SubmitTask("t", "f", "cpu=1", [], 0)])])
+        for frames in cases:
+            raw.send_multipart(frames)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and refused < 400:
+            if raw.poll(200):
+                for msg, _ in split_batch(raw.recv_multipart()):
+                    if isinstance(msg, m.Refused):
+                        refused += 1
+                        assert "version" in msg.reason or "Hello first" in msg.reason
+        assert refused == 400, "every wrong-version hello and every message before hello gets a refusal"
+        with Client(cluster.address) as client:
+            assert client.submit(pow, 3, 3).result(15) == 27
+            assert client.scheduler_status().status["tasks"] == 0
+    finally:
+        raw.close(0)
+        context.term()
+
+
+def test_wrong_protocol_version_gets_a_clear_refusal(shared_cluster: LocalCluster) -> None:
+    context = zmq.Context()
+    raw = context.socket(zmq.DEALER)
+    raw.connect(shared_cluster.address)
+    try:
+        raw.send_multipart([encode([m.Hello("client", 999)])])
+        assert raw.poll(5000)
+        ((msg, _),) = split_batch(raw.recv_multipart())
+        assert isinstance(msg, m.Refused)
+        assert "protocol version 999" in msg.reason and str(m.PROTOCOL_VERSION) in msg.reason
+    finally:
+        raw.close(0)
+        context.term()
+
+
+def test_scheduler_shutdown_tells_clients_and_workers(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=2)
+    client = Client(cluster.address)
+    wait_workers(client, 2)
+    pending = client.submit(time.sleep, 30)
+    assert cluster.scheduler is not None
+    cluster.scheduler.send_signal(signal.SIGTERM)
+    try:
+        pending.result(10)
+        raise AssertionError("the pending future must fail")
+    except SchedulerShutdownError as exc:
+        assert "shut down" in str(exc)
+    for worker in cluster.workers:
+        worker.wait(10)
+    client.close()
+
+
+def test_worker_exits_after_death_timeout_without_scheduler(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, worker_args=("--death-timeout", "2"))
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+    assert cluster.scheduler is not None
+    cluster.scheduler.send_signal(signal.SIGKILL)
+    start = time.monotonic()
+    cluster.workers[0].wait(20)
+    assert time.monotonic() - start < 15
+
+
+def test_client_without_scheduler_fails_clearly() -> None:
+    from scaler import ClientConfig
+    from scaler.utility.net import free_port
+
+    start = time.monotonic()
+    try:
+        Client(f"tcp://127.0.0.1:{free_port()}", ClientConfig(connect_timeout=1.0))
+        raise AssertionError("must not connect")
+    except ConnectionFailedError as exc:
+        assert "no answer from scheduler" in str(exc)
+    assert time.monotonic() - start < 5
+
+
+def test_scheduler_refuses_bad_flags_clearly() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "scaler.scheduler.main", "not-an-address"], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2 and "tcp://HOST:PORT" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "scaler.worker.main", "tcp://127.0.0.1:1", "-c", "cpu=lots"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and "cpu=lots" in result.stderr
+    assert os.environ.get("SCALER_ADDRESS") is None

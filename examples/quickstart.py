@@ -1,6 +1,6 @@
 """Quickstart: a local cluster, a few tasks, an object shared by many tasks, and an error.
 
-    python examples/quickstart.py
+python examples/quickstart.py
 """
 
 import time

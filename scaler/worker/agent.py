@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import socket
-import tempfile
 import time
 from collections import OrderedDict, deque
 from typing import Any
@@ -29,6 +27,7 @@ from scaler.utility.ids import random_id
 from scaler.utility.security import CurveKeys
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
+from scaler.worker.pipe import PipeClosed, send_frames
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +47,11 @@ class WorkerAgent:
         if config.curve_keys is not None:
             CurveKeys(config.curve_keys).apply_client(self.upstream)
         self.upstream.connect(config.scheduler)
-        self.tmpdir = tempfile.mkdtemp(prefix="scaler-worker-")
-        self.downstream = self.context.socket(zmq.ROUTER)
-        for option in (zmq.SNDHWM, zmq.RCVHWM):
-            self.downstream.setsockopt(option, 0)
-        ipc = f"ipc://{self.tmpdir}/tasks.sock"
-        self.downstream.bind(ipc)
         env = {"SCALER_CURVE_KEYS": str(config.curve_keys)} if config.curve_keys else {}
-        self.pool = ChildPool(ipc, config.scheduler, env)
+        self.pool = ChildPool(config.scheduler, env)
+        self.poller = zmq.Poller()
+        self.poller.register(self.upstream, zmq.POLLIN)
+        self.by_fd: dict[int, Child] = {}
         self.backlog: deque[LocalTask] = deque()
         self.running: dict[str, Child] = {}
         self.cache: OrderedDict[str, tuple[list[Any], bool]] = OrderedDict()
@@ -64,6 +60,7 @@ class WorkerAgent:
         self.up_msgs: list[Any] = []
         self.up_frames: list[Any] = []
         self.down: dict[bytes, tuple[list[Any], list[Any]]] = {}
+        self._forget_later: list[Child] = []
         self.started_ids: dict[str, None] = {}
         self.last_heard = time.monotonic()
         self.welcomed = False
@@ -93,8 +90,28 @@ class WorkerAgent:
             self.up_msgs, self.up_frames = [], []
         if self.down:
             for identity, (msgs, frames) in self.down.items():
-                self.downstream.send_multipart([identity, encode(msgs), *frames], copy=False)
+                child = self.pool.children.get(identity)
+                if child is None:
+                    continue
+                try:
+                    send_frames(child.sock, [encode(msgs), *frames])
+                except OSError as exc:
+                    log.warning("could not reach task process pid %d: %s", child.pid, exc)
             self.down = {}
+
+    def _spawn(self) -> Child:
+        child = self.pool.spawn()
+        fd = child.sock.fileno()
+        self.by_fd[fd] = child
+        self.poller.register(fd, zmq.POLLIN)
+        return child
+
+    def _forget(self, child: Child) -> None:
+        fd = child.sock.fileno()
+        if fd >= 0 and self.by_fd.get(fd) is child:
+            del self.by_fd[fd]
+            self.poller.unregister(fd)
+        self.pool.forget(child)
 
     # -- main loop --------------------------------------------------------------------------
 
@@ -113,19 +130,17 @@ class WorkerAgent:
         self.up(hello)
         self.flush()
         for _ in range(self.slots):
-            self.pool.spawn()
-        poller = zmq.Poller()
-        poller.register(self.upstream, zmq.POLLIN)
-        poller.register(self.downstream, zmq.POLLIN)
+            self._spawn()
         next_tick = next_beat = time.monotonic()
         log.info("worker %s (%s) connecting to %s", self.name, self.capabilities.key, self.config.scheduler)
         try:
             while self.alive:
-                ready = dict(poller.poll(max(1, int((next_tick - time.monotonic()) * 1000) + 1)))
-                if self.upstream in ready:
-                    self._drain(self.upstream, self._from_scheduler, routed=False)
-                if self.downstream in ready:
-                    self._drain(self.downstream, self._from_child, routed=True)
+                ready = self.poller.poll(max(1, int((next_tick - time.monotonic()) * 1000) + 1))
+                for what, _ in ready:
+                    if what is self.upstream:
+                        self._drain_upstream()
+                    else:
+                        self._read_child(what)
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + 0.05
@@ -143,25 +158,38 @@ class WorkerAgent:
     def _stop(self, *_: Any) -> None:
         self.alive = False
 
-    def _drain(self, sock: zmq.Socket, handle: Any, routed: bool) -> None:  # type: ignore[type-arg]
+    def _drain_upstream(self) -> None:
+        sock = self.upstream
         for _ in range(10_000):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
+            events = sock.getsockopt(zmq.EVENTS)
+            if not isinstance(events, int) or not events & zmq.POLLIN:
                 return
-            source = frames[0].bytes if routed else b""
+            frames = sock.recv_multipart(copy=False)
+            self._handle_batch(frames, b"", self._from_scheduler, "the scheduler")
+
+    def _read_child(self, fd: int) -> None:
+        child = self.by_fd.get(fd)
+        if child is None:
+            return
+        try:
+            messages = child.reader.read()
+        except (OSError, PipeClosed):
+            self._forget_later.append(child)
+            return
+        for frames in messages:
+            self._handle_batch(frames, child.identity, self._from_child, f"task process pid {child.pid}")
+
+    def _handle_batch(self, frames: list[Any], source: bytes, handle: Any, who: str) -> None:
+        try:
+            batch = split_batch(frames)
+        except ProtocolError as exc:
+            log.warning("dropped a malformed message from %s: %s", who, exc)
+            return
+        for msg, payload in batch:
             try:
-                batch = split_batch(frames[1:] if routed else frames)
-            except ProtocolError as exc:
-                log.warning(
-                    "dropped a malformed message from %s: %s", "a task process" if routed else "the scheduler", exc
-                )
-                continue
-            for msg, payload in batch:
-                try:
-                    handle(source, msg, payload)
-                except Exception:
-                    log.exception("error handling %s; message dropped", type(msg).__name__)
+                handle(source, msg, payload)
+            except Exception:
+                log.exception("error handling %s from %s; message dropped", type(msg).__name__, who)
 
     def _from_scheduler(self, _: bytes, msg: Any, payload: list[Any]) -> None:
         self.last_heard = time.monotonic()
@@ -263,7 +291,7 @@ class WorkerAgent:
             child = self.pool.idle()
             if child is None:
                 if self.pool.starting() == 0:
-                    self.pool.spawn()
+                    self._spawn()
                 return
             self.backlog.remove(task)
             self._run_on(child, task)
@@ -391,7 +419,11 @@ class WorkerAgent:
     # -- timers -----------------------------------------------------------------------------
 
     def _tick(self, now: float) -> None:
-        for child, how in self.pool.reap():
+        for child in self._forget_later:
+            if child.process.poll() is None:
+                self.pool.kill(child)
+        self._forget_later = []
+        for child, how in self.pool.reap(self._forget):
             task = child.task
             if task is not None:
                 self._release(child, task)
@@ -416,12 +448,13 @@ class WorkerAgent:
                 self.pool.kill(child)
         ready = [c for c in self.pool.children.values() if c.task is None]
         if len(self.pool.children) < self.slots and self.pool.starting() == 0:
-            self.pool.spawn()
+            self._spawn()
         elif len(self.pool.children) > self.slots:
             for child in ready[: len(self.pool.children) - self.slots]:
                 if child.ready and now - child.idle_since > self.config.idle_process_ttl:
                     self.down_send(child, m.Shutdown("idle"))
-                    del self.pool.children[child.identity]
+                    self.flush()
+                    self._forget(child)
         if now - self.last_heard > self.config.death_timeout:
             log.error(
                 "no word from scheduler %s for %.0fs; worker exits", self.config.scheduler, self.config.death_timeout
@@ -436,6 +469,4 @@ class WorkerAgent:
             pass
         self.pool.stop_all()
         self.upstream.close(500)
-        self.downstream.close(0)
         self.context.term()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)

@@ -9,13 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
+
+from scaler.worker.pipe import FrameReader
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ class LocalTask:
 class Child:
     identity: bytes
     process: subprocess.Popen[bytes]
+    sock: socket.socket
+    reader: FrameReader
     ready: bool = False
     task: LocalTask | None = None
     known: dict[str, int] = field(default_factory=dict)
@@ -50,8 +56,7 @@ class Child:
 
 
 class ChildPool:
-    def __init__(self, ipc_address: str, scheduler: str, env_extra: dict[str, str]) -> None:
-        self.ipc_address = ipc_address
+    def __init__(self, scheduler: str, env_extra: dict[str, str]) -> None:
         self.scheduler = scheduler
         self.env_extra = env_extra
         self.children: dict[bytes, Child] = {}
@@ -64,14 +69,27 @@ class ChildPool:
         env.update(self.env_extra)
         env["SCALER_PARENT_PID"] = str(os.getpid())
         env["SCALER_SCHEDULER_ADDRESS"] = self.scheduler
-        process = subprocess.Popen(
-            [sys.executable, "-m", "scaler.worker.task_process", self.ipc_address, identity.decode()],
-            env=env,
-            stdin=subprocess.DEVNULL,
-        )
-        child = Child(identity, process)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "scaler.worker.task_process", str(theirs.fileno()), identity.decode()],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+            )
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        child = Child(identity, process, ours, FrameReader(ours))
         self.children[identity] = child
         return child
+
+    def forget(self, child: Child) -> None:
+        self.children.pop(child.identity, None)
+        try:
+            child.sock.close()
+        except OSError:
+            pass
 
     def idle(self) -> Child | None:
         for child in self.children.values():
@@ -82,14 +100,14 @@ class ChildPool:
     def starting(self) -> int:
         return sum(1 for c in self.children.values() if not c.ready)
 
-    def reap(self) -> list[tuple[Child, str]]:
+    def reap(self, forget: Callable[[Child], None]) -> list[tuple[Child, str]]:
         """Children that have exited since the last call, with how they ended."""
         dead: list[tuple[Child, str]] = []
         for child in list(self.children.values()):
             code = child.process.poll()
             if code is None:
                 continue
-            del self.children[child.identity]
+            forget(child)
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             dead.append((child, f"task process pid {child.pid} ended with {how}"))
         return dead
@@ -117,6 +135,7 @@ class ChildPool:
     def stop_all(self) -> None:
         for child in self.children.values():
             self.kill(child)
+            child.sock.close()
         deadline = time.monotonic() + 2.0
         for child in self.children.values():
             try:

@@ -1,8 +1,9 @@
 """A task process: runs one task at a time for its agent, which may kill it at any moment.
 
-Started as a fresh interpreter (``python -m scaler.worker.task_process IPC IDENTITY``), never by
-forking the agent. It keeps the raw frames of functions and objects the agent sent it until told
-to drop them, unpickles functions once, and unpickles arguments afresh for every task.
+Started as a fresh interpreter (``python -m scaler.worker.task_process FD NAME``), never by
+forking the agent; FD is its end of a socketpair with the agent. It keeps the raw frames of
+functions and objects the agent sent it until told to drop them, unpickles functions once, and
+unpickles arguments afresh for every task.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import sys
 import threading
-import time
 from typing import Any
-
-import zmq
 
 from scaler.errors import TaskCancelledError
 from scaler.protocol import messages as m
@@ -24,17 +23,13 @@ from scaler.utility import serialization as ser
 from scaler.utility import shm
 from scaler.utility.lifetime import die_with_parent, parent_from_env
 from scaler.worker import runtime
+from scaler.worker.pipe import PipeClosed, recv_frames, send_frames
 
 
 class TaskProcess:
-    def __init__(self, address: str, identity: bytes) -> None:
-        self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.IDENTITY, identity)
-        self.socket.setsockopt(zmq.SNDHWM, 0)
-        self.socket.setsockopt(zmq.RCVHWM, 0)
-        self.socket.setsockopt(zmq.LINGER, 2000)
-        self.socket.connect(address)
+    def __init__(self, fd: int) -> None:
+        self.socket = socket.socket(fileno=fd)
+        self.socket.setblocking(True)
         self.lock = threading.Lock()
         self.objects: dict[str, tuple[list[Any], bool]] = {}
         self.functions: dict[str, Any] = {}
@@ -42,7 +37,7 @@ class TaskProcess:
 
     def send(self, msgs: list[Any], frames: list[Any] | None = None) -> None:
         with self.lock:
-            self.socket.send_multipart([encode(msgs), *(frames or [])], copy=False)
+            send_frames(self.socket, [encode(msgs), *(frames or [])])
 
     def notify_blocked(self, task_id: str, blocked: bool) -> None:
         self.send([m.TaskBlocked(task_id) if blocked else m.TaskUnblocked(task_id)])
@@ -55,7 +50,10 @@ class TaskProcess:
         sys.stderr = _Forward(sys.stderr, "stderr", self)
         self.send([m.Hello("process", m.PROTOCOL_VERSION, pid=os.getpid())])
         while True:
-            frames = self.socket.recv_multipart(copy=False)
+            try:
+                frames = recv_frames(self.socket)
+            except PipeClosed:
+                return
             for msg, payload in split_batch(frames):
                 if type(msg) is m.RunTask:
                     self.run(msg, payload)
@@ -181,15 +179,14 @@ def _flush_streams() -> None:
 
 
 def main() -> None:
-    address, identity = sys.argv[1], sys.argv[2]
+    fd = int(sys.argv[1])
     die_with_parent(parent_from_env())
     sys.path.insert(0, os.getcwd())
     try:
-        TaskProcess(address, identity.encode()).serve()
+        TaskProcess(fd).serve()
     except KeyboardInterrupt:
         pass
     finally:
-        time.sleep(0)
         os._exit(0)
 
 

@@ -148,3 +148,14 @@ def test_unknown_task_options_fail_fast(client: Client) -> None:
 def test_client_needs_an_address() -> None:
     with pytest.raises(ValueError, match="address"):
         Client()
+
+
+def three(x: int) -> tuple[int, int, int]:
+    return x, x + 1, x + 2
+
+
+def test_num_returns_gives_one_future_per_value(client: Client) -> None:
+    futures = client.options(num_returns=3).submit(three, 10)
+    assert [f.result(10) for f in futures] == [10, 11, 12]
+    assert client.submit(total, futures[1:]).result(10) == 23
+    assert client.options(num_returns=0).submit(three, 1) == []

@@ -124,8 +124,9 @@ class Client:
         """A view of this client whose ``submit``/``map`` use these task options (merged)."""
         return _OptionsView(self, replace(self.default_options, **options))
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        return self.submit_with(self.default_options, fn, args, kwargs)[0]
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """A ``Future``; with ``num_returns`` other than 1, a list of that many futures."""
+        return _one_or_list(self.submit_with(self.default_options, fn, args, kwargs), self.default_options)
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Future]:
         opts = self.default_options
@@ -420,11 +421,15 @@ class _OptionsView:
         self.client = client
         self.opts = opts
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        return self.client.submit_with(self.opts, fn, args, kwargs)[0]
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return _one_or_list(self.client.submit_with(self.opts, fn, args, kwargs), self.opts)
 
     def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> list[Future]:
         return [self.client.submit_with(self.opts, fn, args, {})[0] for args in zip(*iterables, strict=False)]
+
+
+def _one_or_list(futures: list[Future], opts: TaskOptions) -> Future | list[Future]:
+    return futures[0] if opts.num_returns == 1 else futures
 
 
 @atexit.register

@@ -432,7 +432,8 @@ class WorkerAgent:
                     status = task.cancel[6:]
                 self.up(m.TaskDone(task.msg.task_id, status, message=how, attempt=task.msg.attempt))
             if child.ready:
-                log.warning("%s", how)
+                label = f" while running task {task.msg.task_id} ({task.msg.name})" if task is not None else ""
+                log.warning("%s%s", how, label)
         limit = self.config.task_memory_limit_mb
         for child in list(self.running.values()):
             task = child.task

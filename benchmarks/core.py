@@ -61,6 +61,7 @@ def main() -> None:
         figures.update(workloads.throughput(engine, args.tasks))
         figures["rss_after_throughput_mb"] = workloads.rss_mb(engine)
         figures.update(workloads.latency(engine))
+        workloads.warm_numpy(engine, args.workers)
         figures.update(workloads.put_and_read(engine, 1))
         figures.update(workloads.put_and_read(engine, 64))
         figures.update(workloads.sleepy(engine))

@@ -58,6 +58,13 @@ def latency(engine: Engine, n: int = 300) -> dict[str, float]:
     }
 
 
+def warm_numpy(engine: Engine, slots: int) -> None:
+    """Let every task process import numpy once, so transfer figures measure transfer, not imports."""
+    import numpy as np
+
+    engine.gather([engine.submit(nbytes_of, np.zeros(8, dtype=np.uint8)) for _ in range(4 * slots)])
+
+
 def put_and_read(engine: Engine, mib: int) -> dict[str, float]:
     import numpy as np
 

@@ -25,6 +25,10 @@ class MemoryLimitError(ScalerError, MemoryError):
     """The task process used more memory than the worker's limit and was killed."""
 
 
+class ActorDiedError(ScalerError):
+    """The actor a method call was sent to has died (killed, crashed past its restarts, or never started)."""
+
+
 class ObjectLostError(ScalerError):
     """An object a task or client needs no longer exists (released, or its owner disconnected)."""
 

@@ -60,6 +60,8 @@ class TaskOptions:
     num_returns: int = 1
     resolve_nested: bool = True
     name: str = ""
+    actor_id: str = ""
+    detached: bool = False
 
 
 class Client:
@@ -75,6 +77,7 @@ class Client:
         self._pending: dict[str, list[Future]] = {}
         self._fetches: dict[str, list[concurrent.futures.Future[Any]]] = {}
         self._status_waiters: list[concurrent.futures.Future[Any]] = []
+        self._kv_waiters: dict[str, list[concurrent.futures.Future[Any]]] = {}
         self._functions: dict[Any, str] = {}
         self._releases: list[str] = []
         self._cond = threading.Condition()
@@ -137,12 +140,19 @@ class Client:
         if not callable(fn):
             raise TypeError(f"submit needs a callable, got {type(fn).__name__}")
         func_id, temporary = self._function_id(fn)
+        borrowed: list[str] = []
+        deps: list[str] = []
         if args or kwargs:
-            with ser.collect_refs() as deps:
+            with ser.collect_refs() as found:
                 frames = ser.dumps((args, kwargs))
             nbytes = ser.frames_nbytes(frames)
+            if opts.resolve_nested:
+                deps = [object_id for object_id, _ in found]
+            else:
+                deps = [object_id for object_id, top in found if top]
+                borrowed = list(dict.fromkeys(object_id for object_id, top in found if not top))
         else:
-            deps, frames, nbytes = [], [], 0
+            frames, nbytes = [], 0
         self._admit(nbytes)
         task_id = self._ids.next()
         n = opts.num_returns
@@ -168,6 +178,9 @@ class Client:
             opts.stream_output,
             opts.resolve_nested,
             opts.retry_exceptions,
+            borrowed,
+            opts.actor_id,
+            opts.detached,
         )
         self._conn.send(msg, frames)
         if temporary:
@@ -279,6 +292,26 @@ class Client:
             if isinstance(done, Future):
                 yield done
 
+    def kv_put(self, key: str, value: Any, if_absent: bool = False, timeout: float = 30.0) -> Any:
+        """Store ``value`` under ``key`` in the scheduler; returns the value stored there afterwards."""
+        frames = ser.dumps(value)
+        return self._kv_request(key, m.KVPut(key, len(frames), if_absent), frames, timeout)
+
+    def kv_get(self, key: str, timeout: float = 30.0) -> Any:
+        """The value stored under ``key``, or ``None``."""
+        return self._kv_request(key, m.KVGet(key), [], timeout)
+
+    def kv_delete(self, key: str) -> None:
+        self._conn.send(m.KVDelete(key))
+
+    def _kv_request(self, key: str, msg: Any, frames: list[Any], timeout: float) -> Any:
+        self._check_open()
+        waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._kv_waiters.setdefault(key, []).append(waiter)
+        self._conn.send(msg, frames)
+        reply_frames = waiter.result(timeout)
+        return None if reply_frames is None else ser.loads(reply_frames)
+
     def scheduler_status(self, timeout: float = 5.0) -> m.StatusReply:
         waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._status_waiters.append(waiter)
@@ -306,6 +339,10 @@ class Client:
                 released = True
             elif kind is m.Welcome:
                 self._welcome.set_result(msg)
+            elif kind is m.KVReply:
+                waiters = self._kv_waiters.get(msg.key)
+                if waiters:
+                    waiters.pop(0).set_result(payload if msg.found else None)
             elif kind is m.StatusReply:
                 if self._status_waiters:
                     self._status_waiters.pop(0).set_result(msg)

@@ -85,6 +85,9 @@ class SubmitTask(Msg):
     stream_output: bool = False
     resolve_nested: bool = True
     retry_exceptions: bool = False
+    borrowed: list[str] = []  # refs nested in the arguments: kept alive, not waited for
+    actor_id: str = ""  # set on the task that hosts an actor
+    detached: bool = False  # survives its client's disconnect
 
 
 class PutObject(Msg):
@@ -107,6 +110,28 @@ class CancelTasks(Msg):
 
 class StatusRequest(Msg):
     pass
+
+
+class KVPut(Msg):
+    """Store a small named value (actor names). With ``if_absent``, an existing value wins."""
+
+    key: str
+    nbufs: int
+    if_absent: bool = False
+
+
+class KVGet(Msg):
+    key: str
+
+
+class KVDelete(Msg):
+    key: str
+
+
+class KVReply(Msg):
+    key: str
+    found: bool
+    nbufs: int = 0
 
 
 # -- scheduler -> client --------------------------------------------------------------------
@@ -223,6 +248,10 @@ AnyMsg = Union[  # noqa: UP007 - a runtime alias msgspec decodes into
     Release,
     CancelTasks,
     StatusRequest,
+    KVPut,
+    KVGet,
+    KVDelete,
+    KVReply,
     TaskResult,
     ObjectReply,
     TaskRejected,

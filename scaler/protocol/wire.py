@@ -14,6 +14,8 @@ import msgspec
 
 from scaler.protocol.messages import (
     AnyMsg,
+    KVPut,
+    KVReply,
     ObjectReply,
     PutObject,
     RunTask,
@@ -39,7 +41,7 @@ def encode(messages: Sequence[Any]) -> bytes:
 def payload_count(msg: Any) -> int:
     """How many payload frames follow ``msg`` in its batch."""
     kind = type(msg)
-    if kind is SubmitTask or kind is PutObject or kind is ObjectReply:
+    if kind in (SubmitTask, PutObject, ObjectReply, KVPut, KVReply):
         count: int = msg.nbufs
         return count
     if kind is RunTask:

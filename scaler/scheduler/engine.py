@@ -20,7 +20,7 @@ from scaler.scheduler.queues import CapabilityQueues
 from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
 from scaler.scheduler.workers import WorkerPool, WorkerState
 from scaler.utility import shm
-from scaler.utility.capabilities import DEFAULT_TASK_REQUEST, CapabilityError, parse_capabilities
+from scaler.utility.capabilities import CapabilityError, parse_capabilities
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -48,6 +48,10 @@ class Engine:
         self.dirty = False
         self.maybe_idle = False
         self.counts = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0, "rejected": 0}
+        self.kv: dict[str, list[Any]] = {}
+        self.borrowers: defaultdict[str, list[Task]] = defaultdict(list)
+        self.actor_servers: dict[str, Task] = {}
+        self.dead_actors: dict[str, str] = {}
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -61,7 +65,7 @@ class Engine:
         cancelled = 0
         for task_id in list(state.tasks):
             task = self.tasks.get(task_id)
-            if task is None:
+            if task is None or task.detached:
                 continue
             task.released = True
             self._cancel(task, force=True)
@@ -75,7 +79,7 @@ class Engine:
         reason = self._refuse_reason(state, msg, nbytes)
         if reason is None:
             try:
-                request = parse_capabilities(msg.capabilities or DEFAULT_TASK_REQUEST)
+                request = parse_capabilities(msg.capabilities)
             except CapabilityError as exc:
                 reason = f"bad capability request: {exc}"
         if reason is not None:
@@ -102,10 +106,26 @@ class Engine:
         self.tasks[task.task_id] = task
         state.tasks.add(task.task_id)
         state.queued_bytes += nbytes
+        task.detached = msg.detached
+        if msg.actor_id:
+            task.actor_id = msg.actor_id
+            self.actor_servers[msg.actor_id] = task
+            self.dead_actors.pop(msg.actor_id, None)
+        for name, _ in request.quantities:
+            if name.startswith("actor."):
+                task.calls_actor = name[6:]
+                if task.calls_actor in self.dead_actors:
+                    text = f"{task.label}: actor {task.calls_actor} is dead ({self.dead_actors[task.calls_actor]})"
+                    self._finish(
+                        task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed")
+                    )
+                    return
         for dep in (msg.func_id, *msg.deps):
             if task.state in TERMINAL:
                 break
             self._need(task, dep)
+        for object_id in msg.borrowed:
+            self._borrow(task, object_id)
         if task.state is S.WAITING and task.missing == 0:
             self._enqueue(task)
 
@@ -141,6 +161,18 @@ class Engine:
         )
         self._finish(task, S.FAILED, frames, m.TaskResult(task.task_id, "failed"))
 
+    def _borrow(self, task: Task, object_id: str) -> None:
+        """Keep a ref nested in the arguments alive while the task lives (it is not waited for)."""
+        if task.state in TERMINAL:
+            return
+        if object_id in self.store:
+            self.store.pin(object_id)
+            task.pinned.append(object_id)
+            return
+        producer = self.tasks.get(producer_of(object_id))
+        if producer is not None and producer.state not in TERMINAL:
+            self.borrowers[object_id].append(task)
+
     def _enqueue(self, task: Task, front: bool = False) -> None:
         task.move(S.QUEUED)
         self.queues.push(task, front)
@@ -175,7 +207,7 @@ class Engine:
     def cancel(self, client: bytes, task_ids: list[str], force: bool) -> None:
         for task_id in task_ids:
             task = self.tasks.get(task_id)
-            if task is not None and task.client == client:
+            if task is not None and (task.client == client or task.actor_id):
                 self._cancel(task, force)
 
     def _cancel(self, task: Task, force: bool) -> None:
@@ -261,6 +293,10 @@ class Engine:
             log.info("%s: %s; retry %d of %d", task.label, why, task.attempts, task.max_retries)
             self._requeue(task)
             return True
+        if task.calls_actor:
+            text = f"{task.label}: actor {task.calls_actor} died while running it ({why})"
+            self._finish(task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed"))
+            return False
         text = (
             f"{task.label} failed: the worker process running it died {task.attempts} times "
             f"(max_retries={task.max_retries}); last: {why}"
@@ -318,8 +354,8 @@ class Engine:
         status = msg.status
         if status == "done":
             self._finish_done(task, msg, frames)
-        elif status == "error":
-            if task.retry_exceptions and task.attempts < task.max_retries:
+        elif status == "error" or status == "fatal":
+            if status == "error" and task.retry_exceptions and task.attempts < task.max_retries:
                 task.attempts += 1
                 self._requeue(task)
             else:
@@ -373,7 +409,12 @@ class Engine:
         self._close(task, result, frames if push else [])
 
     def _store_result(self, task: Task, object_id: str, frames: list[Any], is_error: bool) -> None:
-        wanted = not task.released or object_id in self.waiting or object_id in self.get_waiters
+        wanted = (
+            not task.released
+            or object_id in self.waiting
+            or object_id in self.get_waiters
+            or object_id in self.borrowers
+        )
         if not wanted:
             if len(frames) == 1 and not is_error:
                 shm.release(frames)
@@ -395,6 +436,8 @@ class Engine:
             shm.release(task.frames)
         task.frames = []
         self.tasks.pop(task.task_id, None)
+        if task.actor_id and self.actor_servers.get(task.actor_id) is task:
+            self._actor_died(task)
         state = self.clients.get(task.client)
         if state is not None:
             state.tasks.discard(task.task_id)
@@ -402,10 +445,50 @@ class Engine:
             if not task.released:
                 self.out.send(task.client, result, frames)
 
+    def _actor_died(self, server: Task) -> None:
+        actor_id = server.actor_id
+        del self.actor_servers[actor_id]
+        reason = {S.CANCELLED: "it was killed", S.DONE: "its host task ended"}.get(
+            server.state, "its creation failed or its process died more often than max_restarts"
+        )
+        self.dead_actors[actor_id] = reason
+        doomed = [t for t in self.tasks.values() if t.calls_actor == actor_id and t.state in (S.WAITING, S.QUEUED)]
+        for task in doomed:
+            if task.state is S.QUEUED:
+                self.queues.remove(task)
+            text = f"{task.label}: actor {actor_id} died: {reason}"
+            self._finish(task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed"))
+        for worker in list(self.pool.workers.values()):
+            if worker.capabilities.as_dict().get(f"actor.{actor_id}"):
+                for task in worker.assigned.values():
+                    if task.worker is not None and task.state in (S.ASSIGNED, S.RUNNING):
+                        task.cancel_requested = True
+                self.out.send(worker.identity, m.Shutdown(f"actor {actor_id} died: {reason}"))
+
+    def kv_put(self, peer: bytes, msg: m.KVPut, frames: list[Any]) -> None:
+        if not (msg.if_absent and msg.key in self.kv):
+            self.kv[msg.key] = frames
+        stored = self.kv[msg.key]
+        self.out.send(peer, m.KVReply(msg.key, True, len(stored)), stored)
+
+    def kv_get(self, peer: bytes, key: str) -> None:
+        stored = self.kv.get(key)
+        if stored is None:
+            self.out.send(peer, m.KVReply(key, False))
+        else:
+            self.out.send(peer, m.KVReply(key, True, len(stored)), stored)
+
+    def kv_delete(self, key: str) -> None:
+        self.kv.pop(key, None)
+
     def _object_ready(self, object_id: str) -> None:
         obj = self.store.get(object_id)
         if obj is None:
             return
+        for borrower in self.borrowers.pop(object_id, ()):
+            if borrower.state not in TERMINAL:
+                self.store.pin(object_id)
+                borrower.pinned.append(object_id)
         for peer in self.get_waiters.pop(object_id, ()):
             self.out.send(peer, m.ObjectReply(object_id, True, len(obj.frames), obj.is_error), obj.frames)
         for task in self.waiting.pop(object_id, ()):
@@ -517,6 +600,7 @@ class Engine:
                 "capabilities": w.capabilities.key,
                 "assigned": len(w.assigned),
                 "unstarted": w.unstarted,
+                "committed": ",".join(f"{k}={v:g}" for k, v in w.committed.items() if v),
                 "completed": w.completed,
                 "pid": w.pid,
                 "host": w.host,

@@ -29,7 +29,7 @@ from scaler.utility.security import CurveKeys, check_bind
 log = logging.getLogger(__name__)
 SRCFD = getattr(zmq, "SRCFD", 2)
 KINDS = ("client", "worker", "adapter", "monitor")
-CLIENT_MSGS = (m.SubmitTask, m.PutObject, m.Release, m.CancelTasks)
+CLIENT_MSGS = (m.SubmitTask, m.PutObject, m.Release, m.CancelTasks, m.KVPut, m.KVGet, m.KVDelete)
 WORKER_MSGS = (m.TasksStarted, m.TaskDone, m.TaskBlocked, m.TaskUnblocked, m.Reclaimed, m.TaskOutput)
 
 
@@ -169,6 +169,12 @@ class SchedulerServer:
                 engine.put(identity, msg, payload)
             elif kind is m.Release:
                 engine.release(identity, msg.object_ids)
+            elif kind is m.KVPut:
+                engine.kv_put(identity, msg, payload)
+            elif kind is m.KVGet:
+                engine.kv_get(identity, msg.key)
+            elif kind is m.KVDelete:
+                engine.kv_delete(msg.key)
             else:
                 engine.cancel(identity, msg.task_ids, msg.force)
         elif peer.kind == "worker" and kind in WORKER_MSGS:

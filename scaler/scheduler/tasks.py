@@ -61,6 +61,9 @@ class Task:
     released: bool = False
     blocked: bool = False
     pinned: list[str] = field(default_factory=list)
+    actor_id: str = ""
+    calls_actor: str = ""
+    detached: bool = False
 
     def move(self, to: TaskState) -> None:
         if to not in TRANSITIONS[self.state]:

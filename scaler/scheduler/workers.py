@@ -48,6 +48,19 @@ class WorkerState:
         return not self.assigned
 
 
+DEDICATED_PREFIX = "actor."
+
+
+def takes(worker: Capabilities, request: Capabilities) -> bool:
+    """The matching rule, plus: a dedicated worker (``actor.<id>``) takes only tasks asking for it."""
+    if not worker.serves(request):
+        return False
+    for name, _ in worker.quantities:
+        if name.startswith(DEDICATED_PREFIX) and not any(n == name for n, _ in request.quantities):
+            return False
+    return True
+
+
 class WorkerPool:
     def __init__(self, prefetch: int) -> None:
         self.workers: dict[bytes, WorkerState] = {}
@@ -72,7 +85,7 @@ class WorkerPool:
     def eligible(self, caps_key: str, request: Capabilities) -> list[WorkerState]:
         found = self._eligible.get(caps_key)
         if found is None:
-            found = [w for w in self.workers.values() if not w.draining and w.capabilities.serves(request)]
+            found = [w for w in self.workers.values() if not w.draining and takes(w.capabilities, request)]
             self._eligible[caps_key] = found
         return found
 
@@ -121,7 +134,7 @@ class WorkerPool:
         for worker in self.workers.values():
             if worker is thief or worker.reclaim_pending or worker.unstarted <= 0:
                 continue
-            if not thief.capabilities.serves(worker.capabilities):
+            if not takes(thief.capabilities, worker.capabilities):
                 continue
             if best is None or worker.unstarted > best.unstarted:
                 best = worker

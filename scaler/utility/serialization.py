@@ -91,10 +91,10 @@ def loads(frames: Sequence[Any]) -> Any:
 
 
 @contextmanager
-def collect_refs() -> Iterator[list[str]]:
-    """Within this block, every ref that gets pickled appends its object id to the yielded list."""
+def collect_refs() -> Iterator[list[tuple[str, bool]]]:
+    """Within this block, every ref that gets pickled appends ``(object id, top_level)``."""
     previous = getattr(_local, "collected", None)
-    found: list[str] = []
+    found: list[tuple[str, bool]] = []
     _local.collected = found
     try:
         yield found
@@ -102,10 +102,10 @@ def collect_refs() -> Iterator[list[str]]:
         _local.collected = previous
 
 
-def note_ref(object_id: str) -> None:
+def note_ref(object_id: str, top_level: bool = False) -> None:
     collected = getattr(_local, "collected", None)
     if collected is not None:
-        collected.append(object_id)
+        collected.append((object_id, top_level))
 
 
 @contextmanager
@@ -140,7 +140,7 @@ class Resolve:
         self.object_id = object_id
 
     def __reduce__(self) -> tuple[Any, tuple[str, bool]]:
-        note_ref(self.object_id)
+        note_ref(self.object_id, True)
         return load_ref, (self.object_id, True)
 
 

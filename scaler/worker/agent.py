@@ -173,7 +173,9 @@ class WorkerAgent:
             return
         try:
             messages = child.reader.read()
-        except (OSError, PipeClosed):
+        except (OSError, PipeClosed) as exc:
+            if child.process.poll() is None:
+                log.warning("task process pid %d: its pipe failed (%s); stopping it", child.pid, exc)
             self._forget_later.append(child)
             return
         for frames in messages:

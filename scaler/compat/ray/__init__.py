@@ -1,0 +1,63 @@
+"""A Ray-compatible API on Scaler.
+
+``from scaler.compat import ray`` is this module: the Ray API, with no Ray installed. Imported
+after ``import ray`` (``import ray; import scaler.compat.ray``), it also *patches* the installed
+Ray module, replacing its API with this one before Ray can start anything, so an unchanged Ray
+program runs on Scaler. ``python -m scaler.compat.ray my_program.py [--address tcp://...]`` runs a
+Ray program this way. What is not supported raises ``NotImplementedError`` naming the API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaler.compat.ray import exceptions, util
+from scaler.compat.ray.actors import ActorClass, ActorHandle, get_actor, kill, method
+from scaler.compat.ray.refs import ObjectRef, ObjectRefGenerator, cancel, get, put, wait
+from scaler.compat.ray.remote_function import RemoteFunction
+from scaler.compat.ray.resources import available_resources, cluster_resources, nodes
+from scaler.compat.ray.runtime_context import get_runtime_context
+from scaler.compat.ray.session import init, is_initialized, shutdown
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """``@ray.remote`` / ``@ray.remote(num_cpus=..., ...)`` on a function or a class."""
+    if len(args) == 1 and not options and callable(args[0]):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError("@ray.remote takes either one function/class or keyword options")
+
+    def decorate(target: Any) -> Any:
+        return _make_remote(target, options)
+
+    return decorate
+
+
+def _make_remote(target: Any, options: dict[str, Any]) -> Any:
+    if isinstance(target, type):
+        return ActorClass(target, options)
+    return RemoteFunction(target, options)
+
+
+def _not_supported(name: str) -> Any:
+    def call(*_: Any, **__: Any) -> Any:
+        raise NotImplementedError(f"ray.{name} is not supported by Scaler")
+
+    call.__name__ = name
+    return call
+
+
+get_gpu_ids = _not_supported("get_gpu_ids")
+timeline = _not_supported("timeline")
+
+__version__ = "2.60.0-scaler"
+__all__ = [
+    "ActorClass", "ActorHandle", "ObjectRef", "ObjectRefGenerator", "RemoteFunction", "available_resources",
+    "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_runtime_context", "init",
+    "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "util", "wait",
+]  # fmt: skip
+
+from scaler.compat.ray.patch import patch_installed_ray, patch_when_imported  # noqa: E402
+
+if not patch_installed_ray():
+    patch_when_imported()

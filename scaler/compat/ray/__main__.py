@@ -1,0 +1,48 @@
+"""``python -m scaler.compat.ray PROGRAM.py [--address tcp://HOST:PORT] [--shim] [program args]``.
+
+Runs an unchanged Ray program on Scaler: with Ray installed, Ray is imported and patched; without
+it (or with ``--shim``), ``import ray`` gives the compat API. ``--address`` makes the program's
+``ray.init()`` connect to that scheduler instead of starting a local cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m scaler.compat.ray", description=__doc__)
+    parser.add_argument("--address", default=None, help="tcp://HOST:PORT of a running scaler_scheduler")
+    parser.add_argument("--shim", action="store_true", help="use the compat API even if Ray is installed")
+    parser.add_argument("program", help="the Ray program to run")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
+    options = parser.parse_args(argv)
+    if options.address:
+        os.environ["SCALER_ADDRESS"] = options.address
+    from scaler.compat.ray.patch import install_shim
+
+    if options.shim:
+        install_shim()
+    else:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            install_shim()
+        from scaler.compat.ray.patch import patch_installed_ray
+
+        patch_installed_ray()
+    from scaler.compat.ray.session import shutdown
+
+    sys.argv = [options.program, *options.args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(options.program)))
+    try:
+        runpy.run_path(options.program, run_name="__main__")
+    finally:
+        shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""``@ray.remote`` on classes: actors hosted by a task that serves their method calls in order.
+
+``Cls.remote(*args)`` submits one long-running *host task* (with the actor's resources, default
+0 CPU as in Ray) that builds the instance and turns its process into a dedicated worker with the
+capability ``actor.<id>=1``. Method calls are tasks asking for that capability, so they run one
+at a time, in submission order per caller, on that process only. ``max_restarts`` is the host
+task's retries; ``max_task_retries`` the retries of a call whose host died. ``ray.kill`` cancels
+the host task; pending calls then fail with ``ActorDiedError``. Named actors live in the
+scheduler's small key-value table, per namespace.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from scaler.client.client import TaskOptions
+from scaler.compat.ray import options as opt
+from scaler.compat.ray.remote_function import mark_top_level, task_options, wrap_refs
+from scaler.compat.ray.session import client, session
+from scaler.worker import dedicated
+
+_METHOD_NUM_RETURNS = "__ray_num_returns__"
+
+
+def method(*, num_returns: Any = 1, **kwargs: Any) -> Any:
+    """``@ray.method(num_returns=N)`` for actor methods."""
+    if kwargs:
+        raise NotImplementedError(f"@ray.method({', '.join(kwargs)}=...) is not supported by Scaler")
+
+    def mark(function: Any) -> Any:
+        setattr(function, _METHOD_NUM_RETURNS, num_returns)
+        return function
+
+    return mark
+
+
+def _host(cls: type, actor_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    dedicated.serve(actor_id, cls(*args, **kwargs))
+
+
+def _call(name: str, *args: Any, **kwargs: Any) -> Any:
+    state = dedicated.current_state()
+    if state is None:
+        raise RuntimeError(f"actor method {name} ran outside its actor host")
+    return getattr(state, name)(*args, **kwargs)
+
+
+class ActorMethod:
+    def __init__(self, handle: ActorHandle, name: str, options: dict[str, Any]) -> None:
+        self._handle = handle
+        self._name = name
+        self._options = options
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        handle = self._handle
+        label = f"{handle._class_name}.{self._name}"
+        call_opts = {"num_returns": self._options.get("num_returns", 1), "max_retries": handle._max_task_retries}
+        base = task_options(call_opts, label)
+        task_opts = TaskOptions(
+            capabilities=f"actor.{handle._actor_id}=1",
+            max_retries=base.max_retries,
+            num_returns=base.num_returns,
+            resolve_nested=False,
+            name=label,
+            stream_output=base.stream_output,
+        )
+        args, kwargs = mark_top_level(args, kwargs)
+        futures = client().submit_with(task_opts, _call, (self._name, *args), kwargs)
+        return wrap_refs(futures, call_opts["num_returns"], label)
+
+    def options(self, **options: Any) -> ActorMethod:
+        unknown = set(options) - {"num_returns", "name"}
+        if unknown:
+            raise NotImplementedError(f"actor method option(s) {', '.join(sorted(unknown))} are not supported")
+        return ActorMethod(self._handle, self._name, {**self._options, **options})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Actor methods cannot be called directly. Instead of '{self._name}()', try '{self._name}.remote()'."
+        )
+
+
+class ActorHandle:
+    def __init__(
+        self, actor_id: str, class_name: str, methods: dict[str, Any], max_task_retries: int, host_task: str
+    ) -> None:
+        self._actor_id = actor_id
+        self._class_name = class_name
+        self._methods = methods
+        self._max_task_retries = max_task_retries
+        self._host_task = host_task
+        self._name_key = ""
+
+    def __getattr__(self, name: str) -> ActorMethod:
+        methods = self.__dict__.get("_methods", {})
+        if name not in methods:
+            raise AttributeError(f"'{self.__dict__.get('_class_name')}' actor has no method '{name}'")
+        return ActorMethod(self, name, {"num_returns": methods[name]})
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...], dict[str, str]]:
+        args = (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._host_task)
+        return ActorHandle, args, {"_name_key": self._name_key}
+
+    def __repr__(self) -> str:
+        return f"Actor({self._class_name}, {self._actor_id})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self) -> int:
+        return hash(self._actor_id)
+
+
+class ActorClass:
+    def __init__(self, cls: type, options: dict[str, Any]) -> None:
+        self._cls = cls
+        self._options = opt.check(dict(options), opt.ACTOR_OPTIONS, f"@ray.remote({cls.__qualname__})")
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+        self.__module__ = cls.__module__
+
+    def options(self, **options: Any) -> ActorClass:
+        return ActorClass(self._cls, {**self._options, **options})
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
+        options = self._options
+        name = options.get("name")
+        key = _name_key(name, options.get("namespace")) if name else ""
+        if key and options.get("get_if_exists"):
+            existing = client().kv_get(key)
+            if existing is not None:
+                return existing  # type: ignore[no-any-return]
+        actor_id = os.urandom(8).hex()
+        methods = {
+            attr: getattr(value, _METHOD_NUM_RETURNS, 1)
+            for attr, value in _members(self._cls)
+            if callable(value) and not attr.startswith("__")
+        }
+        host_opts = {k: options[k] for k in ("num_cpus", "num_gpus", "memory", "resources") if k in options}
+        base = task_options(
+            {**host_opts, "max_retries": options.get("max_restarts", 0)}, f"{self.__name__}.__init__", 0
+        )
+        task_opts = TaskOptions(
+            capabilities=base.capabilities,
+            max_retries=base.max_retries,
+            resolve_nested=False,
+            name=base.name,
+            stream_output=base.stream_output,
+            actor_id=actor_id,
+            detached=options.get("lifetime") == "detached",
+        )
+        args, kwargs = mark_top_level(args, kwargs)
+        host = client().submit_with(task_opts, _host, (self._cls, actor_id, args, kwargs), {})[0]
+        retries = options.get("max_task_retries", 0)
+        handle = ActorHandle(actor_id, self.__name__, methods, 1 << 30 if retries == -1 else retries, host.task_id)
+        handle._host_future = host  # type: ignore[attr-defined]
+        handle._name_key = key
+        if key:
+            stored = client().kv_put(key, handle, if_absent=True)
+            if stored != handle:
+                client()._cancel_ids([host.task_id], True)
+                if options.get("get_if_exists"):
+                    return stored  # type: ignore[no-any-return]
+                raise ValueError(f"Actor with name '{name}' already exists in the namespace {_namespace(options)}")
+        return handle
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', use '{self.__name__}.remote()'."
+        )
+
+
+def _members(cls: type) -> list[tuple[str, Any]]:
+    seen: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        for attr, value in vars(klass).items():
+            seen[attr] = value
+    return list(seen.items())
+
+
+def _namespace(options: dict[str, Any]) -> str:
+    return str(options.get("namespace") or session().namespace)
+
+
+def _name_key(name: str, namespace: str | None) -> str:
+    return f"ray-actor/{namespace or session().namespace}/{name}"
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    if not isinstance(actor, ActorHandle):
+        raise ValueError(f"ray.kill() only supported for actors. Got: {type(actor)}.")
+    if not no_restart:
+        raise NotImplementedError("ray.kill(no_restart=False) is not supported by Scaler")
+    client()._cancel_ids([actor._host_task], True)
+    if actor._name_key:
+        client().kv_delete(actor._name_key)
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    handle = client().kv_get(_name_key(name, namespace))
+    if handle is None:
+        raise ValueError(f"Failed to look up actor with name '{name}'. This could because 1. You are trying to look "
+                         "up a named actor you didn't create. 2. The named actor died. 3. You did not use a namespace "
+                         "matching the namespace of the actor.")  # fmt: skip
+    return handle  # type: ignore[no-any-return]

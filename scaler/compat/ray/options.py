@@ -1,0 +1,74 @@
+"""Ray's ``@ray.remote``/``.options`` arguments, checked and turned into Scaler task options.
+
+``num_cpus``, ``num_gpus``, ``memory`` and ``resources={...}`` become one capability request
+(``cpu``, ``gpu``, ``memory`` and the resource names; Ray's ``CPU``/``GPU`` keys map to ours).
+Options Scaler cannot honour raise ``NotImplementedError`` naming the option.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaler.utility.capabilities import from_mapping
+
+TASK_OPTIONS = {
+    "num_cpus", "num_gpus", "memory", "resources", "num_returns", "max_retries", "retry_exceptions", "name",
+    "runtime_env", "scheduling_strategy", "max_calls", "_metadata",
+}  # fmt: skip
+ACTOR_OPTIONS = {
+    "num_cpus", "num_gpus", "memory", "resources", "max_restarts", "max_task_retries", "name", "namespace",
+    "get_if_exists", "lifetime", "runtime_env", "scheduling_strategy", "max_concurrency", "concurrency_groups",
+    "max_pending_calls", "_metadata",
+}  # fmt: skip
+_NAMES = {"CPU": "cpu", "GPU": "gpu", "memory": "memory"}
+
+
+def check(options: dict[str, Any], allowed: set[str], where: str) -> dict[str, Any]:
+    unknown = set(options) - allowed
+    if unknown:
+        raise NotImplementedError(f"{where} option(s) {', '.join(sorted(unknown))} are not supported by Scaler")
+    strategy = options.get("scheduling_strategy")
+    if strategy not in (None, "DEFAULT", "SPREAD"):
+        raise NotImplementedError(f"{where}: scheduling_strategy={strategy!r} is not supported by Scaler")
+    if options.get("max_concurrency") not in (None, 1):
+        raise NotImplementedError(f"{where}: max_concurrency > 1 (threaded actors) is not supported by Scaler")
+    if options.get("concurrency_groups"):
+        raise NotImplementedError(f"{where}: concurrency_groups are not supported by Scaler")
+    lifetime = options.get("lifetime")
+    if lifetime not in (None, "detached", "non_detached"):
+        raise ValueError(f"{where}: lifetime must be 'detached' or 'non_detached', not {lifetime!r}")
+    runtime_env_vars(options.get("runtime_env"), where)
+    return options
+
+
+def capability_string(options: dict[str, Any], default_cpus: float) -> str:
+    quantities: dict[str, float] = {}
+    cpus = options.get("num_cpus")
+    quantities["cpu"] = float(default_cpus if cpus is None else cpus)
+    if options.get("num_gpus"):
+        quantities["gpu"] = float(options["num_gpus"])
+    if options.get("memory"):
+        quantities["memory"] = float(options["memory"])
+    for name, amount in (options.get("resources") or {}).items():
+        if name in ("CPU", "GPU"):
+            raise ValueError(f"use num_cpus/num_gpus instead of resources={{{name!r}: ...}} (as in Ray)")
+        quantities[_NAMES.get(name, name)] = quantities.get(_NAMES.get(name, name), 0.0) + float(amount)
+    for name, amount in quantities.items():
+        if amount < 0:
+            raise ValueError(f"resource {name} must be >= 0, got {amount}")
+    return from_mapping(quantities)
+
+
+def runtime_env_vars(runtime_env: Any, where: str) -> dict[str, str]:
+    if not runtime_env:
+        return {}
+    env = dict(runtime_env)
+    unsupported = set(env) - {"env_vars"}
+    if unsupported:
+        raise NotImplementedError(
+            f"{where}: runtime_env keys {', '.join(sorted(unsupported))} are not supported by Scaler (only env_vars)"
+        )
+    variables = env.get("env_vars") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
+        raise TypeError(f"{where}: runtime_env env_vars must map str to str")
+    return dict(variables)

@@ -1,0 +1,129 @@
+"""Putting the compat API in place of Ray: over an installed, imported Ray, or as ``ray`` itself.
+
+``patch_installed_ray`` replaces the public API of an already-imported ``ray`` package (and of
+``ray.util``, ``ray.exceptions``, ``ray.util.actor_pool``) with ours. Nothing of Ray's is called
+afterwards, so no Ray process can start. ``install_shim`` makes ``import ray`` give this package
+when no Ray is installed (task processes always do this, so tasks never start Ray either).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+_API = (
+    "init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel", "kill", "get_actor", "method",
+    "available_resources", "cluster_resources", "nodes", "get_runtime_context", "get_gpu_ids", "timeline",
+    "ObjectRef", "ObjectRefGenerator",
+)  # fmt: skip
+_EXCEPTIONS = (
+    "RayError", "RayTaskError", "GetTimeoutError", "TaskCancelledError", "WorkerCrashedError", "RayActorError",
+    "ActorDiedError", "ObjectLostError", "OutOfMemoryError", "RaySystemError",
+)  # fmt: skip
+
+
+def _compat() -> types.ModuleType:
+    return sys.modules["scaler.compat.ray"]
+
+
+def is_real_ray(module: Any) -> bool:
+    return (
+        isinstance(module, types.ModuleType)
+        and not module.__name__.startswith("scaler.")
+        and (getattr(module, "__file__", None) is not None)
+    )
+
+
+def patch_installed_ray() -> bool:
+    real = sys.modules.get("ray")
+    if not is_real_ray(real) or getattr(real, "__scaler_patched__", False):
+        return False
+    compat = _compat()
+    for name in _API:
+        setattr(real, name, getattr(compat, name))
+    from scaler.compat.ray import exceptions, util
+
+    real_exceptions = sys.modules.get("ray.exceptions")
+    if real_exceptions is not None:
+        for name in _EXCEPTIONS:
+            setattr(real_exceptions, name, getattr(exceptions, name))
+    real_util = sys.modules.get("ray.util")
+    if real_util is not None:
+        for name in ("as_completed", "map_unordered", "ActorPool"):
+            setattr(real_util, name, getattr(util, name))
+    real_pool = sys.modules.get("ray.util.actor_pool")
+    if real_pool is not None:
+        real_pool.ActorPool = util.ActorPool  # type: ignore[attr-defined]
+    real.__scaler_patched__ = True  # type: ignore[attr-defined]
+    return True
+
+
+def install_shim() -> types.ModuleType:
+    """Make ``import ray`` (and ``ray.util``, ``ray.exceptions``) give the compat API."""
+    import scaler.compat.ray as compat
+    from scaler.compat.ray import exceptions, util
+
+    sys.modules["ray"] = compat
+    sys.modules["ray.exceptions"] = exceptions
+    sys.modules["ray.util"] = util
+    pool = types.ModuleType("ray.util.actor_pool")
+    pool.ActorPool = util.ActorPool  # type: ignore[attr-defined]
+    sys.modules["ray.util.actor_pool"] = pool
+    return compat
+
+
+class _ShimLoader:
+    def create_module(self, spec: Any) -> types.ModuleType:
+        install_shim()
+        return sys.modules[spec.name]
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None
+
+
+class RayShimFinder:
+    """On a worker, ``import ray`` gives the compat API without importing Ray (installed or not)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in ("ray", "ray.util", "ray.exceptions", "ray.util.actor_pool"):
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(name, _ShimLoader())  # type: ignore[arg-type]
+
+
+def install_finder() -> None:
+    if not any(isinstance(f, RayShimFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, RayShimFinder())
+
+
+class _PatchOnImport:
+    """If Ray is imported after this package, patch it the moment its import finishes."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "ray":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec("ray")
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        original = loader.exec_module
+
+        def exec_then_patch(module: types.ModuleType) -> None:
+            original(module)
+            patch_installed_ray()
+
+        loader.exec_module = exec_then_patch  # type: ignore[method-assign]
+        return spec
+
+
+def patch_when_imported() -> None:
+    if "ray" not in sys.modules and not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())

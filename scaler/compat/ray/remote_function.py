@@ -1,0 +1,150 @@
+"""``@ray.remote`` on functions: ``.remote``, ``.options`` (merged with the decorator's), retries.
+
+A function is shipped once per client. When a call needs more than the plain function
+(``runtime_env`` variables, ``retry_exceptions`` as a list of types, dynamic generators), a small
+picklable wrapper made once per option set does that work in the task process.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from typing import Any
+
+from scaler.client.client import TaskOptions
+from scaler.compat.ray import options as opt
+from scaler.compat.ray.refs import ObjectRef, ObjectRefGenerator
+from scaler.compat.ray.session import client, session
+from scaler.utility.serialization import Resolve
+
+
+class TaskWrapper:
+    """Runs the user's function with env vars set, retry filter applied, generators expanded."""
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        env_vars: dict[str, str],
+        retry_types: tuple[type, ...] | None,
+        dynamic: bool,
+    ) -> None:
+        self.function = function
+        self.env_vars = env_vars
+        self.retry_types = retry_types
+        self.dynamic = dynamic
+        self.__name__ = getattr(function, "__name__", "task")
+        self.__qualname__ = getattr(function, "__qualname__", self.__name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        saved = {k: os.environ.get(k) for k in self.env_vars}
+        os.environ.update(self.env_vars)
+        try:
+            result = self.function(*args, **kwargs)
+            if self.dynamic:
+                from scaler.compat.ray.session import client as task_client
+
+                return [task_client().put(value).object_id for value in result]
+            return result
+        except BaseException as exc:
+            if self.retry_types is not None and not isinstance(exc, self.retry_types):
+                exc.__scaler_fatal__ = True  # type: ignore[attr-defined]
+            raise
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def mark_top_level(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Top-level ref arguments are passed as values (Ray semantics); nested ones stay refs."""
+    new_args = tuple(Resolve(a.object_id) if isinstance(a, ObjectRef) else a for a in args)
+    new_kwargs = {k: Resolve(v.object_id) if isinstance(v, ObjectRef) else v for k, v in kwargs.items()}
+    return new_args, new_kwargs
+
+
+def wrap_refs(futures: list[Any], num_returns: Any, name: str) -> Any:
+    refs = [ObjectRef(f, name) for f in futures]
+    if num_returns in ("dynamic", "streaming"):
+        return ObjectRefGenerator(refs[0])
+    if num_returns == 1:
+        return refs[0]
+    if num_returns == 0:
+        return None
+    return refs
+
+
+def task_options(options: dict[str, Any], name: str, default_cpus: float = 1) -> TaskOptions:
+    num_returns = options.get("num_returns", 1)
+    if num_returns in ("dynamic", "streaming"):
+        count = 1
+    elif isinstance(num_returns, int) and num_returns >= 0:
+        count = num_returns
+    else:
+        raise ValueError(f"num_returns must be a non-negative int, 'dynamic' or 'streaming', not {num_returns!r}")
+    retry = options.get("retry_exceptions", False)
+    max_retries = options.get("max_retries", 3)
+    if max_retries == -1:
+        max_retries = 1 << 30
+    return TaskOptions(
+        capabilities=opt.capability_string(options, default_cpus=default_cpus),
+        max_retries=int(max_retries),
+        retry_exceptions=bool(retry),
+        num_returns=count,
+        resolve_nested=False,
+        name=options.get("name") or name,
+        stream_output=session().log_to_driver,
+    )
+
+
+class RemoteFunction:
+    def __init__(self, function: Callable[..., Any], options: dict[str, Any]) -> None:
+        self._function = function
+        self._options = opt.check(dict(options), opt.TASK_OPTIONS, f"@ray.remote({function.__qualname__})")
+        self._shipped: Callable[..., Any] | None = None
+        self.__name__ = function.__name__
+        self.__qualname__ = function.__qualname__
+        self.__doc__ = function.__doc__
+        self.__module__ = function.__module__
+
+    def _to_ship(self) -> Callable[..., Any]:
+        if self._shipped is None:
+            env_vars = {**session().env_vars, **opt.runtime_env_vars(self._options.get("runtime_env"), self.__name__)}
+            retry = self._options.get("retry_exceptions", False)
+            retry_types = tuple(retry) if isinstance(retry, list | tuple) else None
+            dynamic = self._options.get("num_returns") in ("dynamic", "streaming")
+            if env_vars or retry_types is not None or dynamic:
+                self._shipped = TaskWrapper(self._function, env_vars, retry_types, dynamic)
+            else:
+                self._shipped = self._function
+        return self._shipped
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        task_opts = task_options(self._options, self.__qualname__)
+        args, kwargs = mark_top_level(args, kwargs)
+        futures = client().submit_with(task_opts, self._to_ship(), args, kwargs)
+        return wrap_refs(futures, self._options.get("num_returns", 1), self.__qualname__)
+
+    def options(self, **options: Any) -> RemoteFunction:
+        return RemoteFunction(self._function, {**self._options, **options})
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("Ray DAG API (.bind) is not supported by Scaler")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"Remote functions cannot be called directly. Instead of running '{self.__name__}()', "
+            f"try '{self.__name__}.remote()'."
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_function": self._function, "_options": self._options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["_function"], state["_options"])  # type: ignore[misc]
+
+
+def is_generator_function(function: Callable[..., Any]) -> bool:
+    return inspect.isgeneratorfunction(function)

@@ -1,0 +1,43 @@
+"""``ray.get_runtime_context()``: ids of the current task and actor, and this node."""
+
+from __future__ import annotations
+
+import socket
+
+from scaler.worker import dedicated, runtime
+
+
+class RuntimeContext:
+    def get_task_id(self) -> str | None:
+        current = runtime.current()
+        return current.task_id if current is not None else None
+
+    def get_actor_id(self) -> str | None:
+        return dedicated.current_host_id()
+
+    def get_job_id(self) -> str:
+        return "01000000"
+
+    def get_node_id(self) -> str:
+        return socket.gethostname()
+
+    @property
+    def task_id(self) -> str | None:
+        return self.get_task_id()
+
+    @property
+    def actor_id(self) -> str | None:
+        return self.get_actor_id()
+
+    @property
+    def namespace(self) -> str:
+        from scaler.compat.ray.session import _session
+
+        return _session.namespace if _session is not None else "anonymous"
+
+    def get(self) -> dict[str, str | None]:
+        return {"task_id": self.get_task_id(), "actor_id": self.get_actor_id(), "node_id": self.get_node_id()}
+
+
+def get_runtime_context() -> RuntimeContext:
+    return RuntimeContext()

@@ -1,0 +1,130 @@
+"""``ray.util``: ``as_completed``, ``map_unordered`` and ``ActorPool``, on the compat API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from scaler.compat.ray.exceptions import GetTimeoutError
+from scaler.compat.ray.refs import ObjectRef, get, wait
+
+
+def as_completed(
+    refs: Sequence[ObjectRef], *, chunk_size: int = 10, yield_obj_refs: bool = False, **kwargs: Any
+) -> Iterator[Any]:
+    """Yield results (or refs) in batches of up to ``chunk_size`` as they complete."""
+    pending = list(refs)
+    while pending:
+        ready, pending = wait(pending, num_returns=min(chunk_size, len(pending)), **kwargs)
+        if not ready:
+            raise GetTimeoutError("as_completed timed out")
+        yield from (ready if yield_obj_refs else get(ready))
+
+
+def map_unordered(
+    fn: Any,
+    items: Iterable[Any],
+    *,
+    backpressure_size: int | None = 100,
+    chunk_size: int = 10,
+    yield_obj_refs: bool = False,
+    **kwargs: Any,
+) -> Iterator[Any]:
+    """Apply remote function ``fn`` to ``items``, at most ``backpressure_size`` in flight; yield as done."""
+    pending: list[ObjectRef] = []
+    for item in items:
+        pending.append(fn.remote(item))
+        if backpressure_size is not None and len(pending) >= backpressure_size:
+            ready, pending = wait(pending, num_returns=min(chunk_size, len(pending)), **kwargs)
+            yield from (ready if yield_obj_refs else get(ready))
+    yield from as_completed(pending, chunk_size=chunk_size, yield_obj_refs=yield_obj_refs, **kwargs)
+
+
+class ActorPool:
+    """Spread work over a fixed set of actors, one call per actor at a time."""
+
+    def __init__(self, actors: list[Any]) -> None:
+        self._idle = list(actors)
+        self._busy: dict[ObjectRef, tuple[int, Any]] = {}
+        self._by_index: dict[int, ObjectRef] = {}
+        self._next_index = 0
+        self._next_return = 0
+        self._queued: list[tuple[Callable[[Any, Any], ObjectRef], Any]] = []
+
+    def map(self, fn: Callable[[Any, Any], ObjectRef], values: Iterable[Any]) -> Iterator[Any]:
+        while self.has_next():
+            self.get_next_unordered()
+        for value in values:
+            self.submit(fn, value)
+        while self.has_next():
+            yield self.get_next()
+
+    def map_unordered(self, fn: Callable[[Any, Any], ObjectRef], values: Iterable[Any]) -> Iterator[Any]:
+        while self.has_next():
+            self.get_next_unordered()
+        for value in values:
+            self.submit(fn, value)
+        while self.has_next():
+            yield self.get_next_unordered()
+
+    def submit(self, fn: Callable[[Any, Any], ObjectRef], value: Any) -> None:
+        if not self._idle:
+            self._queued.append((fn, value))
+            return
+        actor = self._idle.pop()
+        ref = fn(actor, value)
+        self._busy[ref] = (self._next_index, actor)
+        self._by_index[self._next_index] = ref
+        self._next_index += 1
+
+    def has_next(self) -> bool:
+        return bool(self._busy) or bool(self._queued)
+
+    def get_next(self, timeout: float | None = None, ignore_if_timedout: bool = False) -> Any:
+        if not self.has_next():
+            raise StopIteration("No more results to get")
+        if self._next_return not in self._by_index:
+            raise ValueError("It is not allowed to call get_next() after get_next_unordered().")
+        ref = self._by_index[self._next_return]
+        if timeout is not None:
+            ready, _ = wait([ref], timeout=timeout)
+            if not ready:
+                if ignore_if_timedout:
+                    return None
+                raise TimeoutError("Timed out waiting for result")
+        del self._by_index[self._next_return]
+        self._next_return += 1
+        _, actor = self._busy.pop(ref)
+        self._return(actor)
+        return get(ref)
+
+    def get_next_unordered(self, timeout: float | None = None, ignore_if_timedout: bool = False) -> Any:
+        if not self.has_next():
+            raise StopIteration("No more results to get")
+        ready, _ = wait(list(self._busy), num_returns=1, timeout=timeout)
+        if not ready:
+            if ignore_if_timedout:
+                return None
+            raise TimeoutError("Timed out waiting for result")
+        ref = ready[0]
+        index, actor = self._busy.pop(ref)
+        self._by_index.pop(index, None)
+        self._next_return = max(self._next_return, index + 1)
+        self._return(actor)
+        return get(ref)
+
+    def _return(self, actor: Any) -> None:
+        self._idle.append(actor)
+        if self._queued:
+            self.submit(*self._queued.pop(0))
+
+    def has_free(self) -> bool:
+        return bool(self._idle) and not self._queued
+
+    def pop_idle(self) -> Any:
+        return self._idle.pop() if self.has_free() else None
+
+    def push(self, actor: Any) -> None:
+        if actor in self._idle or any(actor is a for _, a in self._busy.values()):
+            raise ValueError("Actor already belongs to current ActorPool")
+        self._return(actor)

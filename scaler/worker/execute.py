@@ -1,0 +1,105 @@
+"""Running one task given its RunTask message and frames: shared by task processes and dedicated hosts.
+
+The executor keeps the raw frames of functions and objects it was sent until told to drop them,
+unpickles a function once, unpickles arguments afresh for every task (refs resolved as the task
+asks), and turns the outcome into a ``TaskDone`` plus result frames. An exception carrying
+``__scaler_fatal__`` is reported as ``fatal``: the scheduler never retries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from scaler.errors import TaskCancelledError
+from scaler.protocol import messages as m
+from scaler.utility import serialization as ser
+from scaler.worker import runtime
+
+
+class Executor:
+    def __init__(self, on_finally: Callable[[], None] | None = None) -> None:
+        self.objects: dict[str, tuple[list[Any], bool]] = {}
+        self.functions: dict[str, Any] = {}
+        self.running = False
+        self.on_finally = on_finally
+
+    def store(self, msg: m.RunTask, payload: list[Any]) -> list[Any]:
+        """Keep the objects attached to ``msg``; return the argument frames."""
+        pos = 0
+        for header in msg.objects:
+            self.objects[header.object_id] = (payload[pos : pos + header.nbufs], header.is_error)
+            pos += header.nbufs
+        return payload[pos:]
+
+    def missing(self, msg: m.RunTask) -> list[str]:
+        return [oid for oid in (msg.func_id, *msg.deps) if oid not in self.objects]
+
+    def drop(self, object_ids: list[str]) -> None:
+        for object_id in object_ids:
+            self.objects.pop(object_id, None)
+            self.functions.pop(object_id, None)
+
+    def run(self, msg: m.RunTask, args_frames: list[Any]) -> tuple[m.TaskDone, list[Any]]:
+        previous = runtime.current()
+        runtime.set_current(runtime.TaskContext(msg.task_id, msg.name, msg.stream_output))
+        status = "done"
+        headers: list[m.ObjHeader] = []
+        out: list[Any] = []
+        try:
+            self.running = True
+            function = self._function(msg.func_id)
+            with ser.resolve_refs(self._value, msg.resolve_nested):
+                args, kwargs = ser.loads(args_frames) if args_frames else ((), {})
+            result = function(*args, **kwargs)
+            self.running = False
+            headers, out = self._results(msg, result)
+        except TaskCancelledError:
+            status = "cancelled"
+        except BaseException as exc:
+            self.running = False
+            if isinstance(exc, TaskCancelledError):
+                status = "cancelled"
+            else:
+                status = "fatal" if getattr(exc, "__scaler_fatal__", False) else "error"
+                out = ser.dumps_exception(exc)
+                headers = [m.ObjHeader(msg.task_id, len(out), True)]
+        finally:
+            self.running = False
+            runtime.set_current(previous)
+            if self.on_finally is not None:
+                self.on_finally()
+        return m.TaskDone(msg.task_id, status, headers, attempt=msg.attempt), out
+
+    def _function(self, func_id: str) -> Any:
+        function = self.functions.get(func_id)
+        if function is None:
+            frames, _ = self.objects[func_id]
+            function = self.functions[func_id] = ser.loads(frames)
+        return function
+
+    def _value(self, object_id: str) -> Any:
+        entry = self.objects.get(object_id)
+        if entry is None:
+            raise KeyError(f"object {object_id} was not delivered to this process")
+        frames, is_error = entry
+        if is_error:
+            raise ser.loads_exception(frames)
+        return ser.loads(frames)
+
+    @staticmethod
+    def _results(msg: m.RunTask, result: Any) -> tuple[list[m.ObjHeader], list[Any]]:
+        n = msg.num_returns
+        if n == 1:
+            frames = ser.dumps(result)
+            return [m.ObjHeader(msg.task_id, len(frames))], frames
+        values = [] if n == 0 else list(result)
+        if len(values) != n:
+            raise ValueError(f"task declared num_returns={n} but returned {len(values)} values")
+        headers: list[m.ObjHeader] = []
+        out: list[Any] = []
+        for i, value in enumerate(values):
+            frames = ser.dumps(value)
+            headers.append(m.ObjHeader(f"{msg.task_id}#{i}", len(frames)))
+            out.extend(frames)
+        return headers, out

@@ -1,0 +1,121 @@
+# A Ray program: tasks, chaining, put/get, num_returns, nested refs, options, runtime_env, map-reduce.
+import os
+
+import numpy as np
+import ray
+
+ray.init()
+
+
+@ray.remote
+def square(x):
+    return x * x
+
+
+@ray.remote
+def add(a, b):
+    return a + b
+
+
+@ray.remote(num_returns=3)
+def split3(x):
+    return x, x + 1, x + 2
+
+
+@ray.remote
+def count_up(n):
+    for i in range(n):
+        yield i * 10
+
+
+@ray.remote
+def inspect_nested(items):
+    kinds = [isinstance(item, ray.ObjectRef) for item in items]
+    return kinds, sum(ray.get(items))
+
+
+@ray.remote
+def array_stats(array):
+    return float(array.sum()), array.shape
+
+
+@ray.remote
+def read_env():
+    return os.environ.get("COMPAT_FLAG", "unset")
+
+
+@ray.remote
+def whoami():
+    return ray.get_runtime_context().get_task_id()
+
+
+@ray.remote
+def mapper(chunk):
+    counts = {}
+    for word in chunk.split():
+        counts[word] = counts.get(word, 0) + 1
+    return counts
+
+
+@ray.remote
+def reducer(*partials):
+    total = {}
+    for part in partials:
+        for word, n in part.items():
+            total[word] = total.get(word, 0) + n
+    return total
+
+
+assert ray.is_initialized()
+assert ray.get([square.remote(i) for i in range(10)]) == [i * i for i in range(10)]
+chained = add.remote(square.remote(3), square.remote(4))
+assert ray.get(chained) == 25
+assert ray.get(add.remote(add.remote(1, 2), b=add.remote(3, 4))) == 10
+
+refs = split3.remote(5)
+assert isinstance(refs, list) and len(refs) == 3 and ray.get(refs) == [5, 6, 7]
+merged = split3.options(num_cpus=1)
+assert len(merged.remote(1)) == 3, "options() merges with the decorator: num_returns=3 is kept"
+assert ray.get(count_up.options(num_returns=4).remote(4)) == [0, 10, 20, 30]
+dynamic = count_up.options(num_returns="dynamic").remote(3)
+assert [ray.get(r) for r in dynamic] == [0, 10, 20]
+
+kinds, total = ray.get(inspect_nested.remote([square.remote(i) for i in range(4)]))
+assert kinds == [True] * 4 and total == 14, (kinds, total)
+
+big = np.random.default_rng(1).normal(size=(2000, 1000))
+big_ref = ray.put(big)
+assert np.array_equal(ray.get(big_ref), big)
+s, shape = ray.get(array_stats.remote(big_ref))
+assert abs(s - big.sum()) < 1e-6 and shape == (2000, 1000)
+
+assert ray.get(read_env.options(runtime_env={"env_vars": {"COMPAT_FLAG": "on"}}).remote()) == "on"
+assert ray.get(read_env.remote()) == "unset"
+task_id = ray.get(whoami.remote())
+assert isinstance(task_id, str) and task_id
+assert ray.get_runtime_context().get_task_id() is None
+
+text = ["a b a", "b c", "a c c d"] * 10
+partials = [mapper.remote(chunk) for chunk in text]
+assert ray.get(reducer.remote(*partials)) == {"a": 30, "b": 20, "c": 30, "d": 10}
+
+try:
+    square(3)
+    raise SystemExit("calling a remote function directly must fail")
+except TypeError as exc:
+    assert ".remote()" in str(exc)
+
+try:
+    ray.init()
+    raise SystemExit("ray.init twice must fail")
+except RuntimeError as exc:
+    assert "twice" in str(exc)
+ray.init(ignore_reinit_error=True)
+
+try:
+    ray.remote(placement_group="pg")(square)
+    raise SystemExit("unsupported options must raise")
+except NotImplementedError as exc:
+    assert "placement_group" in str(exc)
+
+print("PASSED tasks_and_refs")

@@ -226,8 +226,15 @@ class Engine:
         task.cancel_requested = True
         if task.worker is not None:
             self.out.send(task.worker, m.CancelOnWorker([task.task_id], force))
+        if task.actor_id:
+            self._actor_died(task.actor_id, "it was killed")
 
     def _finish_cancelled(self, task: Task) -> None:
+        reason = self.dead_actors.get(task.calls_actor) if task.calls_actor else None
+        if reason is not None:
+            text = f"{task.label}: actor {task.calls_actor} died: {reason}"
+            self._finish(task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed"))
+            return
         frames = error_frames("TaskCancelledError", f"{task.label} was cancelled")
         self._finish(task, S.CANCELLED, frames, m.TaskResult(task.task_id, "cancelled"))
 
@@ -437,7 +444,11 @@ class Engine:
         task.frames = []
         self.tasks.pop(task.task_id, None)
         if task.actor_id and self.actor_servers.get(task.actor_id) is task:
-            self._actor_died(task)
+            del self.actor_servers[task.actor_id]
+            reason = {S.CANCELLED: "it was killed", S.DONE: "its host task ended"}.get(
+                task.state, "its creation failed or its process died more often than max_restarts"
+            )
+            self._actor_died(task.actor_id, reason)
         state = self.clients.get(task.client)
         if state is not None:
             state.tasks.discard(task.task_id)
@@ -445,12 +456,10 @@ class Engine:
             if not task.released:
                 self.out.send(task.client, result, frames)
 
-    def _actor_died(self, server: Task) -> None:
-        actor_id = server.actor_id
-        del self.actor_servers[actor_id]
-        reason = {S.CANCELLED: "it was killed", S.DONE: "its host task ended"}.get(
-            server.state, "its creation failed or its process died more often than max_restarts"
-        )
+    def _actor_died(self, actor_id: str, reason: str) -> None:
+        """Fail the calls waiting for a dead actor and stop its dedicated worker (idempotent)."""
+        if actor_id in self.dead_actors:
+            return
         self.dead_actors[actor_id] = reason
         doomed = [t for t in self.tasks.values() if t.calls_actor == actor_id and t.state in (S.WAITING, S.QUEUED)]
         for task in doomed:
@@ -460,6 +469,7 @@ class Engine:
             self._finish(task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed"))
         for worker in list(self.pool.workers.values()):
             if worker.capabilities.as_dict().get(f"actor.{actor_id}"):
+                self.pool.set_draining(worker.identity, True)
                 for task in worker.assigned.values():
                     if task.worker is not None and task.state in (S.ASSIGNED, S.RUNNING):
                         task.cancel_requested = True

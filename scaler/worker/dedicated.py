@@ -64,8 +64,8 @@ class DedicatedHost:
 
     def serve(self, death_timeout: float = 30.0) -> None:
         name = f"actor-{self.host_id}@{socket.gethostname()}:{os.getpid()}"
-        hello = m.Hello("worker", m.PROTOCOL_VERSION, name, f"actor.{self.host_id}=1", os.getpid(), socket.gethostname(),
-                        shm.host_domain())  # fmt: skip
+        caps = f"actor.{self.host_id}=1"
+        hello = m.Hello("worker", m.PROTOCOL_VERSION, name, caps, os.getpid(), socket.gethostname(), shm.host_domain())
         self.send([hello])
         next_beat = time.monotonic() + 1.0
         while self.alive:

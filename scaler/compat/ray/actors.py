@@ -65,8 +65,8 @@ class ActorMethod:
             name=label,
             stream_output=base.stream_output,
         )
-        args, kwargs = mark_top_level(args, kwargs)
-        futures = client().submit_with(task_opts, _call, (self._name, *args), kwargs)
+        marked_args, marked_kwargs = mark_top_level(args, kwargs)
+        futures = client().submit_with(task_opts, _call, (self._name, *marked_args), marked_kwargs)
         return wrap_refs(futures, call_opts["num_returns"], label)
 
     def options(self, **options: Any) -> ActorMethod:
@@ -138,7 +138,9 @@ class ActorClass:
             for attr, value in _members(self._cls)
             if callable(value) and not attr.startswith("__")
         }
-        host_opts = {k: options[k] for k in ("num_cpus", "num_gpus", "memory", "resources") if k in options}
+        host_opts: dict[str, Any] = {
+            k: options[k] for k in ("num_cpus", "num_gpus", "memory", "resources") if k in options
+        }
         base = task_options(
             {**host_opts, "max_retries": options.get("max_restarts", 0)}, f"{self.__name__}.__init__", 0
         )
@@ -151,8 +153,8 @@ class ActorClass:
             actor_id=actor_id,
             detached=options.get("lifetime") == "detached",
         )
-        args, kwargs = mark_top_level(args, kwargs)
-        host = client().submit_with(task_opts, _host, (self._cls, actor_id, args, kwargs), {})[0]
+        marked_args, marked_kwargs = mark_top_level(args, kwargs)
+        host = client().submit_with(task_opts, _host, (self._cls, actor_id, marked_args, marked_kwargs), {})[0]
         retries = options.get("max_task_retries", 0)
         handle = ActorHandle(actor_id, self.__name__, methods, 1 << 30 if retries == -1 else retries, host.task_id)
         handle._host_future = host  # type: ignore[attr-defined]

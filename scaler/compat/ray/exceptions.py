@@ -41,7 +41,9 @@ class RayTaskError(RayError):
             error.__dict__.update(getattr(cause, "__dict__", {}))
             error.args = cause.args
             error.function_name, error.traceback_str, error.cause = self.function_name, self.traceback_str, cause
-            return error
+            if isinstance(error, RayTaskError):
+                return error
+            return self
         except TypeError:
             return self
 

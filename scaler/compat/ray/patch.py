@@ -55,7 +55,7 @@ def patch_installed_ray() -> bool:
     real_pool = sys.modules.get("ray.util.actor_pool")
     if real_pool is not None:
         real_pool.ActorPool = util.ActorPool  # type: ignore[attr-defined]
-    real.__scaler_patched__ = True  # type: ignore[attr-defined]
+    setattr(real, "__scaler_patched__", True)  # noqa: B010 - a marker on a foreign module
     return True
 
 

@@ -44,7 +44,12 @@ class TaskWrapper:
             if self.dynamic:
                 from scaler.compat.ray.session import client as task_client
 
-                return [task_client().put(value).object_id for value in result]
+                ids = []
+                for value in result:
+                    ref = task_client().put(value)
+                    ref._client = None  # owned by this process's client, kept until it disconnects
+                    ids.append(ref.object_id)
+                return ids
             return result
         except BaseException as exc:
             if self.retry_types is not None and not isinstance(exc, self.retry_types):
@@ -59,7 +64,11 @@ class TaskWrapper:
 
 
 def mark_top_level(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Top-level ref arguments are passed as values (Ray semantics); nested ones stay refs."""
+    """Top-level ref arguments are passed as values (Ray semantics); nested ones stay refs.
+
+    The caller must keep the original arguments alive until the task is submitted: a ref dropped
+    earlier could have its release reach the scheduler before the task that needs it.
+    """
     new_args = tuple(Resolve(a.object_id) if isinstance(a, ObjectRef) else a for a in args)
     new_kwargs = {k: Resolve(v.object_id) if isinstance(v, ObjectRef) else v for k, v in kwargs.items()}
     return new_args, new_kwargs
@@ -123,8 +132,8 @@ class RemoteFunction:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         task_opts = task_options(self._options, self.__qualname__)
-        args, kwargs = mark_top_level(args, kwargs)
-        futures = client().submit_with(task_opts, self._to_ship(), args, kwargs)
+        marked_args, marked_kwargs = mark_top_level(args, kwargs)
+        futures = client().submit_with(task_opts, self._to_ship(), marked_args, marked_kwargs)
         return wrap_refs(futures, self._options.get("num_returns", 1), self.__qualname__)
 
     def options(self, **options: Any) -> RemoteFunction:

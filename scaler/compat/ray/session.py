@@ -112,7 +112,7 @@ def init(
 def _wait_for_a_worker(client: Client, timeout: float = 60.0) -> None:
     """Like Ray, return from init once the local node is up (resource queries see it at once)."""
     deadline = time.monotonic() + timeout
-    while client.scheduler_status().status["workers"] < 1:
+    while int(client.scheduler_status().status["workers"]) < 1:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the local worker did not join within {timeout:g}s")
         time.sleep(0.01)

@@ -137,3 +137,18 @@ except NotImplementedError as exc:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REFUSED" in result.stdout and "tcp://" in result.stdout
+
+
+def test_first_remote_call_initializes_like_ray() -> None:
+    code = """
+from scaler.compat import ray
+assert not ray.is_initialized()
+@ray.remote
+def f(x):
+    return x + 1
+assert ray.get(f.remote(1)) == 2
+assert ray.is_initialized()
+print("AUTO-INIT OK")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "AUTO-INIT OK" in result.stdout, result.stderr[-3000:]

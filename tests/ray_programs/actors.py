@@ -106,6 +106,26 @@ try:
 except ray.exceptions.ActorDiedError:
     pass
 
+
+@ray.remote(max_restarts=1)
+class Phoenix:
+    def pid(self):
+        return os.getpid()
+
+    def crash(self):
+        os._exit(1)
+
+
+phoenix = Phoenix.remote()
+first_pid = ray.get(phoenix.pid.remote())
+try:
+    ray.get(phoenix.crash.remote(), timeout=60)
+    raise SystemExit("a call whose actor process died must fail")
+except ray.exceptions.RayActorError:
+    pass
+second_pid = ray.get(phoenix.pid.remote(), timeout=60)
+assert second_pid != first_pid, "max_restarts=1 re-creates the actor in a new process"
+
 try:
     Counter(1)
     raise SystemExit("actors cannot be instantiated directly")

@@ -20,8 +20,8 @@ from zmq.utils.monitor import recv_monitor_message
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
-from scaler.utility.ids import random_id
 from scaler.utility.security import CurveKeys
+from scaler.utility.sockets import dial
 
 log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES = 8192
@@ -45,13 +45,7 @@ class Connection:
     ) -> None:
         self.address = address
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.IDENTITY, random_id("c").encode())
-        for option in (zmq.SNDHWM, zmq.RCVHWM):
-            self.socket.setsockopt(option, 0)
-        self.socket.setsockopt(zmq.LINGER, 2000)
-        if keys is not None:
-            keys.apply_client(self.socket)
+        self.socket = dial(self.context, "c", address, keys, linger_ms=2000)
         self.monitor = self.socket.get_monitor_socket(_HANDSHAKE_FAILURES) if _HANDSHAKE_FAILURES else None
         self.socket.connect(address)
         self.on_batch = on_batch

@@ -23,8 +23,8 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
-from scaler.utility.ids import random_id
 from scaler.utility.security import CurveKeys
+from scaler.utility.sockets import dial
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
 from scaler.worker.pipe import PipeClosed, send_frames
@@ -39,13 +39,8 @@ class WorkerAgent:
         self.free = self.capabilities.as_dict()
         self.name = config.name or f"{socket.gethostname()}:{os.getpid()}"
         self.context = zmq.Context()
-        self.upstream = self.context.socket(zmq.DEALER)
-        self.upstream.setsockopt(zmq.IDENTITY, random_id("w").encode())
-        for option in (zmq.SNDHWM, zmq.RCVHWM):
-            self.upstream.setsockopt(option, 0)
-        self.upstream.setsockopt(zmq.LINGER, 1000)
-        if config.curve_keys is not None:
-            CurveKeys(config.curve_keys).apply_client(self.upstream)
+        keys = CurveKeys(config.curve_keys) if config.curve_keys is not None else None
+        self.upstream = dial(self.context, "w", config.scheduler, keys)
         self.upstream.connect(config.scheduler)
         env = {"SCALER_CURVE_KEYS": str(config.curve_keys)} if config.curve_keys else {}
         self.pool = ChildPool(config.scheduler, env)

@@ -22,8 +22,8 @@ import zmq
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
-from scaler.utility.ids import random_id
 from scaler.utility.security import keys_from_env
+from scaler.utility.sockets import dial
 from scaler.worker import runtime
 from scaler.worker.execute import Executor
 
@@ -44,14 +44,7 @@ class DedicatedHost:
     def __init__(self, host_id: str, address: str) -> None:
         self.host_id = host_id
         self.context = zmq.Context()
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.IDENTITY, random_id("a").encode())
-        for option in (zmq.SNDHWM, zmq.RCVHWM):
-            self.socket.setsockopt(option, 0)
-        self.socket.setsockopt(zmq.LINGER, 1000)
-        keys = keys_from_env()
-        if keys is not None:
-            keys.apply_client(self.socket)
+        self.socket = dial(self.context, "a", address, keys_from_env())
         self.socket.connect(address)
         self.executor = Executor()
         self.pending: deque[tuple[m.RunTask, list[Any]]] = deque()

@@ -220,6 +220,7 @@ class TaskDone(Msg):
     objects: list[ObjHeader] = []
     message: str = ""
     attempt: int = 0
+    duration: float = 0.0  # seconds the function ran
 
 
 class TaskBlocked(Msg):

@@ -24,6 +24,12 @@ from scaler.utility.capabilities import CapabilityError, parse_capabilities
 
 log = logging.getLogger(__name__)
 S = TaskState
+# How many unstarted tasks a busy worker may hold depends on how long the function recently ran:
+# many below PREFETCH_BELOW (hides the round trip), one below PREFETCH_ONE_BELOW (hides the gap
+# between tasks), none for longer or not yet measured functions (never parks long tasks behind
+# one another; an idle worker reclaims what was parked anyway).
+PREFETCH_BELOW = 0.010
+PREFETCH_ONE_BELOW = 2.0
 
 
 @dataclass(slots=True, eq=False)
@@ -52,6 +58,7 @@ class Engine:
         self.borrowers: defaultdict[str, list[Task]] = defaultdict(list)
         self.actor_servers: dict[str, Task] = {}
         self.dead_actors: dict[str, str] = {}
+        self.durations: dict[str, float] = {}
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -359,6 +366,9 @@ class Engine:
             self._finish_cancelled(task)
             return
         status = msg.status
+        if msg.duration > 0:
+            old = self.durations.get(task.func_id)
+            self.durations[task.func_id] = msg.duration if old is None else 0.8 * old + 0.2 * msg.duration
         if status == "done":
             self._finish_done(task, msg, frames)
         elif status == "error" or status == "fatal":
@@ -524,7 +534,8 @@ class Engine:
         for caps_key, queue in self.queues.non_empty():
             request = parse_capabilities(caps_key)
             while queue.size:
-                worker = self.pool.choose(caps_key, request)
+                head = queue.peek()
+                worker = self.pool.choose(caps_key, request, self._prefetch_for(head))
                 if worker is None:
                     break
                 task = queue.pop()
@@ -534,6 +545,12 @@ class Engine:
         if self.maybe_idle:
             self.maybe_idle = False
             self._steal()
+
+    def _prefetch_for(self, task: Task | None) -> int:
+        duration = self.durations.get(task.func_id) if task is not None else None
+        if duration is None or duration >= PREFETCH_ONE_BELOW:
+            return 0
+        return self.config.prefetch if duration < PREFETCH_BELOW else 1
 
     def _dispatch(self, worker: WorkerState, task: Task) -> None:
         task.move(S.ASSIGNED)

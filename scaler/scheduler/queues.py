@@ -41,6 +41,12 @@ class FairQueue:
             return task
         return None
 
+    def peek(self) -> Task | None:
+        for dq in self.by_client.values():
+            if dq:
+                return dq[0]
+        return None
+
     def push_front(self, task: Task) -> None:
         self.push(task, front=True)
         self.by_client.move_to_end(task.client, last=False)

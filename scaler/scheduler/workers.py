@@ -89,7 +89,7 @@ class WorkerPool:
             self._eligible[caps_key] = found
         return found
 
-    def choose(self, caps_key: str, request: Capabilities) -> WorkerState | None:
+    def choose(self, caps_key: str, request: Capabilities, prefetch: int | None = None) -> WorkerState | None:
         """The worker that should take the next task of this capability set, or None."""
         candidates = self.eligible(caps_key, request)
         n = len(candidates)
@@ -97,14 +97,13 @@ class WorkerPool:
             return None
         self._rotation += 1
         start = self._rotation % n
+        limit = self.prefetch if prefetch is None else min(prefetch, self.prefetch)
         best_prefetch: WorkerState | None = None
         for i in range(n):
             worker = candidates[(start + i) % n]
             if worker.fits_free(request):
                 return worker
-            if worker.unstarted < self.prefetch and (
-                best_prefetch is None or worker.unstarted < best_prefetch.unstarted
-            ):
+            if worker.unstarted < limit and (best_prefetch is None or worker.unstarted < best_prefetch.unstarted):
                 best_prefetch = worker
         return best_prefetch
 

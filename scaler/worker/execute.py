@@ -8,6 +8,7 @@ asks), and turns the outcome into a ``TaskDone`` plus result frames. An exceptio
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,7 @@ class Executor:
         previous = runtime.current()
         runtime.set_current(runtime.TaskContext(msg.task_id, msg.name, msg.stream_output))
         status = "done"
+        duration = 0.0
         headers: list[m.ObjHeader] = []
         out: list[Any] = []
         try:
@@ -51,7 +53,9 @@ class Executor:
             function = self._function(msg.func_id)
             with ser.resolve_refs(self._value, msg.resolve_nested):
                 args, kwargs = ser.loads(args_frames) if args_frames else ((), {})
+            started = time.perf_counter()
             result = function(*args, **kwargs)
+            duration = time.perf_counter() - started
             self.running = False
             headers, out = self._results(msg, result)
         except TaskCancelledError:
@@ -69,7 +73,7 @@ class Executor:
             runtime.set_current(previous)
             if self.on_finally is not None:
                 self.on_finally()
-        return m.TaskDone(msg.task_id, status, headers, attempt=msg.attempt), out
+        return m.TaskDone(msg.task_id, status, headers, attempt=msg.attempt, duration=duration), out
 
     def _function(self, func_id: str) -> Any:
         function = self.functions.get(func_id)

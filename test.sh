@@ -5,5 +5,5 @@ cd "$(dirname "$0")"
 python -m pip install -q -e '.[test]'
 python -m ruff check .
 python -m ruff format --check .
-python -m mypy
+tools/typecheck.sh
 python -m pytest -q "$@"

@@ -35,7 +35,7 @@ def test_cancel_queued_running_and_forced(make_cluster: Callable[..., LocalClust
         running = client.submit(busy_loop, 30)
         queued = [client.submit(busy_loop, 30) for _ in range(3)]
         wait_until(lambda: client.scheduler_status().status.get("tasks_running", 0) >= 1)
-        assert queued[0].cancel()
+        assert queued[0].cancel(), queued[0].exception(0) if queued[0].done() else None
         with pytest.raises(TaskCancelledError):
             queued[0].result(1)
         assert queued[0].cancelled()

@@ -111,8 +111,10 @@ def test_patch_works_in_either_import_order() -> None:
     for first, second in (("ray", "scaler.compat.ray"), ("scaler.compat.ray", "ray")):
         result = subprocess.run(
             loopback_only([sys.executable, "-c", code.format(first=first, second=second)]),
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.stdout.split() == ["True", "scaler.compat.ray.session"], result.stderr[-2000:]
 
 

@@ -39,6 +39,7 @@ class Hello(Msg):
     pid: int = 0
     host: str = ""
     domain: str = ""  # shared-memory domain (hostname/boot id): same as the scheduler's => same host
+    unit: str = ""  # a worker started by an adapter: the unit it belongs to
 
 
 class Welcome(Msg):
@@ -168,6 +169,8 @@ class TaskOutput(Msg):
 class StatusReply(Msg):
     status: dict[str, int | float | str]
     workers: list[dict[str, int | float | str]] = []
+    adapters: list[dict[str, int | float | str]] = []
+    decisions: list[str] = []
 
 
 # -- scheduler -> worker --------------------------------------------------------------------
@@ -203,6 +206,49 @@ class Reclaim(Msg):
 
 class ObjectsFreed(Msg):
     object_ids: list[str]
+
+
+# -- adapter <-> scheduler ------------------------------------------------------------------
+
+
+class GroupSpec(msgspec.Struct, array_like=True, frozen=True):
+    """A worker group an adapter can launch: the shape of each worker and of each unit."""
+
+    name: str
+    capabilities: str
+    workers_per_unit: int = 1
+    min_units: int = 0
+    max_units: int = 1
+    priority: int = 0
+    cost: float = 1.0
+
+
+class UnitReport(msgspec.Struct, array_like=True, frozen=True):
+    unit_id: str
+    group: str
+    state: str  # requested | booting | running | draining | terminated | failed
+    created: float = 0.0
+    cause: str = ""
+
+
+class AdapterState(Msg):
+    """An adapter's groups and units (ground truth from its provider), sent after every reconcile."""
+
+    adapter: str
+    groups: list[GroupSpec]
+    units: list[UnitReport]
+    failing: dict[str, str] = {}  # group -> why it cannot launch now (backing off)
+    acked: str = ""  # the last ScaleCommand request id handled
+
+
+class ScaleCommand(Msg):
+    """The scheduler's answer to an AdapterState: units to launch per group and units to terminate."""
+
+    request_id: str
+    launch: dict[str, int] = {}
+    terminate: list[str] = []
+    connected: list[str] = []  # units whose workers have joined the scheduler
+    reasons: list[str] = []
 
 
 # -- worker -> scheduler --------------------------------------------------------------------
@@ -253,6 +299,8 @@ AnyMsg = Union[  # noqa: UP007 - a runtime alias msgspec decodes into
     KVGet,
     KVDelete,
     KVReply,
+    AdapterState,
+    ScaleCommand,
     TaskResult,
     ObjectReply,
     TaskRejected,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from scaler.scaling.model import ScalingConfig
 
 
 @dataclass(frozen=True)
@@ -19,3 +21,4 @@ class SchedulerConfig:
     curve_keys: Path | None = None
     insecure: bool = False
     log_level: str = "INFO"
+    scaling: ScalingConfig = field(default_factory=ScalingConfig)

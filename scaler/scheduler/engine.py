@@ -628,6 +628,8 @@ class Engine:
                 "assigned": len(w.assigned),
                 "unstarted": w.unstarted,
                 "committed": ",".join(f"{k}={v:g}" for k, v in w.committed.items() if v),
+                "unit": w.unit,
+                "draining": int(w.draining),
                 "completed": w.completed,
                 "pid": w.pid,
                 "host": w.host,

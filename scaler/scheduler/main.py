@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from scaler.config import ConfigError, load_config
+from scaler.scaling.model import ScalingConfig
 from scaler.scheduler.config import SchedulerConfig
 from scaler.utility.lifetime import die_with_parent, parent_from_env
 from scaler.utility.logs import setup_logging
@@ -16,31 +19,54 @@ from scaler.utility.security import SecurityError
 def parse_args(argv: list[str] | None) -> SchedulerConfig:
     d = SchedulerConfig()
     p = argparse.ArgumentParser(prog="scaler_scheduler", description="Run a Scaler scheduler.")
-    p.add_argument("address", nargs="?", default=d.address, help="tcp://HOST:PORT to bind (port 0: any free port)")
-    p.add_argument("--heartbeat-interval", type=float, default=d.heartbeat_interval)
+    p.add_argument("address", nargs="?", default=None, help="tcp://HOST:PORT to bind (port 0: any free port)")
     p.add_argument(
-        "--peer-timeout", type=float, default=d.peer_timeout, help="seconds of silence before a peer is dropped"
+        "--config", type=Path, default=None, help="deployment TOML ([scheduler] and [scaling]); flags override"
     )
-    p.add_argument("--max-queued-tasks", type=int, default=d.max_queued_tasks, help="per client")
-    p.add_argument("--max-queued-bytes", type=int, default=d.max_queued_bytes, help="per client")
-    p.add_argument("--max-message-bytes", type=int, default=d.max_message_bytes)
-    p.add_argument("--prefetch", type=int, default=d.prefetch, help="unstarted tasks a busy worker may hold")
+    p.add_argument("--heartbeat-interval", type=float, default=None)
+    p.add_argument("--peer-timeout", type=float, default=None, help="seconds of silence before a peer is dropped")
+    p.add_argument("--max-queued-tasks", type=int, default=None, help="per client")
+    p.add_argument("--max-queued-bytes", type=int, default=None, help="per client")
+    p.add_argument("--max-message-bytes", type=int, default=None)
+    p.add_argument("--prefetch", type=int, default=None, help="unstarted short tasks a busy worker may hold")
     p.add_argument("--curve-keys", type=Path, default=None, help="directory made by scaler_keygen")
-    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CURVE keys")
+    p.add_argument("--insecure", action="store_true", default=None, help="allow a non-loopback bind without CURVE keys")
     p.add_argument("--log-level", default=None, help="default: $SCALER_LOG_LEVEL or INFO")
     a = p.parse_args(argv)
-    return SchedulerConfig(
-        address=a.address,
-        heartbeat_interval=a.heartbeat_interval,
-        peer_timeout=a.peer_timeout,
-        max_queued_tasks=a.max_queued_tasks,
-        max_queued_bytes=a.max_queued_bytes,
-        max_message_bytes=a.max_message_bytes,
-        prefetch=a.prefetch,
-        curve_keys=a.curve_keys,
-        insecure=a.insecure,
-        log_level=a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO"),
-    )
+    base: dict[str, object] = {}
+    scaling = ScalingConfig()
+    if a.config is not None:
+        try:
+            file = load_config(a.config)
+        except ConfigError as exc:
+            p.error(str(exc))
+        s = file.scheduler
+        base = {
+            "address": s.address,
+            "heartbeat_interval": s.heartbeat_interval,
+            "peer_timeout": s.peer_timeout,
+            "max_queued_tasks": s.max_queued_tasks,
+            "max_queued_bytes": s.max_queued_bytes,
+            "prefetch": s.prefetch,
+            "curve_keys": Path(s.curve_keys) if s.curve_keys else None,
+            "insecure": s.insecure,
+        }
+        c = file.scaling
+        scaling = ScalingConfig(c.idle_timeout, c.stabilization_window, c.max_launch_per_round, c.interval)
+    flags = {
+        "address": a.address,
+        "heartbeat_interval": a.heartbeat_interval,
+        "peer_timeout": a.peer_timeout,
+        "max_queued_tasks": a.max_queued_tasks,
+        "max_queued_bytes": a.max_queued_bytes,
+        "max_message_bytes": a.max_message_bytes,
+        "prefetch": a.prefetch,
+        "curve_keys": a.curve_keys,
+        "insecure": a.insecure,
+    }
+    base.update({k: v for k, v in flags.items() if v is not None})
+    base["log_level"] = a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO")
+    return replace(d, scaling=scaling, **base)  # type: ignore[arg-type]
 
 
 def main(argv: list[str] | None = None) -> None:

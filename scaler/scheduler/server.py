@@ -18,6 +18,7 @@ import zmq
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, split_batch
+from scaler.scheduler.adapters import AdapterSessions
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.engine import Engine
 from scaler.scheduler.outbox import Outbox
@@ -62,6 +63,7 @@ class SchedulerServer:
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.out = Outbox(self.socket)
         self.engine = Engine(config, self.out)
+        self.adapters = AdapterSessions(self.engine, config.scaling)
         self.peers: dict[bytes, Peer] = {}
         self.domain = shm.host_domain()
         self.shm_prefix = f"scaler-{os.getpid()}-{os.urandom(3).hex()}-" if shm.available() else ""
@@ -105,6 +107,8 @@ class SchedulerServer:
                 self.engine.flush_freed()
             if self.engine.dirty or self.engine.maybe_idle:
                 self.engine.schedule()
+            if self.adapters.adapters:
+                self.adapters.tick(now)
             self.out.flush()
         self.shutdown("scheduler stopped")
 
@@ -190,12 +194,17 @@ class SchedulerServer:
                 engine.reclaimed(identity, msg.task_ids)
             else:
                 engine.blocked(identity, msg.task_id, kind is m.TaskBlocked)
+        elif kind is m.AdapterState and peer.kind == "adapter":
+            self.adapters.report(identity, peer.name, msg)
         elif kind is m.GetObject:
             engine.get_object(identity, msg.object_id)
         elif kind is m.Heartbeat:
             self.out.send(identity, m.HeartbeatAck())
         elif kind is m.StatusRequest:
-            self.out.send(identity, engine.status())
+            reply = engine.status()
+            reply.adapters = self.adapters.status()
+            reply.decisions = list(self.adapters.history)[-50:]
+            self.out.send(identity, reply)
         elif kind is m.Goodbye:
             self._lost(peer, msg.reason or "said goodbye")
         elif kind is m.Hello:
@@ -221,7 +230,9 @@ class SchedulerServer:
                 self._reject(identity, f"bad worker capabilities: {exc}", refuse=True)
                 return None
             total = caps.as_dict()
-            self.engine.add_worker(WorkerState(identity, name, caps, total, {}, pid=msg.pid, host=msg.host))
+            self.engine.add_worker(
+                WorkerState(identity, name, caps, total, {}, pid=msg.pid, host=msg.host, unit=msg.unit)
+            )
         elif msg.kind == "client":
             self.engine.add_client(identity, name)
         try:
@@ -265,6 +276,8 @@ class SchedulerServer:
             self.engine.worker_lost(peer.identity, reason)
         elif peer.kind == "client":
             self.engine.client_lost(peer.identity, reason)
+        elif peer.kind == "adapter":
+            self.adapters.lost(peer.identity)
         else:
             log.info("%s %s left (%s)", peer.kind, peer.name, reason)
 

@@ -7,6 +7,7 @@ has not started yet; those wait on the worker and can be reclaimed by an idle pe
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from scaler.scheduler.tasks import Task, TaskState
@@ -28,6 +29,8 @@ class WorkerState:
     completed: int = 0
     pid: int = 0
     host: str = ""
+    unit: str = ""
+    idle_since: float | None = field(default_factory=time.monotonic)
 
     def fits_free(self, request: Capabilities) -> bool:
         if not request.labels <= self.capabilities.labels:
@@ -108,6 +111,7 @@ class WorkerPool:
         return best_prefetch
 
     def assign(self, worker: WorkerState, task: Task) -> None:
+        worker.idle_since = None
         worker.assigned[task.task_id] = task
         worker.unstarted += 1
         worker.commit(task.request, 1.0)
@@ -120,6 +124,8 @@ class WorkerPool:
     def unassign(self, worker: WorkerState, task: Task) -> None:
         if worker.assigned.pop(task.task_id, None) is None:
             return
+        if not worker.assigned:
+            worker.idle_since = time.monotonic()
         if task.state is TaskState.ASSIGNED:
             worker.unstarted -= 1
         if not task.blocked:

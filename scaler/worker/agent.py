@@ -121,6 +121,7 @@ class WorkerAgent:
             os.getpid(),
             socket.gethostname(),
             shm.host_domain(),
+            self.config.unit_id,
         )
         self.up(hello)
         self.flush()

@@ -11,6 +11,7 @@ class WorkerConfig:
     scheduler: str
     capabilities: str = "cpu=1"
     name: str = ""
+    unit_id: str = ""
     death_timeout: float = 30.0
     heartbeat_interval: float = 1.0
     task_memory_limit_mb: float = 0.0

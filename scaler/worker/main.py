@@ -19,6 +19,7 @@ def parse_args(argv: list[str] | None) -> WorkerConfig:
     p.add_argument("scheduler", help="tcp://HOST:PORT of the scheduler")
     p.add_argument("--capabilities", "-c", default="cpu=1", help="e.g. cpu=2,gpu=1,memory_gb=16,linux")
     p.add_argument("--name", default="")
+    p.add_argument("--unit-id", default="", help="set by worker adapters: the unit this worker belongs to")
     p.add_argument("--death-timeout", type=float, default=30.0, help="exit after this long without the scheduler")
     p.add_argument("--heartbeat-interval", type=float, default=1.0)
     p.add_argument("--task-memory-limit-mb", type=float, default=0.0, help="kill a task process above this RSS")
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None) -> WorkerConfig:
         scheduler=a.scheduler,
         capabilities=caps,
         name=a.name,
+        unit_id=a.unit_id,
         death_timeout=a.death_timeout,
         heartbeat_interval=a.heartbeat_interval,
         task_memory_limit_mb=a.task_memory_limit_mb,

@@ -52,10 +52,29 @@ timeline = _not_supported("timeline")
 
 __version__ = "2.60.0-scaler"
 __all__ = [
-    "ActorClass", "ActorHandle", "ObjectRef", "ObjectRefGenerator", "RemoteFunction", "available_resources",
-    "cancel", "cluster_resources", "exceptions", "get", "get_actor", "get_runtime_context", "init",
-    "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "util", "wait",
-]  # fmt: skip
+    "ActorClass",
+    "ActorHandle",
+    "ObjectRef",
+    "ObjectRefGenerator",
+    "RemoteFunction",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
+    "exceptions",
+    "get",
+    "get_actor",
+    "get_runtime_context",
+    "init",
+    "is_initialized",
+    "kill",
+    "method",
+    "nodes",
+    "put",
+    "remote",
+    "shutdown",
+    "util",
+    "wait",
+]
 
 from scaler.compat.ray.patch import patch_installed_ray, patch_when_imported  # noqa: E402
 

@@ -203,7 +203,9 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     handle = client().kv_get(_name_key(name, namespace))
     if handle is None:
-        raise ValueError(f"Failed to look up actor with name '{name}'. This could because 1. You are trying to look "
-                         "up a named actor you didn't create. 2. The named actor died. 3. You did not use a namespace "
-                         "matching the namespace of the actor.")  # fmt: skip
+        raise ValueError(
+            f"Failed to look up actor with name '{name}'. This could because 1. You are trying to look "
+            "up a named actor you didn't create. 2. The named actor died. 3. You did not use a namespace "
+            "matching the namespace of the actor."
+        )
     return handle  # type: ignore[no-any-return]

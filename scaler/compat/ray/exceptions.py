@@ -97,6 +97,14 @@ class RaySystemError(RayError):
 
 
 __all__ = [
-    "ActorDiedError", "GetTimeoutError", "ObjectLostError", "OutOfMemoryError", "RayActorError", "RayError",
-    "RaySystemError", "RayTaskError", "TaskCancelledError", "WorkerCrashedError",
-]  # fmt: skip
+    "ActorDiedError",
+    "GetTimeoutError",
+    "ObjectLostError",
+    "OutOfMemoryError",
+    "RayActorError",
+    "RayError",
+    "RaySystemError",
+    "RayTaskError",
+    "TaskCancelledError",
+    "WorkerCrashedError",
+]

@@ -12,14 +12,37 @@ from typing import Any
 from scaler.utility.capabilities import from_mapping
 
 TASK_OPTIONS = {
-    "num_cpus", "num_gpus", "memory", "resources", "num_returns", "max_retries", "retry_exceptions", "name",
-    "runtime_env", "scheduling_strategy", "max_calls", "_metadata",
-}  # fmt: skip
+    "num_cpus",
+    "num_gpus",
+    "memory",
+    "resources",
+    "num_returns",
+    "max_retries",
+    "retry_exceptions",
+    "name",
+    "runtime_env",
+    "scheduling_strategy",
+    "max_calls",
+    "_metadata",
+}
 ACTOR_OPTIONS = {
-    "num_cpus", "num_gpus", "memory", "resources", "max_restarts", "max_task_retries", "name", "namespace",
-    "get_if_exists", "lifetime", "runtime_env", "scheduling_strategy", "max_concurrency", "concurrency_groups",
-    "max_pending_calls", "_metadata",
-}  # fmt: skip
+    "num_cpus",
+    "num_gpus",
+    "memory",
+    "resources",
+    "max_restarts",
+    "max_task_retries",
+    "name",
+    "namespace",
+    "get_if_exists",
+    "lifetime",
+    "runtime_env",
+    "scheduling_strategy",
+    "max_concurrency",
+    "concurrency_groups",
+    "max_pending_calls",
+    "_metadata",
+}
 _NAMES = {"CPU": "cpu", "GPU": "gpu", "memory": "memory"}
 
 

@@ -13,14 +13,38 @@ import types
 from typing import Any
 
 _API = (
-    "init", "shutdown", "is_initialized", "remote", "get", "put", "wait", "cancel", "kill", "get_actor", "method",
-    "available_resources", "cluster_resources", "nodes", "get_runtime_context", "get_gpu_ids", "timeline",
-    "ObjectRef", "ObjectRefGenerator",
-)  # fmt: skip
+    "init",
+    "shutdown",
+    "is_initialized",
+    "remote",
+    "get",
+    "put",
+    "wait",
+    "cancel",
+    "kill",
+    "get_actor",
+    "method",
+    "available_resources",
+    "cluster_resources",
+    "nodes",
+    "get_runtime_context",
+    "get_gpu_ids",
+    "timeline",
+    "ObjectRef",
+    "ObjectRefGenerator",
+)
 _EXCEPTIONS = (
-    "RayError", "RayTaskError", "GetTimeoutError", "TaskCancelledError", "WorkerCrashedError", "RayActorError",
-    "ActorDiedError", "ObjectLostError", "OutOfMemoryError", "RaySystemError",
-)  # fmt: skip
+    "RayError",
+    "RayTaskError",
+    "GetTimeoutError",
+    "TaskCancelledError",
+    "WorkerCrashedError",
+    "RayActorError",
+    "ActorDiedError",
+    "ObjectLostError",
+    "OutOfMemoryError",
+    "RaySystemError",
+)
 
 
 def _compat() -> types.ModuleType:

@@ -23,10 +23,23 @@ from scaler.compat.ray.options import capability_string, runtime_env_vars
 from scaler.worker import runtime
 
 _IGNORED_INIT_ARGS = {
-    "include_dashboard", "dashboard_host", "dashboard_port", "object_store_memory", "configure_logging",
-    "logging_level", "logging_format", "logging_config", "labels", "job_config", "_temp_dir", "_system_config",
-    "enable_resource_isolation", "system_reserved_cpu", "system_reserved_memory", "_metrics_export_port",
-}  # fmt: skip
+    "include_dashboard",
+    "dashboard_host",
+    "dashboard_port",
+    "object_store_memory",
+    "configure_logging",
+    "logging_level",
+    "logging_format",
+    "logging_config",
+    "labels",
+    "job_config",
+    "_temp_dir",
+    "_system_config",
+    "enable_resource_isolation",
+    "system_reserved_cpu",
+    "system_reserved_memory",
+    "_metrics_export_port",
+}
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Worker adapters (installed as ``scaler.adapters``): the provider contract, the shared runner, providers."""

@@ -1,0 +1,1 @@
+"""A provider for tests and simulations: local processes with injectable boot latency and failures."""

@@ -1,0 +1,1 @@
+"""The local-process provider: units are worker processes on this host."""

@@ -1,0 +1,65 @@
+"""The provider contract: three verbs on plain values (DESIGN §4).
+
+A provider allocates *units* (a process group, a host lease, an instance, an allocation), each
+running ``workers_per_unit`` workers of a group's shape. ``list_units`` is the ground truth,
+read back from the provider (process table, tags, leases), never from the runner's memory.
+Launching with a ``request_id`` already seen must not launch again.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from scaler.protocol.messages import GroupSpec
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    name: str
+    capabilities: str
+    workers_per_unit: int = 1
+    min_units: int = 0
+    max_units: int = 1
+    priority: int = 0
+    cost: float = 1.0
+
+    def spec(self) -> GroupSpec:
+        return GroupSpec(
+            self.name,
+            self.capabilities,
+            self.workers_per_unit,
+            self.min_units,
+            self.max_units,
+            self.priority,
+            self.cost,
+        )
+
+
+class UnitState(enum.Enum):
+    REQUESTED = "requested"
+    BOOTING = "booting"
+    RUNNING = "running"
+    DRAINING = "draining"
+    TERMINATED = "terminated"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Unit:
+    unit_id: str
+    group: str
+    state: UnitState
+    created: float
+    request_id: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    async def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]: ...
+
+    async def terminate(self, unit_ids: list[str]) -> None: ...
+
+    async def list_units(self) -> list[Unit]: ...

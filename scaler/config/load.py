@@ -1,0 +1,78 @@
+"""Reading and checking a deployment file; every error names the file, the key path and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import tomllib
+
+from scaler.config.schema import Config
+from scaler.utility.capabilities import CapabilityError, parse_capabilities
+from scaler.utility.net import parse_tcp
+
+
+class ConfigError(ValueError):
+    """A deployment file that cannot be used: the message says file, key and why."""
+
+
+def load_config(path: str | Path) -> Config:
+    source = Path(path)
+    try:
+        raw = tomllib.loads(source.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    _check(source, config)
+    return config
+
+
+def _check(source: Path, config: Config) -> None:
+    from scaler.adapters.registry import UnknownProviderError, known
+
+    def fail(key: str, why: str) -> None:
+        raise ConfigError(f"{source}: {key}: {why}")
+
+    try:
+        parse_tcp(config.scheduler.address)
+    except ValueError as exc:
+        fail("$.scheduler.address", str(exc))
+    names: set[str] = set()
+    for i, adapter in enumerate(config.adapter):
+        where = f"$.adapter[{i}]"
+        if adapter.provider not in known():
+            fail(
+                f"{where}.provider",
+                str(
+                    UnknownProviderError(
+                        f"unknown provider {adapter.provider!r}; known providers: {', '.join(sorted(known()))}"
+                    )
+                ),
+            )
+        name = adapter.name or adapter.provider
+        if name in names:
+            fail(f"{where}.name", f"adapter name {name!r} is used twice")
+        names.add(name)
+        if not adapter.group:
+            fail(f"{where}.group", "an adapter needs at least one [[adapter.group]]")
+        groups: set[str] = set()
+        for j, group in enumerate(adapter.group):
+            at = f"{where}.group[{j}]"
+            if group.name in groups:
+                fail(f"{at}.name", f"group name {group.name!r} is used twice in this adapter")
+            groups.add(group.name)
+            try:
+                parse_capabilities(group.capabilities)
+            except CapabilityError as exc:
+                fail(f"{at}.capabilities", str(exc))
+            if group.min_units < 0 or group.max_units < group.min_units:
+                fail(f"{at}.max_units", f"need 0 <= min_units ({group.min_units}) <= max_units ({group.max_units})")
+            if group.workers_per_unit < 1:
+                fail(f"{at}.workers_per_unit", "must be at least 1")
+    if config.scaling.idle_timeout < 0 or config.scaling.max_launch_per_round < 1:
+        fail("$.scaling", "idle_timeout must be >= 0 and max_launch_per_round >= 1")

@@ -1,0 +1,1 @@
+"""Scaling by queue depth: a pure policy from (demand, groups, units, clock) to decisions with reasons."""

@@ -1,0 +1,66 @@
+"""The values the scaling policy reads and returns; all frozen, no sockets, no clocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ScalingConfig:
+    idle_timeout: float = 10.0  # a unit idle this long may be removed
+    stabilization_window: float = 5.0  # no scale-down this soon after a scale-up
+    max_launch_per_round: int = 20  # upscaling speed: units per group per decision round
+    interval: float = 0.5  # seconds between decision rounds
+
+
+@dataclass(frozen=True)
+class Demand:
+    """Tasks of one capability set waiting for capacity (queued, or parked unstarted on a busy worker)."""
+
+    capabilities: str
+    waiting: int
+
+
+@dataclass(frozen=True)
+class GroupView:
+    adapter: str
+    name: str
+    capabilities: str
+    workers_per_unit: int
+    min_units: int
+    max_units: int
+    priority: int
+    cost: float
+    units: int  # requested, booting or running (not draining/terminated/failed)
+    pending: int  # of those, not yet connected
+    failing: str = ""
+
+
+@dataclass(frozen=True)
+class UnitView:
+    adapter: str
+    group: str
+    unit_id: str
+    connected: bool
+    busy: bool
+    idle_since: float | None
+    draining: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # launch | terminate
+    adapter: str
+    group: str
+    reason: str
+    count: int = 0
+    units: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        what = f"launch {self.count}" if self.action == "launch" else f"terminate {', '.join(self.units)}"
+        return f"{self.adapter}/{self.group}: {what} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class PolicyMemory:
+    last_scale_up: dict[str, float] = field(default_factory=dict)  # group key -> time

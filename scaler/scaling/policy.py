@@ -1,0 +1,111 @@
+"""The scaling policy (DESIGN §5): one pure function, used live by the scheduler and by the simulator.
+
+For every capability set with waiting tasks, unmet demand is what pending units will not absorb;
+it is bin-packed onto the unit shapes of the groups that can serve it, cheapest first (a group
+with GPUs is used for non-GPU work only after groups without), filled in priority order with
+spill-over when a group is at ``max_units`` or failing, at most ``max_launch_per_round`` units per
+group per round. Scale-down removes only units whose workers are all idle for ``idle_timeout``,
+never below ``min_units``, never while the group could serve waiting work, and not within the
+``stabilization_window`` after that group scaled up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from scaler.scaling.model import Decision, Demand, GroupView, PolicyMemory, ScalingConfig, UnitView
+from scaler.utility.capabilities import Capabilities, parse_capabilities
+
+
+def slots_per_worker(shape: Capabilities, request: Capabilities) -> int:
+    """How many tasks of ``request`` one worker of ``shape`` runs at once (0: it cannot serve them)."""
+    if not shape.serves(request):
+        return 0
+    have = dict(shape.quantities)
+    counts = [int(have.get(name, 0.0) // amount) for name, amount in request.quantities if amount > 0]
+    return max(1, min(counts)) if counts else 1
+
+
+def _key(group: GroupView) -> str:
+    return f"{group.adapter}/{group.name}"
+
+
+def _preference(group: GroupView, request: Capabilities, per_unit: int) -> tuple[int, int, float]:
+    asks_gpu = any(name == "gpu" for name, _ in request.quantities)
+    has_gpu = any(name == "gpu" for name, _ in parse_capabilities(group.capabilities).quantities)
+    return (group.priority, int(has_gpu and not asks_gpu), group.cost / max(per_unit, 1))
+
+
+def decide(
+    demand: Sequence[Demand],
+    groups: Sequence[GroupView],
+    units: Sequence[UnitView],
+    now: float,
+    config: ScalingConfig,
+    memory: PolicyMemory,
+) -> tuple[list[Decision], PolicyMemory]:
+    decisions: list[Decision] = []
+    planned: dict[str, int] = {_key(g): 0 for g in groups}
+    last_up = dict(memory.last_scale_up)
+    served_demand: dict[str, int] = {_key(g): 0 for g in groups}
+
+    for item in demand:
+        if item.waiting <= 0:
+            continue
+        request = parse_capabilities(item.capabilities)
+        options = []
+        for group in groups:
+            per_unit = slots_per_worker(parse_capabilities(group.capabilities), request) * group.workers_per_unit
+            if per_unit > 0 and not any(n.startswith("actor.") for n, _ in request.quantities):
+                options.append((group, per_unit))
+                served_demand[_key(group)] += item.waiting
+        options.sort(key=lambda option: _preference(option[0], request, option[1]))
+        unmet = item.waiting - sum(group.pending * per_unit for group, per_unit in options)
+        for group, per_unit in options:
+            if unmet <= 0:
+                break
+            key = _key(group)
+            if group.failing:
+                continue
+            room = group.max_units - group.units - planned[key]
+            count = min(math.ceil(unmet / per_unit), room, config.max_launch_per_round - planned[key])
+            if count <= 0:
+                continue
+            planned[key] += count
+            unmet -= count * per_unit
+            reason = f"{item.waiting} tasks of {item.capabilities or 'any'} waiting, {per_unit} per unit"
+            decisions.append(Decision("launch", group.adapter, group.name, reason, count=count))
+            last_up[key] = now
+
+    for group in groups:
+        key = _key(group)
+        short = group.min_units - group.units - planned[key]
+        if short > 0 and not group.failing:
+            decisions.append(Decision("launch", group.adapter, group.name, f"below min_units={group.min_units}", short))
+            planned[key] += short
+            last_up[key] = now
+        if served_demand[key] > 0 or planned[key] > 0:
+            continue
+        if now - last_up.get(key, float("-inf")) < config.stabilization_window:
+            continue
+        idle = sorted(
+            (
+                u
+                for u in units
+                if u.adapter == group.adapter
+                and u.group == group.name
+                and u.connected
+                and not u.busy
+                and not u.draining
+                and u.idle_since is not None
+                and now - u.idle_since >= config.idle_timeout
+            ),
+            key=lambda u: u.idle_since or 0.0,
+        )
+        removable = min(len(idle), group.units - group.min_units)
+        if removable > 0:
+            chosen = tuple(u.unit_id for u in idle[:removable])
+            reason = f"idle for {config.idle_timeout:g}s+ and no waiting work it can serve"
+            decisions.append(Decision("terminate", group.adapter, group.name, reason, units=chosen))
+    return decisions, PolicyMemory(last_up)

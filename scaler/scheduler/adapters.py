@@ -1,0 +1,181 @@
+"""The scheduler's side of worker adapters: their reported groups and units, and applying decisions.
+
+Each adapter reports ``AdapterState`` after every reconcile; the scheduler answers each report
+with one ``ScaleCommand`` (maybe empty), so an adapter never has two commands in flight and its
+next report already counts the units it launched (pending units are supply). Units chosen for
+removal are idle; their workers are set draining before the terminate command leaves, so no task
+can be assigned to a worker that is about to go.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from scaler.protocol import messages as m
+from scaler.scaling.model import Decision, Demand, GroupView, PolicyMemory, ScalingConfig, UnitView
+from scaler.scaling.policy import decide, slots_per_worker
+from scaler.scheduler.engine import Engine
+from scaler.scheduler.workers import WorkerState
+from scaler.utility.capabilities import parse_capabilities
+from scaler.utility.ids import IdMaker
+
+log = logging.getLogger(__name__)
+ACTIVE = ("requested", "booting", "running")
+
+
+@dataclass
+class AdapterSession:
+    identity: bytes
+    name: str
+    state: m.AdapterState | None = None
+    fresh: bool = False
+    draining: set[str] = field(default_factory=set)
+
+
+class AdapterSessions:
+    def __init__(self, engine: Engine, config: ScalingConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.adapters: dict[bytes, AdapterSession] = {}
+        self.memory = PolicyMemory()
+        self.history: deque[str] = deque(maxlen=200)
+        self.ids = IdMaker("s")
+        self.next_round = 0.0
+
+    def report(self, identity: bytes, name: str, msg: m.AdapterState) -> None:
+        session = self.adapters.get(identity)
+        if session is None:
+            session = self.adapters[identity] = AdapterSession(identity, msg.adapter or name)
+        session.state = msg
+        session.fresh = True
+        live = {u.unit_id for u in msg.units if u.state in ACTIVE}
+        session.draining &= live
+
+    def lost(self, identity: bytes) -> None:
+        session = self.adapters.pop(identity, None)
+        if session is not None:
+            log.info("adapter %s left; its workers stay until they exit", session.name)
+
+    def tick(self, now: float) -> None:
+        if now < self.next_round or not any(s.fresh for s in self.adapters.values()):
+            return
+        self.next_round = now + self.config.interval
+        demand, groups, units = self._views(now)
+        decisions, self.memory = decide(demand, groups, units, now, self.config, self.memory)
+        for decision in decisions:
+            text = f"{time.strftime('%H:%M:%S')} {decision.describe()}"
+            self.history.append(text)
+            log.info("scaling decision: %s", decision.describe())
+        self._apply(decisions)
+
+    def _views(self, now: float) -> tuple[list[Demand], list[GroupView], list[UnitView]]:
+        waiting: dict[str, int] = {key: len(queue) for key, queue in self.engine.queues.non_empty()}
+        workers_by_unit: dict[str, list[WorkerState]] = {}
+        for worker in self.engine.pool.workers.values():
+            per_key: dict[str, int] = {}
+            for task in worker.assigned.values():
+                per_key[task.caps_key] = per_key.get(task.caps_key, 0) + 1
+            for key, count in per_key.items():
+                parked = count - slots_per_worker(worker.capabilities, parse_capabilities(key))
+                if parked > 0:
+                    waiting[key] = waiting.get(key, 0) + parked
+            if worker.unit:
+                workers_by_unit.setdefault(worker.unit, []).append(worker)
+        demand = [Demand(key, count) for key, count in waiting.items() if count > 0]
+        groups: list[GroupView] = []
+        units: list[UnitView] = []
+        mono = time.monotonic()
+        for session in self.adapters.values():
+            state = session.state
+            if state is None:
+                continue
+            for spec in state.groups:
+                active = [u for u in state.units if u.group == spec.name and u.state in ACTIVE]
+                pending = sum(1 for u in active if u.unit_id not in workers_by_unit)
+                count = sum(1 for u in active if u.unit_id not in session.draining)
+                groups.append(
+                    GroupView(
+                        session.name,
+                        spec.name,
+                        spec.capabilities,
+                        spec.workers_per_unit,
+                        spec.min_units,
+                        spec.max_units,
+                        spec.priority,
+                        spec.cost,
+                        count,
+                        pending,
+                        state.failing.get(spec.name, ""),
+                    )
+                )
+                for unit in active:
+                    members = workers_by_unit.get(unit.unit_id, [])
+                    busy = any(w.assigned for w in members)
+                    idle = [w.idle_since for w in members if w.idle_since is not None]
+                    idle_since = None if busy or len(idle) < len(members) or not idle else now - (mono - max(idle))
+                    units.append(
+                        UnitView(
+                            session.name,
+                            spec.name,
+                            unit.unit_id,
+                            bool(members),
+                            busy,
+                            idle_since,
+                            unit.unit_id in session.draining,
+                        )
+                    )
+        return demand, groups, units
+
+    def _apply(self, decisions: list[Decision]) -> None:
+        by_adapter = {session.name: session for session in self.adapters.values()}
+        commands: dict[bytes, m.ScaleCommand] = {}
+        for session in self.adapters.values():
+            if session.fresh:
+                connected = self._connected(session)
+                commands[session.identity] = m.ScaleCommand(self.ids.next(), {}, [], connected, [])
+        for decision in decisions:
+            target = by_adapter.get(decision.adapter)
+            if target is None or target.identity not in commands:
+                continue
+            session = target
+            command = commands[session.identity]
+            command.reasons.append(decision.describe())
+            if decision.action == "launch":
+                command.launch[decision.group] = command.launch.get(decision.group, 0) + decision.count
+            else:
+                for unit_id in decision.units:
+                    for worker in self.engine.pool.workers.values():
+                        if worker.unit == unit_id:
+                            self.engine.pool.set_draining(worker.identity, True)
+                    session.draining.add(unit_id)
+                    command.terminate.append(unit_id)
+        for identity, command in commands.items():
+            self.adapters[identity].fresh = False
+            self.engine.out.send(identity, command)
+
+    def _connected(self, session: AdapterSession) -> list[str]:
+        return sorted({w.unit for w in self.engine.pool.workers.values() if w.unit})
+
+    def status(self) -> list[dict[str, int | float | str]]:
+        out: list[dict[str, int | float | str]] = []
+        for session in self.adapters.values():
+            state = session.state
+            if state is None:
+                continue
+            for spec in state.groups:
+                row: dict[str, int | float | str] = {
+                    "adapter": session.name,
+                    "group": spec.name,
+                    "capabilities": spec.capabilities,
+                    "min": spec.min_units,
+                    "max": spec.max_units,
+                    "failing": state.failing.get(spec.name, ""),
+                }
+                for unit in state.units:
+                    if unit.group == spec.name:
+                        row[unit.state] = int(row.get(unit.state, 0)) + 1
+                out.append(row)
+        return out

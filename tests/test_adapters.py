@@ -1,0 +1,211 @@
+"""Worker adapters end to end: a real scheduler, a real adapter process, real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from scaler import Client
+from scaler.utility.net import free_port
+from tests.conftest import wait_until
+
+
+@dataclass
+class Deployment:
+    address: str
+    config: Path
+    tag: str
+    processes: list[subprocess.Popen[bytes]]
+
+    def start_adapter(self, provider: str = "local") -> subprocess.Popen[bytes]:
+        env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
+        argv = [sys.executable, "-m", f"scaler.adapters.{provider}.main", "--config", str(self.config)]
+        process = subprocess.Popen(argv, env=env)
+        self.processes.append(process)
+        return process
+
+    def unit_processes(self) -> list[psutil.Process]:
+        found = []
+        for process in psutil.process_iter(["cmdline", "status"]):
+            cmdline = process.info["cmdline"] or []
+            if process.info["status"] != psutil.STATUS_ZOMBIE and any(a.startswith(self.tag) for a in cmdline):
+                found.append(process)
+        return found
+
+
+GROUPS = """
+[[adapter.group]]
+name = "cpu"
+capabilities = "cpu=1"
+max_units = {cpu_max}
+min_units = {cpu_min}
+[[adapter.group]]
+name = "gpu"
+capabilities = "cpu=1,gpu=1"
+max_units = 1
+priority = 1
+"""
+
+
+@pytest.fixture
+def deploy(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+    made: list[Deployment] = []
+
+    def make(
+        provider: str = "local",
+        options: str = "",
+        cpu_max: int = 4,
+        cpu_min: int = 0,
+        groups: str = "",
+        idle: float = 1.5,
+    ) -> Deployment:
+        port = free_port()
+        text = f"""
+[scheduler]
+address = "tcp://127.0.0.1:{port}"
+[scaling]
+idle_timeout = {idle}
+stabilization_window = 1
+interval = 0.2
+[[adapter]]
+provider = "{provider}"
+name = "t{port}"
+reconcile_interval = 0.3
+boot_timeout = 20
+state_dir = "{tmp_path / "state"}"
+{options}
+""" + (groups or GROUPS.format(cpu_max=cpu_max, cpu_min=cpu_min))
+        config = tmp_path / f"deploy-{port}.toml"
+        config.write_text(text)
+        env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
+        scheduler = subprocess.Popen([sys.executable, "-m", "scaler.scheduler.main", "--config", str(config)], env=env)
+        deployment = Deployment(f"tcp://127.0.0.1:{port}", config, f"t{port}-{port}.", [scheduler])
+        made.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in made:
+        for process in reversed(deployment.processes):
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for process in deployment.unit_processes():
+            process.kill()
+
+
+def sleepy(seconds: float, tag: int) -> int:
+    time.sleep(seconds)
+    return tag
+
+
+def units_of(client: Client, group: str) -> int:
+    rows = [r for r in client.scheduler_status().adapters if r["group"] == group]
+    return sum(int(r.get(s, 0)) for r in rows for s in ("requested", "booting", "running"))
+
+
+def test_scale_from_zero_and_back_to_min_with_every_task_once(deploy: Callable[..., Deployment]) -> None:
+    deployment = deploy(cpu_max=4, cpu_min=1)
+    deployment.start_adapter()
+    with Client(deployment.address) as client:
+        wait_until(lambda: client.scheduler_status().status["workers"] >= 1, 30)
+        first = [client.submit(sleepy, 0.4, i) for i in range(16)]
+        wait_until(lambda: client.scheduler_status().status["workers"] >= 3, 30)
+        assert sorted(f.result(60) for f in first) == list(range(16))
+        second = [client.submit(sleepy, 1.5 if i % 4 == 0 else 0.1, 100 + i) for i in range(12)]
+        assert sorted(f.result(60) for f in second) == list(range(100, 112))
+        status = client.scheduler_status().status
+        assert status["total_done"] == 28 and status["total_retried"] == 0, "no busy worker was terminated"
+        wait_until(lambda: client.scheduler_status().status["workers"] == 1, 30)
+        assert units_of(client, "cpu") == 1, "back to min_units after the idle timeout"
+        assert any("terminate" in d for d in client.scheduler_status().decisions)
+
+
+def test_gpu_tasks_scale_only_the_gpu_group(deploy: Callable[..., Deployment]) -> None:
+    deployment = deploy()
+    deployment.start_adapter()
+    with Client(deployment.address) as client:
+        futures = [client.options(capabilities="cpu=1,gpu=1").submit(sleepy, 0.1, i) for i in range(3)]
+        assert [f.result(60) for f in futures] == [0, 1, 2]
+        decisions = client.scheduler_status().decisions
+        assert decisions and all("/gpu:" in d for d in decisions if "launch" in d), decisions
+        assert units_of(client, "cpu") == 0
+
+
+def test_a_failing_group_falls_back_to_the_next(deploy: Callable[..., Deployment]) -> None:
+    groups = """
+[[adapter.group]]
+name = "cheap"
+capabilities = "cpu=1"
+max_units = 2
+[[adapter.group]]
+name = "backup"
+capabilities = "cpu=1"
+max_units = 2
+priority = 1
+cost = 3.0
+"""
+    options = 'backoff_base = 60\noptions = { fail = { cheap = ["capacity", 1000] } }'
+    deployment = deploy("fake", options, groups=groups)
+    deployment.start_adapter("fake")
+    with Client(deployment.address) as client:
+        futures = [client.submit(sleepy, 0.2, i) for i in range(6)]
+        assert sorted(f.result(60) for f in futures) == list(range(6))
+        rows = {r["group"]: r for r in client.scheduler_status().adapters}
+        assert "CapacityError" in str(rows["cheap"]["failing"])
+        assert any("/backup: launch" in d for d in client.scheduler_status().decisions)
+
+
+def test_sigkilled_adapter_leaves_no_orphans_and_a_restart_reaps(deploy: Callable[..., Deployment]) -> None:
+    deployment = deploy(cpu_max=3, cpu_min=2)
+    adapter = deployment.start_adapter()
+    with Client(deployment.address) as client:
+        wait_until(lambda: client.scheduler_status().status["workers"] >= 2, 30)
+    adapter.send_signal(signal.SIGKILL)
+    adapter.wait(10)
+    wait_until(lambda: not deployment.unit_processes(), 20)
+    survivor_id = f"{deployment.tag}cpu.survivor"
+    env = {k: v for k, v in os.environ.items() if k != "SCALER_PARENT_PID"}
+    survivor = subprocess.Popen(
+        [sys.executable, "-m", "scaler.worker.main", deployment.address, "--unit-id", survivor_id],
+        env=env,
+        start_new_session=True,
+    )
+    deployment.processes.append(survivor)
+    wait_until(lambda: deployment.unit_processes(), 20)
+    deployment.start_adapter()
+    survivor.wait(30)
+    with Client(deployment.address) as client:
+        wait_until(lambda: client.scheduler_status().status["workers"] == 2, 30)
+    assert all(survivor_id not in " ".join(p.cmdline()) for p in deployment.unit_processes())
+
+
+def test_bad_config_is_refused_with_file_key_and_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[adapter]]\nprovider = "local"\n[[adapter.group]]\nname = "cpu"\nmax_units = "many"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "scaler.adapters.local.main", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert str(bad) in result.stderr and "$.adapter[0].group[0].max_units" in result.stderr
+    bad.write_text('[[adapter]]\nprovider = "nowhere"\n[[adapter.group]]\nname = "cpu"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "scaler.scheduler.main", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "unknown provider 'nowhere'" in result.stderr and "local" in result.stderr

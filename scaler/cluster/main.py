@@ -1,14 +1,55 @@
-"""``scaler_cluster``: a scheduler plus local workers in one command, until Ctrl-C."""
+"""``scaler_cluster``: a scheduler plus local workers in one command, until Ctrl-C.
+
+Without ``--config``: a fixed number of local workers (``--workers``). With ``--config F``: the
+scheduler reads ``[scheduler]``/``[scaling]`` from F and the file's adapters run in this process,
+so workers come and go with the queue.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from scaler.cluster.local_cluster import LocalCluster, LocalClusterConfig
 from scaler.utility.net import parse_tcp
+
+
+def run_with_config(config_path: Path, log_level: str) -> None:
+    from scaler.adapters.cli import build_runners, run_all
+    from scaler.config import ConfigError, load_config
+    from scaler.utility.logs import setup_logging
+
+    try:
+        config = load_config(config_path)
+        runners = build_runners(config, None, None)
+    except (ConfigError, ValueError, ImportError, KeyError) as exc:
+        print(f"scaler_cluster: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    setup_logging("cluster", log_level)
+    os.environ["SCALER_LOG_LEVEL"] = log_level
+    env = dict(os.environ, SCALER_PARENT_PID=str(os.getpid()), SCALER_LOG_LEVEL=log_level)
+    argv = [sys.executable, "-m", "scaler.scheduler.main", "--config", str(config_path)]
+    scheduler = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
+    try:
+        line = scheduler.stdout.readline().decode() if scheduler.stdout else ""
+        if not line.startswith("SCALER_ADDRESS"):
+            raise SystemExit(f"scaler_cluster: the scheduler did not start (exit code {scheduler.wait()})")
+        print(
+            f"scaler cluster at {config.scheduler.address} with adapters "
+            f"{', '.join(r.config.name for r in runners) or '(none)'}",
+            flush=True,
+        )
+        asyncio.run(run_all(runners))
+    finally:
+        scheduler.terminate()
+        scheduler.wait(10)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,8 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("address", nargs="?", default="tcp://127.0.0.1:0", help="where the scheduler binds (port 0: free)")
     p.add_argument("--workers", "-n", type=int, default=None, help="number of workers (default: one per CPU)")
     p.add_argument("--capabilities", "-c", default="cpu=1", help="capabilities of each worker")
+    p.add_argument("--config", type=Path, default=None, help="deployment TOML: scale workers with its adapters")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
+    if a.config is not None:
+        run_with_config(a.config, a.log_level)
+        return
     try:
         host, port = parse_tcp(a.address)
     except ValueError as exc:

@@ -115,7 +115,7 @@ def _flush_streams() -> None:
 def main() -> None:
     fd = int(sys.argv[1])
     die_with_parent(parent_from_env())
-    from scaler.compat.ray.patch import install_finder
+    from scaler.compat.ray_finder import install_finder
 
     install_finder()
     sys.path.insert(0, os.getcwd())

@@ -97,31 +97,6 @@ def install_shim() -> types.ModuleType:
     return compat
 
 
-class _ShimLoader:
-    def create_module(self, spec: Any) -> types.ModuleType:
-        install_shim()
-        return sys.modules[spec.name]
-
-    def exec_module(self, module: types.ModuleType) -> None:
-        return None
-
-
-class RayShimFinder:
-    """On a worker, ``import ray`` gives the compat API without importing Ray (installed or not)."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name not in ("ray", "ray.util", "ray.exceptions", "ray.util.actor_pool"):
-            return None
-        import importlib.util
-
-        return importlib.util.spec_from_loader(name, _ShimLoader())  # type: ignore[arg-type]
-
-
-def install_finder() -> None:
-    if not any(isinstance(f, RayShimFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, RayShimFinder())
-
-
 class _PatchOnImport:
     """If Ray is imported after this package, patch it the moment its import finishes."""
 

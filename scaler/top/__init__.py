@@ -1,0 +1,1 @@
+"""``scaler_top``: a live terminal view of a scheduler."""

@@ -14,27 +14,9 @@ from typing import Protocol, runtime_checkable
 
 from scaler.protocol.messages import GroupSpec
 
-
-@dataclass(frozen=True)
-class WorkerGroup:
-    name: str
-    capabilities: str
-    workers_per_unit: int = 1
-    min_units: int = 0
-    max_units: int = 1
-    priority: int = 0
-    cost: float = 1.0
-
-    def spec(self) -> GroupSpec:
-        return GroupSpec(
-            self.name,
-            self.capabilities,
-            self.workers_per_unit,
-            self.min_units,
-            self.max_units,
-            self.priority,
-            self.cost,
-        )
+# A group is the same frozen value on the wire and in the contract: name, capabilities of each
+# worker, workers per unit, min/max units, priority, cost.
+WorkerGroup = GroupSpec
 
 
 class UnitState(enum.Enum):

@@ -125,7 +125,7 @@ class AdapterRunner:
         now = time.monotonic()
         failing = {g: why for g, why in self.failing.items() if self.backoff_until.get(g, 0.0) > now}
         units = [m.UnitReport(u.unit_id, u.group, u.state.value, u.created, u.cause) for u in self.table.active()]
-        return m.AdapterState(self.config.name, [g.spec() for g in self.config.groups], units, failing, self.acked)
+        return m.AdapterState(self.config.name, list(self.config.groups), units, failing, self.acked)
 
     # -- commands ---------------------------------------------------------------------------
 

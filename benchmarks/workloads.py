@@ -78,6 +78,22 @@ def put_and_read(engine: Engine, mib: int) -> dict[str, float]:
     return {f"put_{mib}mib_task_s": round(elapsed, 4)}
 
 
+def make_array(mib: int) -> Any:
+    import numpy as np
+
+    return np.ones(mib << 20, dtype=np.uint8)
+
+
+def result_back(engine: Engine, mib: int = 64) -> dict[str, float]:
+    """A task makes a ``mib`` MiB array and the client receives it."""
+    start = time.perf_counter()
+    array = engine.get(engine.submit(make_array, mib))
+    elapsed = time.perf_counter() - start
+    if int(array.nbytes) != mib << 20:
+        raise RuntimeError("wrong size received")
+    return {f"result_{mib}mib_back_s": round(elapsed, 4)}
+
+
 def sleepy(engine: Engine, n: int = 400, ms: float = 20.0) -> dict[str, float]:
     start = time.perf_counter()
     engine.gather([engine.submit(sleep_ms, ms) for _ in range(n)])

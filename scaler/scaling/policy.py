@@ -15,16 +15,12 @@ import math
 from collections.abc import Sequence
 
 from scaler.scaling.model import Decision, Demand, GroupView, PolicyMemory, ScalingConfig, UnitView
-from scaler.utility.capabilities import Capabilities, parse_capabilities
+from scaler.utility.capabilities import Capabilities, fit_count, parse_capabilities
 
 
 def slots_per_worker(shape: Capabilities, request: Capabilities) -> int:
     """How many tasks of ``request`` one worker of ``shape`` runs at once (0: it cannot serve them)."""
-    if not shape.serves(request):
-        return 0
-    have = dict(shape.quantities)
-    counts = [int(have.get(name, 0.0) // amount) for name, amount in request.quantities if amount > 0]
-    return max(1, min(counts)) if counts else 1
+    return fit_count(shape, request)
 
 
 def _key(group: GroupView) -> str:

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from scaler.scheduler.tasks import Task, TaskState
-from scaler.utility.capabilities import Capabilities
+from scaler.utility.capabilities import Capabilities, fit_count
 
 
 @dataclass(slots=True, eq=False)
@@ -102,12 +102,17 @@ class WorkerPool:
         start = self._rotation % n
         limit = self.prefetch if prefetch is None else min(prefetch, self.prefetch)
         best_prefetch: WorkerState | None = None
+        best_parked = limit
         for i in range(n):
             worker = candidates[(start + i) % n]
             if worker.fits_free(request):
                 return worker
-            if worker.unstarted < limit and (best_prefetch is None or worker.unstarted < best_prefetch.unstarted):
-                best_prefetch = worker
+            if limit > 0:
+                # Parked = assigned beyond what the worker can run at once; counted from assignments,
+                # not from "started" reports, which arrive late (or never, for short tasks).
+                parked = len(worker.assigned) - fit_count(worker.capabilities, request)
+                if parked < best_parked:
+                    best_prefetch, best_parked = worker, parked
         return best_prefetch
 
     def assign(self, worker: WorkerState, task: Task) -> None:

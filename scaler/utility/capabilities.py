@@ -70,6 +70,15 @@ def parse_capabilities(text: str) -> Capabilities:
     return Capabilities(tuple(sorted(quantities.items())), frozenset(labels))
 
 
+def fit_count(worker: Capabilities, request: Capabilities) -> int:
+    """How many tasks of ``request`` one worker with these capabilities runs at once (0: none)."""
+    if not worker.serves(request):
+        return 0
+    have = dict(worker.quantities)
+    counts = [int(have.get(name, 0.0) // amount) for name, amount in request.quantities if amount > 0]
+    return max(1, min(counts)) if counts else 1
+
+
 def format_capabilities(caps: Capabilities) -> str:
     parts = [f"{n}={_fmt(v)}" for n, v in caps.quantities]
     parts.extend(sorted(caps.labels))

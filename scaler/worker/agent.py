@@ -77,12 +77,10 @@ class WorkerAgent:
             entry[1].extend(frames)
 
     def flush(self, force_started: bool = False) -> None:
+        """Send what this turn produced: task processes first (they are waiting), then the scheduler."""
         if self.started_ids and (self.up_msgs or force_started):
             self.up_msgs.insert(0, m.TasksStarted(list(self.started_ids)))
             self.started_ids.clear()
-        if self.up_msgs:
-            self.upstream.send_multipart([encode(self.up_msgs), *self.up_frames], copy=False)
-            self.up_msgs, self.up_frames = [], []
         if self.down:
             for identity, (msgs, frames) in self.down.items():
                 child = self.pool.children.get(identity)
@@ -93,6 +91,9 @@ class WorkerAgent:
                 except OSError as exc:
                     log.warning("could not reach task process pid %d: %s", child.pid, exc)
             self.down = {}
+        if self.up_msgs:
+            self.upstream.send_multipart([encode(self.up_msgs), *self.up_frames], copy=False)
+            self.up_msgs, self.up_frames = [], []
 
     def _spawn(self) -> Child:
         child = self.pool.spawn()

@@ -88,7 +88,7 @@ class FrameReader:
             if self.big is not None:
                 return out
         try:
-            data = self.sock.recv(1 << 20)
+            data = self.sock.recv(65536)
         except BlockingIOError:
             return out
         if not data:

@@ -18,30 +18,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import workloads
-
-from scaler import Client, LocalCluster
-
-
-class ScalerEngine:
-    def __init__(self, cluster: LocalCluster, client: Client) -> None:
-        self.cluster = cluster
-        self.client = client
-
-    def submit(self, fn: Any, *args: Any) -> Any:
-        return self.client.submit(fn, *args)
-
-    def gather(self, handles: list[Any]) -> list[Any]:
-        return [h.result() for h in handles]
-
-    def get(self, handle: Any) -> Any:
-        return self.client.get(handle)
-
-    def put(self, value: Any) -> Any:
-        return self.client.put(value)
-
-    def pids(self) -> list[int]:
-        procs = [self.cluster.scheduler, *self.cluster.workers]
-        return [p.pid for p in procs if p is not None]
+from peer_run import ScalerEngine
 
 
 def main() -> None:
@@ -51,11 +28,11 @@ def main() -> None:
     args = parser.parse_args()
     figures: dict[str, Any] = {"engine": "scaler", "workers": args.workers}
     start = time.perf_counter()
-    with LocalCluster(n_workers=args.workers) as cluster, Client(cluster.address) as client:
-        if client.submit(workloads.noop, 1).result() != 1:
+    engine = ScalerEngine(args.workers)
+    try:
+        if engine.get(engine.submit(workloads.noop, 1)) != 1:
             raise RuntimeError("first task returned a wrong result")
         figures["start_to_first_result_s"] = round(time.perf_counter() - start, 3)
-        engine = ScalerEngine(cluster, client)
         time.sleep(1.0)
         figures["rss_idle_mb"] = workloads.rss_mb(engine)
         figures.update(workloads.throughput(engine, args.tasks))
@@ -65,6 +42,8 @@ def main() -> None:
         figures.update(workloads.put_and_read(engine, 1))
         figures.update(workloads.put_and_read(engine, 64))
         figures.update(workloads.sleepy(engine))
+    finally:
+        engine.close()
     print(json.dumps(figures))
 
 

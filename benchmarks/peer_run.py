@@ -28,10 +28,10 @@ def _own_tree() -> list[int]:
 
 
 class ScalerEngine:
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 2) -> None:
         from scaler import Client, LocalCluster
 
-        self.cluster = LocalCluster(n_workers=2)
+        self.cluster = LocalCluster(n_workers=workers)
         self.client = Client(self.cluster.address)
 
     def submit(self, fn: Any, *args: Any) -> Any:

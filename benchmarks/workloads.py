@@ -101,13 +101,11 @@ def sleepy(engine: Engine, n: int = 400, ms: float = 20.0) -> dict[str, float]:
 
 
 def rss_mb(engine: Engine) -> float:
+    """Total RSS of the engine's processes (``pids()`` lists them all: the whole tree, once)."""
     total = 0
-    for pid in engine.pids():
+    for pid in set(engine.pids()):
         try:
-            process = psutil.Process(pid)
-            total += process.memory_info().rss
-            for child in process.children(recursive=True):
-                total += child.memory_info().rss
+            total += psutil.Process(pid).memory_info().rss
         except psutil.Error:
             pass
     return round(total / (1 << 20), 1)

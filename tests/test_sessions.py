@@ -155,3 +155,23 @@ def test_scheduler_refuses_bad_flags_clearly() -> None:
     )
     assert result.returncode == 2 and "cpu=lots" in result.stderr
     assert os.environ.get("SCALER_ADDRESS") is None
+
+
+def test_shared_memory_of_a_killed_scheduler_is_removed_by_its_cluster(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    import glob
+
+    import numpy as np
+
+    cluster = make_cluster(n_workers=1)
+    assert cluster.scheduler is not None
+    pid = cluster.scheduler.pid
+    with Client(cluster.address) as client:
+        ref = client.put(np.ones(2_000_000))
+        assert client.submit(len, ref).result(30) == 2_000_000
+        assert glob.glob(f"/dev/shm/scaler-{pid}-*"), "a large object lives in shared memory"
+        cluster.scheduler.send_signal(signal.SIGKILL)
+        cluster.scheduler.wait(10)
+    cluster.shutdown()
+    assert not glob.glob(f"/dev/shm/scaler-{pid}-*")

@@ -87,6 +87,7 @@ class Client:
         self._closed = False
         self._failure: str | None = None
         self._welcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._shm_prefix = ""
         keys_dir = self.config.curve_keys
         keys = CurveKeys(__import__("pathlib").Path(keys_dir)) if keys_dir else keys_from_env()
         self._conn = Connection(
@@ -117,8 +118,7 @@ class Client:
             self._conn.close()
             raise
         self._limits = (welcome.max_queued_tasks, welcome.max_queued_bytes)
-        if welcome.shm_prefix and not shm.enabled():
-            shm.enable(welcome.shm_prefix)
+        self._shm_prefix = welcome.shm_prefix if shm.available() else ""
         _live_clients.add(self)
 
     # -- submitting -------------------------------------------------------------------------
@@ -144,7 +144,7 @@ class Client:
         deps: list[str] = []
         if args or kwargs:
             with ser.collect_refs() as found:
-                frames = ser.dumps((args, kwargs))
+                frames = ser.dumps((args, kwargs), self._shm_prefix)
             nbytes = ser.frames_nbytes(frames)
             if opts.resolve_nested:
                 deps = [object_id for object_id, _ in found]
@@ -226,7 +226,7 @@ class Client:
     def put(self, value: Any) -> ObjectRef:
         self._check_open()
         object_id = self._ids.next()
-        frames = ser.dumps(value)
+        frames = ser.dumps(value, self._shm_prefix)
         self._conn.send(m.PutObject(object_id, len(frames)), frames)
         return ObjectRef(object_id, self)
 

@@ -3,7 +3,8 @@
 Every process starts as a fresh interpreter (``python -m ...``), never by ``multiprocessing``
 from the user's process, so a script without an ``if __name__ == "__main__":`` guard is not
 re-run. The processes die with the process that started them, and ``shutdown`` (also at exit)
-stops them within about a second.
+stops them within about a second and removes any shared-memory segments of its scheduler, even
+one that was killed before it could clean up.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 
+from scaler.utility import shm
 from scaler.utility.capabilities import canonical
 from scaler.utility.net import free_port
 
@@ -113,8 +115,10 @@ class LocalCluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(1)
-        if self.scheduler is not None and self.scheduler.stdout is not None:
-            self.scheduler.stdout.close()
+        if self.scheduler is not None:
+            if self.scheduler.stdout is not None:
+                self.scheduler.stdout.close()
+            shm.remove_prefix(f"scaler-{self.scheduler.pid}-")
         self.workers = []
         self.scheduler = None
 

@@ -62,8 +62,12 @@ def frames_nbytes(frames: Sequence[Any]) -> int:
     return total
 
 
-def dumps(obj: Any) -> list[Any]:
-    """Pickle ``obj`` into frames: ``[pickle bytes, *out-of-band buffers]``."""
+def dumps(obj: Any, shm_prefix: str | None = None) -> list[Any]:
+    """Pickle ``obj`` into frames: ``[pickle bytes, *out-of-band buffers]``.
+
+    Large payloads go to shared memory under ``shm_prefix`` (the prefix the receiving scheduler
+    gave this connection; "" for none); ``None`` uses this process's prefix (task processes).
+    """
     buffers: list[Any] = []
 
     def keep(buf: pickle.PickleBuffer) -> bool | None:
@@ -80,7 +84,7 @@ def dumps(obj: Any) -> list[Any]:
     except (pickle.PicklingError, AttributeError, TypeError):
         buffers.clear()
         data = cloudpickle.dumps(obj, protocol=5, buffer_callback=keep)
-    return shm.maybe_pack([data, *buffers]) if buffers else [data]
+    return shm.maybe_pack([data, *buffers], shm_prefix) if buffers else [data]
 
 
 def loads(frames: Sequence[Any]) -> Any:

@@ -61,18 +61,19 @@ def _length(frame: Any) -> int:
     return frame.nbytes if isinstance(frame, memoryview) else len(frame)
 
 
-def maybe_pack(frames: list[Any]) -> list[Any]:
+def maybe_pack(frames: list[Any], prefix: str | None = None) -> list[Any]:
     """Write ``frames`` into one segment and return ``[descriptor]`` when worth it, else ``frames``.
 
     A segment is ``SEG_MAGIC, u32 n, msgpack(lengths) (n bytes), data...``; the descriptor frame
     is ``REF_MAGIC + name``. Sent to another host, the segment itself travels as one frame.
     """
-    if _prefix is None:
+    prefix = _prefix if prefix is None else prefix
+    if not prefix:
         return frames
     lengths = [_length(f) for f in frames]
     if sum(lengths) < SHM_MIN:
         return frames
-    name = f"{_prefix}{os.getpid()}-{next(_counter)}"
+    name = f"{prefix}{os.getpid()}-{next(_counter)}"
     path = os.path.join(SHM_DIR, name)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -415,7 +415,9 @@ class Client:
         for object_id in list(self._fetches):
             for waiter in self._fetches.pop(object_id, []):
                 waiter.set_result(error)
-        self._conn.running = False
+        conn = self.__dict__.get("_conn")  # the I/O thread may fail before __init__ stored it
+        if conn is not None:
+            conn.running = False
 
     def _release_later(self, object_id: str) -> None:
         if not self._closed:

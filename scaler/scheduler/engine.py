@@ -78,7 +78,10 @@ class Engine:
             self._cancel(task, force=True)
             cancelled += 1
         freed = self.store.release_owner(identity)
-        log.info("client %s left (%s): %d tasks cancelled, %d objects released", state.name, reason, cancelled, freed)
+        level = logging.WARNING if cancelled else logging.INFO
+        log.log(
+            level, "client %s left (%s): %d tasks cancelled, %d objects released", state.name, reason, cancelled, freed
+        )
 
     def submit(self, client: bytes, msg: m.SubmitTask, frames: list[Any]) -> None:
         state = self.clients[client]

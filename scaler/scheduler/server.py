@@ -136,7 +136,9 @@ class SchedulerServer:
             peer = self.peers.get(identity) if identity is not None else None
             # A peer that said hello in the previous turn may own a reused fd whose stale
             # disconnect event is only now visible; it is left to the heartbeat timeout.
-            if peer is not None and peer.registered_turn < self.turn - 1:
+            # Only workers are dropped on this hint: their loss should re-queue tasks at once. A
+            # client or adapter is dropped on Goodbye or silence, never on a possibly stale fd.
+            if peer is not None and peer.kind == "worker" and peer.registered_turn < self.turn - 1:
                 self._lost(peer, "connection closed")
 
     def _handle(self, frames: list[Any], now: float) -> None:

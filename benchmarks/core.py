@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -27,23 +26,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     args = parser.parse_args()
     figures: dict[str, Any] = {"engine": "scaler", "workers": args.workers}
-    start = time.perf_counter()
-    engine = ScalerEngine(args.workers)
-    try:
-        if engine.get(engine.submit(workloads.noop, 1)) != 1:
-            raise RuntimeError("first task returned a wrong result")
-        figures["start_to_first_result_s"] = round(time.perf_counter() - start, 3)
-        time.sleep(1.0)
-        figures["rss_idle_mb"] = workloads.rss_mb(engine)
-        figures.update(workloads.throughput(engine, args.tasks))
-        figures["rss_after_throughput_mb"] = workloads.rss_mb(engine)
-        figures.update(workloads.latency(engine))
-        workloads.warm_numpy(engine, args.workers)
-        figures.update(workloads.put_and_read(engine, 1))
-        figures.update(workloads.put_and_read(engine, 64))
-        figures.update(workloads.sleepy(engine))
-    finally:
-        engine.close()
+    figures.update(
+        workloads.measure(lambda: ScalerEngine(args.workers), args.tasks, args.workers, result_back_too=False)
+    )
     print(json.dumps(figures))
 
 

@@ -9,12 +9,9 @@ loopback-only network namespace; run it by hand only inside one (``unshare --net
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-import time
-from collections.abc import Iterator
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -127,37 +124,13 @@ def make(peer: str) -> Any:
     raise SystemExit(f"unknown peer {peer!r}")
 
 
-@contextlib.contextmanager
-def engine_for(peer: str) -> Iterator[Any]:
-    engine = make(peer)
-    try:
-        yield engine
-    finally:
-        engine.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--peer", required=True)
     parser.add_argument("--tasks", type=int, default=10_000)
     args = parser.parse_args()
     figures: dict[str, Any] = {"peer": args.peer}
-    start = time.perf_counter()
-    with engine_for(args.peer) as engine:
-        if engine.get(engine.submit(workloads.noop, 1)) != 1:
-            raise RuntimeError("first task returned a wrong result")
-        figures["start_to_first_result_s"] = round(time.perf_counter() - start, 3)
-        time.sleep(1.0)
-        figures["rss_idle_mb"] = workloads.rss_mb(engine)
-        figures.update(workloads.throughput(engine, args.tasks))
-        figures["rss_after_throughput_mb"] = workloads.rss_mb(engine)
-        if args.peer != "ray-compat":
-            figures.update(workloads.latency(engine))
-            workloads.warm_numpy(engine, 2)
-            figures.update(workloads.put_and_read(engine, 1))
-            figures.update(workloads.put_and_read(engine, 64))
-            figures.update(workloads.result_back(engine, 64))
-            figures.update(workloads.sleepy(engine))
+    figures.update(workloads.measure(lambda: make(args.peer), args.tasks, 2, transfers=args.peer != "ray-compat"))
     print(json.dumps(figures), flush=True)
 
 

@@ -20,6 +20,7 @@ class Engine(Protocol):
     def get(self, handle: Any) -> Any: ...
     def put(self, value: Any) -> Any: ...
     def pids(self) -> list[int]: ...
+    def close(self) -> None: ...
 
 
 def noop(x: Any = None) -> Any:
@@ -109,3 +110,31 @@ def rss_mb(engine: Engine) -> float:
         except psutil.Error:
             pass
     return round(total / (1 << 20), 1)
+
+
+def measure(
+    make_engine: Any, tasks: int, slots: int, *, transfers: bool = True, result_back_too: bool = True
+) -> dict[str, Any]:
+    """Run the workloads in order on a fresh engine from ``make_engine()``; start-up is timed from here."""
+    figures: dict[str, Any] = {}
+    start = time.perf_counter()
+    engine = make_engine()
+    try:
+        if engine.get(engine.submit(noop, 1)) != 1:
+            raise RuntimeError("first task returned a wrong result")
+        figures["start_to_first_result_s"] = round(time.perf_counter() - start, 3)
+        time.sleep(1.0)
+        figures["rss_idle_mb"] = rss_mb(engine)
+        figures.update(throughput(engine, tasks))
+        figures["rss_after_throughput_mb"] = rss_mb(engine)
+        if transfers:
+            figures.update(latency(engine))
+            warm_numpy(engine, slots)
+            figures.update(put_and_read(engine, 1))
+            figures.update(put_and_read(engine, 64))
+            if result_back_too:
+                figures.update(result_back(engine, 64))
+            figures.update(sleepy(engine))
+    finally:
+        engine.close()
+    return figures

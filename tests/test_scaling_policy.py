@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from scaler.scaling.model import Demand, GroupView, PolicyMemory, ScalingConfig, UnitView
-from scaler.scaling.policy import decide, slots_per_worker
+from scaler.scaling.policy import decide
+from scaler.utility.capabilities import fit_count as slots_per_worker
 from scaler.utility.capabilities import parse_capabilities
 
 CONFIG = ScalingConfig(idle_timeout=10, stabilization_window=5, max_launch_per_round=20)

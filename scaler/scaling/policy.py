@@ -18,11 +18,6 @@ from scaler.scaling.model import Decision, Demand, GroupView, PolicyMemory, Scal
 from scaler.utility.capabilities import Capabilities, fit_count, parse_capabilities
 
 
-def slots_per_worker(shape: Capabilities, request: Capabilities) -> int:
-    """How many tasks of ``request`` one worker of ``shape`` runs at once (0: it cannot serve them)."""
-    return fit_count(shape, request)
-
-
 def _key(group: GroupView) -> str:
     return f"{group.adapter}/{group.name}"
 
@@ -52,8 +47,8 @@ def decide(
         request = parse_capabilities(item.capabilities)
         options = []
         for group in groups:
-            per_unit = slots_per_worker(parse_capabilities(group.capabilities), request) * group.workers_per_unit
-            if per_unit > 0 and not any(n.startswith("actor.") for n, _ in request.quantities):
+            per_unit = fit_count(parse_capabilities(group.capabilities), request) * group.workers_per_unit
+            if per_unit > 0:
                 options.append((group, per_unit))
                 served_demand[_key(group)] += item.waiting
         options.sort(key=lambda option: _preference(option[0], request, option[1]))

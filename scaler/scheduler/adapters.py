@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from scaler.protocol import messages as m
 from scaler.scaling.model import Decision, Demand, GroupView, PolicyMemory, ScalingConfig, UnitView
-from scaler.scaling.policy import decide, slots_per_worker
+from scaler.scaling.policy import decide
 from scaler.scheduler.engine import Engine
 from scaler.scheduler.workers import WorkerState
-from scaler.utility.capabilities import parse_capabilities
+from scaler.utility.capabilities import fit_count, parse_capabilities
 from scaler.utility.ids import IdMaker
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class AdapterSessions:
             for task in worker.assigned.values():
                 per_key[task.caps_key] = per_key.get(task.caps_key, 0) + 1
             for key, count in per_key.items():
-                parked = count - slots_per_worker(worker.capabilities, parse_capabilities(key))
+                parked = count - fit_count(worker.capabilities, parse_capabilities(key))
                 if parked > 0:
                     waiting[key] = waiting.get(key, 0) + parked
             if worker.unit:
@@ -132,10 +132,10 @@ class AdapterSessions:
     def _apply(self, decisions: list[Decision]) -> None:
         by_adapter = {session.name: session for session in self.adapters.values()}
         commands: dict[bytes, m.ScaleCommand] = {}
+        connected = sorted({w.unit for w in self.engine.pool.workers.values() if w.unit})
         for session in self.adapters.values():
             if session.fresh:
-                connected = self._connected(session)
-                commands[session.identity] = m.ScaleCommand(self.ids.next(), {}, [], connected, [])
+                commands[session.identity] = m.ScaleCommand(self.ids.next(), {}, [], list(connected), [])
         for decision in decisions:
             target = by_adapter.get(decision.adapter)
             if target is None or target.identity not in commands:
@@ -155,9 +155,6 @@ class AdapterSessions:
         for identity, command in commands.items():
             self.adapters[identity].fresh = False
             self.engine.out.send(identity, command)
-
-    def _connected(self, session: AdapterSession) -> list[str]:
-        return sorted({w.unit for w in self.engine.pool.workers.values() if w.unit})
 
     def status(self) -> list[dict[str, int | float | str]]:
         out: list[dict[str, int | float | str]] = []

@@ -20,7 +20,7 @@ from scaler.scheduler.queues import CapabilityQueues
 from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
 from scaler.scheduler.workers import WorkerPool, WorkerState
 from scaler.utility import shm
-from scaler.utility.capabilities import CapabilityError, parse_capabilities
+from scaler.utility.capabilities import DEDICATED_PREFIX, CapabilityError, parse_capabilities
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -122,8 +122,8 @@ class Engine:
             self.actor_servers[msg.actor_id] = task
             self.dead_actors.pop(msg.actor_id, None)
         for name, _ in request.quantities:
-            if name.startswith("actor."):
-                task.calls_actor = name[6:]
+            if name.startswith(DEDICATED_PREFIX):
+                task.calls_actor = name[len(DEDICATED_PREFIX) :]
                 if task.calls_actor in self.dead_actors:
                     text = f"{task.label}: actor {task.calls_actor} is dead ({self.dead_actors[task.calls_actor]})"
                     self._finish(

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from scaler.scheduler.tasks import Task, TaskState
-from scaler.utility.capabilities import Capabilities, fit_count
+from scaler.utility.capabilities import Capabilities, fit_count, takes
 
 
 @dataclass(slots=True, eq=False)
@@ -49,19 +49,6 @@ class WorkerState:
 
     def idle(self) -> bool:
         return not self.assigned
-
-
-DEDICATED_PREFIX = "actor."
-
-
-def takes(worker: Capabilities, request: Capabilities) -> bool:
-    """The matching rule, plus: a dedicated worker (``actor.<id>``) takes only tasks asking for it."""
-    if not worker.serves(request):
-        return False
-    for name, _ in worker.quantities:
-        if name.startswith(DEDICATED_PREFIX) and not any(n == name for n, _ in request.quantities):
-            return False
-    return True
 
 
 class WorkerPool:

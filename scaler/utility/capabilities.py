@@ -70,9 +70,20 @@ def parse_capabilities(text: str) -> Capabilities:
     return Capabilities(tuple(sorted(quantities.items())), frozenset(labels))
 
 
+DEDICATED_PREFIX = "actor."  # a worker with quantity ``actor.<id>`` hosts that actor only
+
+
+def takes(worker: Capabilities, request: Capabilities) -> bool:
+    """The one matching rule, plus: a dedicated worker (``actor.<id>``) takes only tasks asking for it."""
+    if not worker.serves(request):
+        return False
+    asked = {name for name, _ in request.quantities}
+    return all(name in asked for name, _ in worker.quantities if name.startswith(DEDICATED_PREFIX))
+
+
 def fit_count(worker: Capabilities, request: Capabilities) -> int:
     """How many tasks of ``request`` one worker with these capabilities runs at once (0: none)."""
-    if not worker.serves(request):
+    if not takes(worker, request):
         return 0
     have = dict(worker.quantities)
     counts = [int(have.get(name, 0.0) // amount) for name, amount in request.quantities if amount > 0]

@@ -12,7 +12,6 @@ replaced when ``nested`` is true and otherwise arrive as refs (Ray semantics).
 
 from __future__ import annotations
 
-import io
 import pickle
 import threading
 import traceback
@@ -171,9 +170,3 @@ def loads_exception(frames: Sequence[Any]) -> BaseException:
             exc.__cause__ = RemoteTraceback(text)
         return exc
     return UnpicklableRemoteError("unknown", repr(exc))
-
-
-def pickle_size(obj: Any) -> int:
-    buf = io.BytesIO()
-    cloudpickle.dump(obj, buf, protocol=5)
-    return buf.tell()

@@ -53,10 +53,6 @@ def enable(prefix: str) -> None:
     _prefix = prefix if prefix and available() else None
 
 
-def enabled() -> bool:
-    return _prefix is not None
-
-
 def _length(frame: Any) -> int:
     return frame.nbytes if isinstance(frame, memoryview) else len(frame)
 
@@ -94,9 +90,10 @@ def maybe_pack(frames: list[Any], prefix: str | None = None) -> list[Any]:
 
 
 def _small_bytes(frame: Any, magic: bytes) -> bytes | None:
-    if _length(frame) > _MAX_DESCRIPTOR:
-        return None
-    data = frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+    view = frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
+    if view.nbytes > _MAX_DESCRIPTOR or view.nbytes < len(magic) or view[0] != magic[0]:
+        return None  # a pickle frame starts with 0x80, a descriptor with 0x00: no copy needed
+    data = bytes(view)
     return data if data.startswith(magic) else None
 
 

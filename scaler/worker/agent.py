@@ -58,7 +58,6 @@ class WorkerAgent:
         self._forget_later: list[Child] = []
         self.started_ids: dict[str, None] = {}
         self.last_heard = time.monotonic()
-        self.welcomed = False
         self.welcome: m.Welcome | None = None
         self.alive = True
         self.slots = max(1, int(self.free.get("cpu", 1)))
@@ -205,7 +204,6 @@ class WorkerAgent:
         elif kind is m.ObjectReply:
             self._object_arrived(msg, payload)
         elif kind is m.Welcome:
-            self.welcomed = True
             self.welcome = msg
             for child in self.pool.children.values():
                 if child.ready:

@@ -22,6 +22,7 @@ import zmq
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
+from scaler.utility.capabilities import DEDICATED_PREFIX
 from scaler.utility.security import keys_from_env
 from scaler.utility.sockets import dial
 from scaler.worker import runtime
@@ -57,7 +58,7 @@ class DedicatedHost:
 
     def serve(self, death_timeout: float = 30.0) -> None:
         name = f"actor-{self.host_id}@{socket.gethostname()}:{os.getpid()}"
-        caps = f"actor.{self.host_id}=1"
+        caps = f"{DEDICATED_PREFIX}{self.host_id}=1"
         hello = m.Hello("worker", m.PROTOCOL_VERSION, name, caps, os.getpid(), socket.gethostname(), shm.host_domain())
         self.send([hello])
         next_beat = time.monotonic() + 1.0

@@ -115,22 +115,24 @@ class ObjectRefGenerator:
         return self._source
 
 
+# Scaler's errors and the ray.exceptions type each becomes; first match wins (ScalerError last).
+_RAY_ERRORS: tuple[tuple[type[BaseException], type[rx.RayError]], ...] = (
+    (core_errors.TaskCancelledError, rx.TaskCancelledError),
+    (core_errors.ActorDiedError, rx.ActorDiedError),
+    (core_errors.WorkerCrashedError, rx.WorkerCrashedError),
+    (core_errors.ObjectLostError, rx.ObjectLostError),
+    (core_errors.MemoryLimitError, rx.OutOfMemoryError),
+    (core_errors.ScalerError, rx.RaySystemError),
+)
+
+
 def translate(exc: BaseException, name: str) -> BaseException:
     """A Scaler or task exception as the ray.exceptions type a Ray program expects."""
     if isinstance(exc, rx.RayError):
         return exc
-    if isinstance(exc, core_errors.TaskCancelledError):
-        return rx.TaskCancelledError(str(exc))
-    if isinstance(exc, core_errors.ActorDiedError):
-        return rx.ActorDiedError(str(exc))
-    if isinstance(exc, core_errors.WorkerCrashedError):
-        return rx.WorkerCrashedError(str(exc))
-    if isinstance(exc, core_errors.ObjectLostError):
-        return rx.ObjectLostError(str(exc))
-    if isinstance(exc, core_errors.MemoryLimitError):
-        return rx.OutOfMemoryError(str(exc))
-    if isinstance(exc, core_errors.ScalerError):
-        return rx.RaySystemError(str(exc))
+    for core_type, ray_type in _RAY_ERRORS:
+        if isinstance(exc, core_type):
+            return ray_type(str(exc))
     cause = exc.__cause__
     text = cause.text if isinstance(cause, RemoteTraceback) else ""
     return rx.RayTaskError(name, text, exc).as_instanceof_cause()

@@ -7,7 +7,6 @@ picklable wrapper made once per option set does that work in the task process.
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
 from typing import Any
@@ -153,7 +152,3 @@ class RemoteFunction:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["_function"], state["_options"])  # type: ignore[misc]
-
-
-def is_generator_function(function: Callable[..., Any]) -> bool:
-    return inspect.isgeneratorfunction(function)

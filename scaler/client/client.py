@@ -267,9 +267,7 @@ class Client:
 
     def cancel(self, futures: Future | Iterable[Future], force: bool = False) -> None:
         items = [futures] if isinstance(futures, Future) else list(futures)
-        self._cancel_ids([f.task_id for f in items if not f.done()], force)
-        for future in items:
-            future._set_cancelled()
+        self._cancel_ids([f.task_id for f in items if f._set_cancelled()], force)
 
     def _cancel_ids(self, task_ids: list[str], force: bool) -> None:
         if task_ids and not self._closed:
@@ -373,18 +371,16 @@ class Client:
             frames = next(iter(pushed.values()))[0] if pushed else None
             error = ser.loads_exception(frames) if frames else ObjectLostError(msg.message or msg.status)
         for future in futures:
-            if future.done():
-                continue
             if error is not None:
-                future.set_exception(error)
+                _settle(future, error=error)
                 continue
             entry = pushed.get(future.object_id)
             if entry is None:
-                future.set_result(REMOTE)
+                _settle(future, REMOTE)
             elif entry[1]:
-                future.set_exception(ser.loads_exception(entry[0]))
+                _settle(future, error=ser.loads_exception(entry[0]))
             else:
-                future.set_result(Payload(entry[0]))
+                _settle(future, Payload(entry[0]))
 
     def _on_object(self, msg: m.ObjectReply, payload: list[Any]) -> None:
         waiters = self._fetches.pop(msg.object_id, [])
@@ -400,8 +396,7 @@ class Client:
     def _fail_task(self, task_id: str, error: BaseException) -> None:
         self._outstanding_bytes -= self._task_bytes.pop(task_id, 0)
         for future in self._pending.pop(task_id, []):
-            if not future.done():
-                future.set_exception(error)
+            _settle(future, error=error)
 
     def _on_failure(self, reason: str, shutdown: bool = False) -> None:
         if self._failure is not None:
@@ -453,6 +448,17 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<scaler.Client {self.address} pending={len(self._pending)}>"
+
+
+def _settle(future: Future, value: Any = None, error: BaseException | None = None) -> None:
+    """Complete ``future`` unless the user's thread cancelled it first (a race we lose quietly)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+    except concurrent.futures.InvalidStateError:
+        pass
 
 
 class _OptionsView:

@@ -97,10 +97,10 @@ class Future(concurrent.futures.Future[Any]):
         return super().exception(0)
 
     def cancel(self, force: bool = False) -> bool:
-        if self.done() or self._client is None:
+        if self._client is None or not self._set_cancelled():
             return False
         self._client._cancel_ids([self.task_id], force)
-        return self._set_cancelled()
+        return True
 
     def _set_cancelled(self) -> bool:
         try:

@@ -141,12 +141,16 @@ class AdapterRunner:
                 continue
             why = self._reason(command, group_name)
             await self.launch(group, count, f"{command.request_id}/{group_name}", why)
+        for unit_id in command.drain:
+            if unit_id in self.table.units:
+                why = self._reason(command, self.table.units[unit_id].group)
+                self.table.move(unit_id, UnitState.DRAINING, f"the scheduler drains it: {why}")
         if command.terminate:
             mine = [u for u in command.terminate if u in self.table.units]
             for unit_id in mine:
                 why = self._reason(command, self.table.units[unit_id].group)
-                self.table.move(unit_id, UnitState.DRAINING, f"drained by the scheduler: {why}")
-            await self._terminate(mine, "scale-down")
+                self.table.move(unit_id, UnitState.DRAINING, f"the scheduler drains it: {why}")
+            await self._terminate(mine, "scale-down: drained")
         self.acked = command.request_id
 
     def _reason(self, command: m.ScaleCommand, group: str) -> str:

@@ -97,7 +97,10 @@ class ProviderConformance:
             units = [u for u in runner.table.active() if u.group == GROUP.name]
             assert len(units) == 1, "the same request id launches once"
             await eventually_listed(provider, {units[0].unit_id}, present=True)
-            await runner.apply(m.ScaleCommand("r2", {}, [units[0].unit_id], [], []))
+            await runner.apply(m.ScaleCommand("r2", drain=[units[0].unit_id]))
+            assert runner.table.units[units[0].unit_id].state is UnitState.DRAINING
+            await eventually_listed(provider, {units[0].unit_id}, present=True)
+            await runner.apply(m.ScaleCommand("r3", {}, [units[0].unit_id], [], []))
             await eventually_listed(provider, {units[0].unit_id}, present=False)
             assert runner.table.units[units[0].unit_id].state is UnitState.TERMINATED
 

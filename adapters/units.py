@@ -11,7 +11,7 @@ from scaler.adapters.provider import UnitState
 log = logging.getLogger(__name__)
 U = UnitState
 TRANSITIONS: dict[UnitState, frozenset[UnitState]] = {
-    U.REQUESTED: frozenset({U.BOOTING, U.RUNNING, U.TERMINATED, U.FAILED}),
+    U.REQUESTED: frozenset({U.BOOTING, U.RUNNING, U.DRAINING, U.TERMINATED, U.FAILED}),
     U.BOOTING: frozenset({U.RUNNING, U.DRAINING, U.TERMINATED, U.FAILED}),
     U.RUNNING: frozenset({U.DRAINING, U.TERMINATED, U.FAILED}),
     U.DRAINING: frozenset({U.TERMINATED, U.FAILED}),

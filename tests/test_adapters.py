@@ -67,6 +67,7 @@ def deploy(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
         cpu_min: int = 0,
         groups: str = "",
         idle: float = 1.5,
+        drain_timeout: float = 300.0,
     ) -> Deployment:
         port = free_port()
         text = f"""
@@ -76,6 +77,7 @@ address = "tcp://127.0.0.1:{port}"
 idle_timeout = {idle}
 stabilization_window = 1
 interval = 0.2
+drain_timeout = {drain_timeout}
 [[adapter]]
 provider = "{provider}"
 name = "t{port}"
@@ -188,6 +190,45 @@ def test_sigkilled_adapter_leaves_no_orphans_and_a_restart_reaps(deploy: Callabl
     with Client(deployment.address) as client:
         wait_until(lambda: client.scheduler_status().status["workers"] == 2, 30)
     assert all(survivor_id not in " ".join(p.cmdline()) for p in deployment.unit_processes())
+
+
+def start_survivors(deployment: Deployment, count: int) -> list[subprocess.Popen[bytes]]:
+    """Workers of this deployment's ``cpu`` group that no adapter started (as after a crash)."""
+    env = {k: v for k, v in os.environ.items() if k != "SCALER_PARENT_PID"}
+    env["SCALER_LOG_LEVEL"] = "WARNING"
+    survivors = []
+    for i in range(count):
+        unit_id = f"{deployment.tag}cpu.s{i}"
+        argv = [sys.executable, "-m", "scaler.worker.main", deployment.address, "--unit-id", unit_id]
+        survivors.append(subprocess.Popen(argv, env=env, start_new_session=True))
+    deployment.processes.extend(survivors)
+    return survivors
+
+
+@pytest.mark.parametrize("drain_timeout", [300.0, 1.0])
+def test_surplus_units_are_drained_before_they_are_terminated(
+    deploy: Callable[..., Deployment], drain_timeout: float
+) -> None:
+    deployment = deploy(cpu_max=1, idle=60, options='orphans = "adopt"', drain_timeout=drain_timeout)
+    survivors = start_survivors(deployment, 2)
+    with Client(deployment.address) as client:
+        wait_until(lambda: client.scheduler_status().status["workers"] == 2, 30)
+        futures = [client.submit(sleepy, 6, i) for i in range(2)]
+        wait_until(lambda: client.scheduler_status().status.get("tasks_running", 0) == 2, 30)
+        started = time.monotonic()
+        deployment.start_adapter()
+        wait_until(lambda: any(p.poll() is not None for p in survivors), 60)
+        ended = time.monotonic() - started
+        assert sorted(f.result(60) for f in futures) == [0, 1], "every task completes"
+        status = client.scheduler_status()
+        assert any("above max_units=1" in d for d in status.decisions), status.decisions
+        if drain_timeout > 100:
+            assert ended > 4.0, "the busy unit was left to finish its task"
+            assert status.status["total_retried"] == 0 and status.status["total_done"] == 2
+        else:
+            assert ended < 5.0, "the drain timeout ends the wait"
+            assert status.status["total_retried"] == 1, "the interrupted task ran again elsewhere"
+        assert sum(p.poll() is None for p in survivors) == 1, "max_units=1: one unit stays"
 
 
 def test_bad_config_is_refused_with_file_key_and_reason(tmp_path: Path) -> None:

@@ -73,3 +73,19 @@ def test_min_units_are_kept_up() -> None:
     decisions, memory = decide([], [group("a", "cpu=1", min_units=2)], [], 0.0, CONFIG, PolicyMemory())
     assert [(d.action, d.count) for d in decisions] == [("launch", 2)]
     assert "min_units" in decisions[0].reason and memory.last_scale_up["a/a"] == 0.0
+
+
+def test_a_group_above_max_units_drains_its_surplus_least_busy_first() -> None:
+    groups = [group("a", "cpu=1", units=4, max_units=2)]
+    units = [
+        UnitView("a", "a", "busy3", True, True, None, running=3),
+        UnitView("a", "a", "busy1", True, True, None, running=1),
+        UnitView("a", "a", "booting", False, False, None),
+        UnitView("a", "a", "busy2", True, True, None, running=2),
+    ]
+    decisions, _ = decide([Demand("cpu=1", 5)], groups, units, 1.0, CONFIG, PolicyMemory({"a/a": 0.5}))
+    assert [(d.action, d.units) for d in decisions] == [("terminate", ("booting", "busy1"))]
+    assert "max_units=2" in decisions[0].reason
+    draining = [UnitView("a", "a", "gone", True, True, None, draining=True, running=1), *units[:2]]
+    decisions, _ = decide([], [group("a", "cpu=1", units=2, max_units=2)], draining, 1.0, CONFIG, PolicyMemory())
+    assert decisions == [], "draining units are not counted or chosen again"

@@ -27,6 +27,7 @@ class ScalingSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     stabilization_window: float = 5.0
     max_launch_per_round: int = 20
     interval: float = 0.5
+    drain_timeout: float = 300.0
 
 
 class GroupSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

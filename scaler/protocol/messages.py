@@ -248,6 +248,7 @@ class ScaleCommand(Msg):
     launch: dict[str, int] = {}
     terminate: list[str] = []
     connected: list[str] = []  # units whose workers have joined the scheduler
+    drain: list[str] = []  # units the scheduler stopped feeding; terminate follows when their tasks end
     reasons: list[str] = []
 
 

@@ -11,6 +11,7 @@ class ScalingConfig:
     stabilization_window: float = 5.0  # no scale-down this soon after a scale-up
     max_launch_per_round: int = 20  # upscaling speed: units per group per decision round
     interval: float = 0.5  # seconds between decision rounds
+    drain_timeout: float = 300.0  # a draining unit's running tasks get this long before it is terminated
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class UnitView:
     busy: bool
     idle_since: float | None
     draining: bool = False
+    running: int = 0  # tasks assigned to its workers
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ with GPUs is used for non-GPU work only after groups without), filled in priorit
 spill-over when a group is at ``max_units`` or failing, at most ``max_launch_per_round`` units per
 group per round. Scale-down removes only units whose workers are all idle for ``idle_timeout``,
 never below ``min_units``, never while the group could serve waiting work, and not within the
-``stabilization_window`` after that group scaled up.
+``stabilization_window`` after that group scaled up. The one exception is a group above
+``max_units`` (adopted orphans, a lowered limit): its surplus is drained at once, units not yet
+connected first, then the least busy; the scheduler lets their running tasks finish (up to
+``drain_timeout``) before the terminate goes out.
 """
 
 from __future__ import annotations
@@ -76,6 +79,14 @@ def decide(
             decisions.append(Decision("launch", group.adapter, group.name, f"below min_units={group.min_units}", short))
             planned[key] += short
             last_up[key] = now
+        excess = group.units - group.max_units
+        if excess > 0:
+            mine = [u for u in units if u.adapter == group.adapter and u.group == group.name and not u.draining]
+            mine.sort(key=lambda u: (u.connected, u.running, -(u.idle_since or 0.0)))
+            chosen = tuple(u.unit_id for u in mine[:excess])
+            reason = f"{group.units} units, above max_units={group.max_units}"
+            decisions.append(Decision("terminate", group.adapter, group.name, reason, units=chosen))
+            continue
         if served_demand[key] > 0 or planned[key] > 0:
             continue
         if now - last_up.get(key, float("-inf")) < config.stabilization_window:

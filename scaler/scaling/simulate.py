@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from scaler.config import AdapterSection, Config, ConfigError, GroupSection, load_config
 from scaler.scaling.model import Decision, Demand, GroupView, PolicyMemory, ScalingConfig, UnitView
 from scaler.scaling.policy import decide
@@ -73,12 +75,7 @@ def read_trace(path: Path) -> list[TraceTask]:
 
 
 def simulate(config: Config, trace: list[TraceTask], boot_seconds: float, tick: float = 0.05) -> SimResult:
-    scaling = ScalingConfig(
-        config.scaling.idle_timeout,
-        config.scaling.stabilization_window,
-        config.scaling.max_launch_per_round,
-        config.scaling.interval,
-    )
+    scaling = ScalingConfig(**msgspec.structs.asdict(config.scaling))
     specs = [(a, g) for a in config.adapter for g in a.group]
     boots = {(a.name or a.provider): float(a.options.get("boot_seconds", boot_seconds)) for a in config.adapter}
     pending = list(trace)

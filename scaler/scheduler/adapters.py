@@ -2,9 +2,13 @@
 
 Each adapter reports ``AdapterState`` after every reconcile; the scheduler answers each report
 with one ``ScaleCommand`` (maybe empty), so an adapter never has two commands in flight and its
-next report already counts the units it launched (pending units are supply). Units chosen for
-removal are idle; their workers are set draining before the terminate command leaves, so no task
-can be assigned to a worker that is about to go.
+next report already counts the units it launched (pending units are supply).
+
+Removal is drain-then-terminate. A unit chosen for removal is *draining* at once: its workers get
+no new task and hand back the ones they hold unstarted. Its terminate goes out with the first
+command after all its workers are idle, or, for a unit still busy, when ``drain_timeout`` has
+passed (its running tasks are then retried elsewhere, and the log says so). Idle units, the usual
+choice of the policy, are therefore terminated in the same round they were chosen.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ class AdapterSession:
     name: str
     state: m.AdapterState | None = None
     fresh: bool = False
-    draining: set[str] = field(default_factory=set)
+    draining: dict[str, float] = field(default_factory=dict)  # unit -> drain deadline (monotonic)
+    terminating: set[str] = field(default_factory=set)
 
 
 class AdapterSessions:
@@ -51,8 +56,9 @@ class AdapterSessions:
             session = self.adapters[identity] = AdapterSession(identity, msg.adapter or name)
         session.state = msg
         session.fresh = True
-        live = {u.unit_id for u in msg.units if u.state in ACTIVE}
-        session.draining &= live
+        live = {u.unit_id for u in msg.units if u.state in (*ACTIVE, "draining")}
+        session.draining = {u: t for u, t in session.draining.items() if u in live}
+        session.terminating &= live
 
     def lost(self, identity: bytes) -> None:
         session = self.adapters.pop(identity, None)
@@ -113,7 +119,8 @@ class AdapterSessions:
                 )
                 for unit in active:
                     members = workers_by_unit.get(unit.unit_id, [])
-                    busy = any(w.assigned for w in members)
+                    running = sum(len(w.assigned) for w in members)
+                    busy = running > 0
                     idle = [w.idle_since for w in members if w.idle_since is not None]
                     idle_since = None if busy or len(idle) < len(members) or not idle else now - (mono - max(idle))
                     units.append(
@@ -125,6 +132,7 @@ class AdapterSessions:
                             busy,
                             idle_since,
                             unit.unit_id in session.draining,
+                            running,
                         )
                     )
         return demand, groups, units
@@ -146,15 +154,44 @@ class AdapterSessions:
             if decision.action == "launch":
                 command.launch[decision.group] = command.launch.get(decision.group, 0) + decision.count
             else:
+                deadline = time.monotonic() + self.config.drain_timeout
                 for unit_id in decision.units:
+                    if unit_id in session.draining:
+                        continue
                     for worker in self.engine.pool.workers.values():
                         if worker.unit == unit_id:
-                            self.engine.pool.set_draining(worker.identity, True)
-                    session.draining.add(unit_id)
-                    command.terminate.append(unit_id)
+                            self.engine.drain_worker(worker.identity)
+                    session.draining[unit_id] = deadline
+                    command.drain.append(unit_id)
         for identity, command in commands.items():
+            self._drained(self.adapters[identity], command)
             self.adapters[identity].fresh = False
             self.engine.out.send(identity, command)
+
+    def _drained(self, session: AdapterSession, command: m.ScaleCommand) -> None:
+        """Add to ``command`` the draining units whose workers are idle or whose deadline passed."""
+        mono = time.monotonic()
+        for unit_id, deadline in session.draining.items():
+            if unit_id in session.terminating:
+                continue
+            members = [w for w in self.engine.pool.workers.values() if w.unit == unit_id]
+            running = sum(len(w.assigned) for w in members)
+            if running and mono < deadline:
+                continue
+            if running:
+                log.warning(
+                    "unit %s of adapter %s still runs %d task(s) after drain_timeout=%gs; "
+                    "terminating it, they will be retried",
+                    unit_id,
+                    session.name,
+                    running,
+                    self.config.drain_timeout,
+                )
+                reported = session.state.units if session.state else []
+                group = next((u.group for u in reported if u.unit_id == unit_id), "")
+                command.reasons.append(f"{session.name}/{group}: drain timeout with {running} task(s) running")
+            session.terminating.add(unit_id)
+            command.terminate.append(unit_id)
 
     def status(self) -> list[dict[str, int | float | str]]:
         out: list[dict[str, int | float | str]] = []

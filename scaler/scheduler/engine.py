@@ -588,6 +588,16 @@ class Engine:
         )
         self.out.send(worker.identity, run, frames)
 
+    def drain_worker(self, identity: bytes) -> None:
+        """Stop feeding a worker and take back the tasks it holds unstarted (it is about to go)."""
+        worker = self.pool.workers.get(identity)
+        if worker is None:
+            return
+        self.pool.set_draining(identity, True)
+        if worker.unstarted > 0 and not worker.reclaim_pending:
+            worker.reclaim_pending = True
+            self.out.send(identity, m.Reclaim(worker.unstarted))
+
     def _steal(self) -> None:
         for worker in list(self.pool.workers.values()):
             if not worker.idle() or worker.draining:

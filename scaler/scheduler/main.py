@@ -8,6 +8,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import msgspec
+
 from scaler.config import ConfigError, load_config
 from scaler.scaling.model import ScalingConfig
 from scaler.scheduler.config import SchedulerConfig
@@ -51,8 +53,7 @@ def parse_args(argv: list[str] | None) -> SchedulerConfig:
             "curve_keys": Path(s.curve_keys) if s.curve_keys else None,
             "insecure": s.insecure,
         }
-        c = file.scaling
-        scaling = ScalingConfig(c.idle_timeout, c.stabilization_window, c.max_launch_per_round, c.interval)
+        scaling = ScalingConfig(**msgspec.structs.asdict(file.scaling))
     flags = {
         "address": a.address,
         "heartbeat_interval": a.heartbeat_interval,

@@ -46,6 +46,7 @@ class RunnerConfig:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     death_timeout: float = 30.0
+    reterminate_after: float = 10.0  # a unit ended this long ago but still listed live is ended again
     curve_keys: Path | None = None
 
 
@@ -202,6 +203,19 @@ class AdapterRunner:
             if unit_id in self.table.units:
                 self.table.move(unit_id, UnitState.TERMINATED, cause)
 
+    async def _terminate_again(self, unit_ids: list[str]) -> None:
+        """Units this runner ended that the provider still lists as live: end them again."""
+        name = self.config.name
+        log.warning("adapter %s: units %s were ended but are still listed; terminating again", name, unit_ids)
+        try:
+            with classify(f"terminating {len(unit_ids)} unit(s) again"):
+                await self.provider.terminate(unit_ids)
+        except ProviderError as exc:
+            log.warning("adapter %s: %s; will retry at the next reconcile", self.config.name, exc)
+            return
+        for unit_id in unit_ids:
+            self.table.units[unit_id].since = time.monotonic()
+
     async def terminate_all(self, cause: str) -> None:
         await self._terminate([u.unit_id for u in self.table.active()], cause)
 
@@ -218,6 +232,15 @@ class AdapterRunner:
         for tracked in self.table.active():
             if tracked.unit_id not in present and tracked.state is not UnitState.REQUESTED:
                 self.table.move(tracked.unit_id, UnitState.TERMINATED, "the provider no longer lists it")
+        ended = [
+            u.unit_id
+            for u in present.values()
+            if u.unit_id in self.table.units
+            and self.table.units[u.unit_id].state not in ACTIVE
+            and time.monotonic() - self.table.units[u.unit_id].since > self.config.reterminate_after
+        ]
+        if ended:
+            await self._terminate_again(ended)
         orphans = [u for u in present.values() if u.unit_id not in self.table.units]
         if orphans:
             where = "at start" if starting else "while running"

@@ -105,3 +105,18 @@ class ProviderConformance:
             assert runner.table.units[units[0].unit_id].state is UnitState.TERMINATED
 
         run(body())
+
+    def test_a_unit_ended_in_the_books_but_still_listed_is_ended_again(
+        self, provider: Provider, scheduler_address: str
+    ) -> None:
+        async def body() -> None:
+            config = RunnerConfig("conformance", scheduler_address, (GROUP,), reterminate_after=0.0)
+            runner = AdapterRunner(provider, config)
+            await runner.apply(m.ScaleCommand("r1", {GROUP.name: 1}))
+            (unit,) = runner.table.active()
+            await eventually_listed(provider, {unit.unit_id}, present=True)
+            runner.table.move(unit.unit_id, UnitState.TERMINATED, "books lost track of it (test)")
+            await runner.reconcile()
+            await eventually_listed(provider, {unit.unit_id}, present=False)
+
+        run(body())

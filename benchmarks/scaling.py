@@ -1,6 +1,6 @@
 """Scaling figures with real processes (issue: adapters and queue-depth scaling).
 
-    python benchmarks/scaling.py
+    python benchmarks/scaling.py [--scenario 1|2|all]
 
 Scenario 1: 15 tasks of 6 s, local adapter, at most 10 workers of 1 cpu, from zero (ideal 12 s).
 Scenario 2: 200 tasks of 1 s, at most 20 workers, a fake provider whose units boot in 5 s
@@ -10,6 +10,7 @@ reversals, and how long after the last task every unit was gone (target: idle ti
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import os
@@ -104,10 +105,14 @@ max_units = {max_units}
 
 
 def main() -> None:
-    print(json.dumps(scenario("15x6s local max10", "local", "", 10, 15, 6.0, 12.0)))
-    print(
-        json.dumps(scenario("200x1s fake boot5s max20", "fake", "options = { boot_seconds = 5 }", 20, 200, 1.0, 15.0))
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--scenario", choices=("1", "2", "all"), default="all")
+    chosen = parser.parse_args().scenario
+    if chosen in ("1", "all"):
+        print(json.dumps(scenario("15x6s local max10", "local", "", 10, 15, 6.0, 12.0)))
+    if chosen in ("2", "all"):
+        fake = "options = { boot_seconds = 5 }"
+        print(json.dumps(scenario("200x1s fake boot5s max20", "fake", fake, 20, 200, 1.0, 15.0)))
 
 
 if __name__ == "__main__":

@@ -66,8 +66,10 @@ class FakeProvider:
         await self.local.terminate(unit_ids)
 
     async def list_units(self) -> list[Unit]:
+        booting = list(self.booting.values())  # before the await: a unit may finish booting meanwhile
         running = await self.local.list_units()
-        return [*running, *[u for u in self.booting.values() if u.unit_id not in {r.unit_id for r in running}]]
+        seen = {r.unit_id for r in running}
+        return [*running, *[u for u in booting if u.unit_id not in seen]]
 
 
 def make_provider(scheduler: str, cluster_tag: str, state_dir: Path, options: dict[str, object]) -> FakeProvider:

@@ -282,6 +282,25 @@ class Reclaimed(Msg):
     task_ids: list[str]
 
 
+# -- agent <-> task process (a task staged behind the running one; see scaler/worker/staging.py) --
+
+
+class Unstage(Msg):
+    """Agent -> task process: do not start these staged tasks if you have not yet."""
+
+    task_ids: list[str]
+
+
+class Unstaged(Msg):
+    """Task process -> agent: these staged tasks were not started; they are the agent's again."""
+
+    task_ids: list[str]
+
+
+class BlockAck(Msg):
+    """Agent -> task process: your TaskBlocked is seen; nothing more will be staged behind it."""
+
+
 AnyMsg = Union[  # noqa: UP007 - a runtime alias msgspec decodes into
     Hello,
     Welcome,
@@ -316,4 +335,7 @@ AnyMsg = Union[  # noqa: UP007 - a runtime alias msgspec decodes into
     TaskBlocked,
     TaskUnblocked,
     Reclaimed,
+    Unstage,
+    Unstaged,
+    BlockAck,
 ]

@@ -154,6 +154,8 @@ class SchedulerServer:
             if peer is None:
                 if kind is m.Hello:
                     peer = self._hello(identity, msg, frames[1], now)
+                elif kind is m.Goodbye:
+                    return
                 else:
                     self._reject(identity, f"{kind.__name__} before Hello: say Hello first", refuse=True)
                     return

@@ -45,6 +45,7 @@ class Child:
     reader: FrameReader
     ready: bool = False
     task: LocalTask | None = None
+    staged: LocalTask | None = None  # sent already; starts the moment ``task`` ends
     known: dict[str, int] = field(default_factory=dict)
     known_bytes: int = 0
     idle_since: float = field(default_factory=time.monotonic)

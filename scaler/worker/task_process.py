@@ -3,16 +3,25 @@
 Started as a fresh interpreter (``python -m scaler.worker.task_process FD NAME``), never by
 forking the agent; FD is its end of a socketpair with the agent. Its stdout/stderr are forwarded
 to the client for tasks that ask; SIGUSR1 interrupts the running task (cancel).
+
+The agent may *stage* a task behind the running one (see ``scaler/worker/agent.py``): this process
+reads everything the agent sent before it starts its next task, so it goes from one task to the
+next without waiting for the agent, and an ``Unstage`` sent meanwhile still takes a staged task
+back. When the running task blocks on subtasks, this process hands back every staged task it has
+or is sent until the agent acknowledges the block: a staged task could be the very subtask the
+blocked one waits for.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import select
 import signal
 import socket
 import sys
 import threading
+from collections import deque
 from typing import Any
 
 from scaler.errors import TaskCancelledError
@@ -30,14 +39,70 @@ class TaskProcess:
         self.socket = socket.socket(fileno=fd)
         self.socket.setblocking(True)
         self.lock = threading.Lock()
+        self.read_lock = threading.Lock()
         self.executor = Executor(on_finally=_flush_streams)
+        self.inbox: deque[tuple[Any, list[Any]]] = deque()
+        self.queue: deque[tuple[m.RunTask, list[Any]]] = deque()
+        self.stopping = False
 
     def send(self, msgs: list[Any], frames: list[Any] | None = None) -> None:
         with self.lock:
             send_frames(self.socket, [encode(msgs), *(frames or [])])
 
     def notify_blocked(self, task_id: str, blocked: bool) -> None:
-        self.send([m.TaskBlocked(task_id) if blocked else m.TaskUnblocked(task_id)])
+        if not blocked:
+            self.send([m.TaskUnblocked(task_id)])
+            return
+        with self.read_lock:
+            self.send([m.TaskBlocked(task_id)])
+            returned = [msg.task_id for msg, _ in self.queue]
+            self.queue.clear()
+            acked = False
+            while not acked:
+                try:
+                    frames = recv_frames(self.socket)
+                except PipeClosed:
+                    os._exit(0)
+                for msg, payload in split_batch(frames):
+                    if type(msg) is m.BlockAck:
+                        acked = True
+                    elif type(msg) is m.RunTask:
+                        self.executor.store(msg, payload)
+                        returned.append(msg.task_id)
+                    else:
+                        self._handle(msg, payload)
+        if returned:
+            self.send([m.Unstaged(returned)])
+
+    def _read(self, block: bool) -> bool:
+        """Handle, in order, all that the agent has sent (waiting for the first if ``block``)."""
+        while block or select.select([self.socket], [], [], 0)[0]:
+            with self.read_lock:
+                try:
+                    frames = recv_frames(self.socket)
+                except PipeClosed:
+                    return False
+            for msg, payload in split_batch(frames):
+                self._handle(msg, payload)
+            block = False
+        return True
+
+    def _handle(self, msg: Any, payload: list[Any]) -> None:
+        kind = type(msg)
+        if kind is m.RunTask:
+            self.queue.append((msg, self.executor.store(msg, payload)))
+        elif kind is m.Unstage:
+            gone = set(msg.task_ids)
+            found = [task.task_id for task, _ in self.queue if task.task_id in gone]
+            if found:
+                self.queue = deque(entry for entry in self.queue if entry[0].task_id not in gone)
+                self.send([m.Unstaged(found)])
+        elif kind is m.ObjectsFreed:
+            self.executor.drop(msg.object_ids)
+        elif kind is m.Welcome:
+            shm.enable(msg.shm_prefix)
+        elif kind is m.Shutdown:
+            self.stopping = True
 
     def serve(self) -> None:
         runtime.install(os.environ.get("SCALER_SCHEDULER_ADDRESS", ""), self.notify_blocked)
@@ -46,30 +111,18 @@ class TaskProcess:
         sys.stdout = _Forward(sys.stdout, "stdout", self)
         sys.stderr = _Forward(sys.stderr, "stderr", self)
         self.send([m.Hello("process", m.PROTOCOL_VERSION, pid=os.getpid())])
-        while True:
-            try:
-                frames = recv_frames(self.socket)
-            except PipeClosed:
+        while not self.stopping:
+            if not self._read(block=not self.queue) or self.stopping:
                 return
-            for msg, payload in split_batch(frames):
-                if type(msg) is m.RunTask:
-                    self.run(msg, payload)
-                elif type(msg) is m.ObjectsFreed:
-                    self.executor.drop(msg.object_ids)
-                elif type(msg) is m.Welcome:
-                    shm.enable(msg.shm_prefix)
-                elif type(msg) is m.Shutdown:
-                    return
+            if self.queue:
+                msg, args = self.queue.popleft()
+                done, out = self.executor.run(msg, args)
+                self.send([done], out)
 
     def _interrupt(self, *_: Any) -> None:
         if self.executor.running:
             self.executor.running = False
             raise TaskCancelledError("the task was cancelled")
-
-    def run(self, msg: m.RunTask, payload: list[Any]) -> None:
-        args = self.executor.store(msg, payload)
-        done, out = self.executor.run(msg, args)
-        self.send([done], out)
 
 
 class _Forward(io.TextIOBase):

@@ -1,4 +1,4 @@
-"""The agent's task processes: start them as fresh interpreters, watch them, kill them.
+"""The agent's task processes: start them (forked, see ``forked.py``), watch them, kill them.
 
 Each child dials the agent's private IPC socket with its own identity. The agent keeps at least
 one child per slot warm; more are started when tasks block on subtasks and lend their capacity.
@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 
+from scaler.worker.forked import ForkedProcess, fork_task_process
 from scaler.worker.pipe import FrameReader
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class LocalTask:
 @dataclass(eq=False)
 class Child:
     identity: bytes
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedProcess
     sock: socket.socket
     reader: FrameReader
     ready: bool = False
@@ -71,13 +72,18 @@ class ChildPool:
         env["SCALER_PARENT_PID"] = str(os.getpid())
         env["SCALER_SCHEDULER_ADDRESS"] = self.scheduler
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        process: subprocess.Popen[bytes] | ForkedProcess
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "scaler.worker.task_process", str(theirs.fileno()), identity.decode()],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                pass_fds=(theirs.fileno(),),
-            )
+            if os.environ.get("SCALER_SPAWN_TASK_PROCESSES") == "1":
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "scaler.worker.task_process", str(theirs.fileno()), identity.decode()],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    pass_fds=(theirs.fileno(),),
+                )
+            else:
+                added = {k: v for k, v in env.items() if os.environ.get(k) != v}
+                process = fork_task_process(theirs.fileno(), added)
         finally:
             theirs.close()
         ours.setblocking(False)

@@ -1,8 +1,9 @@
 """A task process: runs one task at a time for its agent, which may kill it at any moment.
 
-Started as a fresh interpreter (``python -m scaler.worker.task_process FD NAME``), never by
-forking the agent; FD is its end of a socketpair with the agent. Its stdout/stderr are forwarded
-to the client for tasks that ask; SIGUSR1 interrupts the running task (cancel).
+Forked from its agent (``scaler/worker/forked.py``), or started as a fresh interpreter
+(``python -m scaler.worker.task_process FD NAME``); FD is its end of a socketpair with the agent.
+Its stdout/stderr are forwarded to the client for tasks that ask; SIGUSR1 interrupts the running
+task (cancel).
 
 The agent may *stage* a task behind the running one (see ``scaler/worker/agent.py``): this process
 reads everything the agent sent before it starts its next task, so it goes from one task to the
@@ -165,15 +166,19 @@ def _flush_streams() -> None:
             pass
 
 
-def main() -> None:
-    fd = int(sys.argv[1])
+def serve_fd(fd: int) -> None:
+    """Be a task process on socketpair end ``fd`` until the agent says stop or goes away."""
     die_with_parent(parent_from_env())
     from scaler.compat.ray_finder import install_finder
 
     install_finder()
     sys.path.insert(0, os.getcwd())
+    TaskProcess(fd).serve()
+
+
+def main() -> None:
     try:
-        TaskProcess(fd).serve()
+        serve_fd(int(sys.argv[1]))
     except KeyboardInterrupt:
         pass
     finally:

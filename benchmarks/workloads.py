@@ -7,6 +7,7 @@ its figures as a dict. The core benchmark and a later side-by-side harness share
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from typing import Any, Protocol
@@ -46,6 +47,12 @@ def throughput(engine: Engine, n: int = 10_000) -> dict[str, float]:
     return {"throughput_tasks_per_s": round(n / elapsed, 1)}
 
 
+def settle() -> None:
+    """Let an engine finish freeing the last run's 10k results, so latency is measured at rest."""
+    gc.collect()
+    time.sleep(0.5)
+
+
 def latency(engine: Engine, n: int = 300) -> dict[str, float]:
     samples = []
     for i in range(n):
@@ -59,11 +66,19 @@ def latency(engine: Engine, n: int = 300) -> dict[str, float]:
     }
 
 
-def warm_numpy(engine: Engine, slots: int) -> None:
-    """Let every task process import numpy once, so transfer figures measure transfer, not imports."""
+def import_numpy_slowly(_: int) -> int:
     import numpy as np
 
-    engine.gather([engine.submit(nbytes_of, np.zeros(8, dtype=np.uint8)) for _ in range(4 * slots)])
+    time.sleep(0.05)
+    return int(np.zeros(8, dtype=np.uint8).nbytes)
+
+
+def warm_numpy(engine: Engine, slots: int) -> None:
+    """Let every task process import numpy once, so transfer figures measure transfer, not imports.
+
+    The tasks take 50 ms each so that every engine spreads them over all its processes (a no-op
+    task may all land on one worker, leaving the other's first numpy import inside a figure)."""
+    engine.gather([engine.submit(import_numpy_slowly, i) for i in range(4 * slots)])
 
 
 def put_and_read(engine: Engine, mib: int) -> dict[str, float]:
@@ -128,6 +143,7 @@ def measure(
         figures.update(throughput(engine, tasks))
         figures["rss_after_throughput_mb"] = rss_mb(engine)
         if transfers:
+            settle()
             figures.update(latency(engine))
             warm_numpy(engine, slots)
             figures.update(put_and_read(engine, 1))

@@ -264,7 +264,7 @@ class AdapterRunner:
         if late:
             await self._terminate(late, f"booting for more than {self.config.boot_timeout:g}s")
             for unit_id in late:
-                ended = self.table.units.get(unit_id)
-                if ended is not None and ended.state is UnitState.TERMINATED:
-                    ended.state = UnitState.FAILED
+                gone = self.table.units.get(unit_id)
+                if gone is not None and gone.state is UnitState.TERMINATED:
+                    gone.state = UnitState.FAILED
         self.table.forget_ended()

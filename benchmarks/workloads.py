@@ -94,6 +94,12 @@ def put_and_read(engine: Engine, mib: int) -> dict[str, float]:
     return {f"put_{mib}mib_task_s": round(elapsed, 4)}
 
 
+def median_of_3(workload: Any, engine: Engine, mib: int) -> dict[str, float]:
+    """A transfer figure is one sample of a few ms: take the median of three, for every engine."""
+    runs = [workload(engine, mib) for _ in range(3)]
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
 def make_array(mib: int) -> Any:
     import numpy as np
 
@@ -146,10 +152,10 @@ def measure(
             settle()
             figures.update(latency(engine))
             warm_numpy(engine, slots)
-            figures.update(put_and_read(engine, 1))
-            figures.update(put_and_read(engine, 64))
+            figures.update(median_of_3(put_and_read, engine, 1))
+            figures.update(median_of_3(put_and_read, engine, 64))
             if result_back_too:
-                figures.update(result_back(engine, 64))
+                figures.update(median_of_3(result_back, engine, 64))
             figures.update(sleepy(engine))
     finally:
         engine.close()

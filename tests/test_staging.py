@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -82,3 +84,22 @@ def test_a_crash_does_not_lose_the_task_staged_behind_it(one_slot: Client) -> No
         with pytest.raises(WorkerCrashedError):
             crashing.result(30)
         assert [f.result(30) for f in behind] == [0, 0, 0]
+
+
+def test_a_task_staged_behind_one_that_runs_long_is_taken_back(one_slot: Client) -> None:
+    with one_slot as client:
+        warm_up(client, step, 0.0, 0)
+        long = client.submit(step, 8.0, 1)
+        staged = client.submit(step, 0.0, 2)
+        time.sleep(0.3)
+        env = {k: v for k, v in os.environ.items() if k != "SCALER_PARENT_PID"}
+        helper = subprocess.Popen([sys.executable, "-m", "scaler.worker.main", one_slot.address], env=env)
+        try:
+            started = time.monotonic()
+            assert staged.result(30) == 2
+            assert time.monotonic() - started < 6.0, "it ran on the new worker, not after the long task"
+            assert not long.done()
+            assert long.result(30) == 1
+        finally:
+            helper.terminate()
+            helper.wait(10)

@@ -8,14 +8,14 @@ for tasks that finished first: an extra scheduler wake-up per task costs latency
 
 Staging. A task that waits for capacity is sent ahead to a task process busy with a task of the
 same capabilities, at most one per process, if that running task is short: its function's last
-runs here took under ``STAGE_BEHIND`` seconds, and so far it has run less than that (a staged
-task cannot be stolen by an idle peer, so it must never wait long). The process starts it the
-moment its current task
-ends, without waiting for the agent to wake (a process wake-up costs 0.2-0.4 ms on a small VM,
-paid twice per task otherwise). A staged task is still the agent's: its capacity is counted only
-when it starts (when the process reports the task before it done), a cancel sends ``Unstage``,
-and if the running task blocks on subtasks the process hands every staged task back before the
-agent acknowledges the block, so a subtask can never wait behind its own parent.
+runs here took under ``STAGE_BEHIND`` seconds, and so far it has run less than that. The process
+starts it the moment its current task ends, without waiting for the agent to wake (a process
+wake-up costs 0.2-0.4 ms on a small VM, paid twice per task otherwise). A staged task is still the
+agent's: its capacity is counted only when it starts (when the process reports the task before it
+done). The agent takes it back with ``Unstage`` plus SIGUSR2 on a cancel, or when the running task
+has gone on past ``STAGE_PATIENCE`` (a staged task cannot be stolen by an idle peer, so it must
+not wait long). If the running task blocks on subtasks, the process hands every staged task back
+before the agent acknowledges the block, so a subtask can never wait behind its own parent.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from scaler.worker.pipe import PipeClosed, send_frames
 
 log = logging.getLogger(__name__)
 STAGE_BEHIND = 0.1
+STAGE_PATIENCE = 0.5  # a task staged behind one running longer than this is taken back
 
 
 class WorkerAgent:
@@ -185,6 +186,8 @@ class WorkerAgent:
         except (OSError, PipeClosed) as exc:
             if child.process.poll() is None:
                 log.warning("task process pid %d: its pipe failed (%s); stopping it", child.pid, exc)
+            del self.by_fd[fd]
+            self.poller.unregister(fd)
             self._forget_later.append(child)
             return
         for frames in messages:
@@ -359,21 +362,40 @@ class WorkerAgent:
             task.kill_at = time.monotonic() + self.config.cancel_grace
 
     def _unstaged(self, child: Child, task_ids: list[str]) -> None:
-        """The process handed these staged tasks back unstarted."""
+        """The process handed these staged tasks back unstarted.
+
+        One that cannot start here now goes back to the scheduler (an unasked ``Reclaimed``), so
+        an idle peer can take it; one already reported as started stays here."""
+        returned: list[str] = []
         for task_id in task_ids:
             task = None
+            reported = False
             if child.staged is not None and child.staged.msg.task_id == task_id:
                 task, child.staged = child.staged, None
             elif child.task is not None and child.task.msg.task_id == task_id:
                 task = child.task
+                reported = task_id not in self.started_ids
                 self._release(child, task)
+                self._promote(child)
             if task is None:
                 continue
             if task.cancel:
                 self.up(m.TaskDone(task_id, "cancelled", attempt=task.msg.attempt))
-            else:
-                task.cancel, task.kill_at = "", 0.0
+            elif reported or self._fits(task.request):
+                task.cancel, task.kill_at, task.unstaging = "", 0.0, False
                 self.backlog.appendleft(task)
+            else:
+                returned.append(task_id)
+        if returned:
+            self.up(m.Reclaimed(returned))
+
+    def _unstage(self, child: Child) -> None:
+        staged = child.staged
+        if staged is not None and not staged.unstaging:
+            staged.unstaging = True
+            self.down_send(child, m.Unstage([staged.msg.task_id]))
+            self.flush()
+            self.pool.poke(child)
 
     def _send_task(self, child: Child, task: LocalTask, keep: list[str]) -> None:
         msg = task.msg
@@ -476,11 +498,11 @@ class WorkerAgent:
                     waiting.remove(task)
                     self.up(m.TaskDone(task_id, "cancelled", attempt=task.msg.attempt))
                     return
-        for child in self.running.values():
-            staged = child.staged
+        for busy in self.running.values():
+            staged = busy.staged
             if staged is not None and staged.msg.task_id == task_id:
                 staged.cancel = "force" if force else "interrupt"
-                self.down_send(child, m.Unstage([task_id]))
+                self._unstage(busy)
                 return
         child = self.running.get(task_id)
         if child is None or child.task is None:
@@ -522,6 +544,8 @@ class WorkerAgent:
             task = child.task
             if task is None:
                 continue
+            if child.staged is not None and now - task.started > STAGE_PATIENCE:
+                self._unstage(child)
             if task.kill_at and now >= task.kill_at:
                 self.pool.kill(child)
             elif task.deadline and now >= task.deadline and not task.cancel:

@@ -36,6 +36,7 @@ class LocalTask:
     kill_at: float = 0.0
     cancel: str = ""
     blocked: bool = False
+    unstaging: bool = False
 
 
 @dataclass(eq=False)
@@ -122,6 +123,13 @@ class ChildPool:
     def kill(self, child: Child) -> None:
         try:
             child.process.kill()
+        except ProcessLookupError:
+            pass
+
+    def poke(self, child: Child) -> None:
+        """SIGUSR2: read your messages now, even mid-task (see task_process.py)."""
+        try:
+            child.process.send_signal(signal.SIGUSR2)
         except ProcessLookupError:
             pass
 

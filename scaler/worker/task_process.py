@@ -10,7 +10,9 @@ reads everything the agent sent before it starts its next task, so it goes from 
 next without waiting for the agent, and an ``Unstage`` sent meanwhile still takes a staged task
 back. When the running task blocks on subtasks, this process hands back every staged task it has
 or is sent until the agent acknowledges the block: a staged task could be the very subtask the
-blocked one waits for.
+blocked one waits for. When the running task turns out long, the agent sends ``Unstage`` and then
+SIGUSR2, on which this process reads its messages in the middle of the task (deferred while the
+main thread is itself reading or writing the socketpair, so no message is ever cut in half).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import socket
 import sys
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from scaler.errors import TaskCancelledError
@@ -39,46 +43,72 @@ class TaskProcess:
     def __init__(self, fd: int) -> None:
         self.socket = socket.socket(fileno=fd)
         self.socket.setblocking(True)
-        self.lock = threading.Lock()
-        self.read_lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.read_lock = threading.RLock()
+        self.main_thread = threading.get_ident()
+        self.main_io = 0  # > 0 while the main thread reads or writes the socketpair
+        self.in_task = False
+        self.poke_deferred = False
         self.executor = Executor(on_finally=_flush_streams)
         self.inbox: deque[tuple[Any, list[Any]]] = deque()
         self.queue: deque[tuple[m.RunTask, list[Any]]] = deque()
         self.stopping = False
+        self.interrupt_deferred = False
+
+    @contextmanager
+    def _io(self) -> Iterator[None]:
+        """Marks the main thread's socket I/O, during which signal handlers only take note."""
+        main = threading.get_ident() == self.main_thread
+        if main:
+            self.main_io += 1
+        try:
+            yield
+        finally:
+            if main:
+                self.main_io -= 1
+                if not self.main_io:
+                    if self.poke_deferred:
+                        self.poke_deferred = False
+                        self._poke()
+                    if self.interrupt_deferred:
+                        self.interrupt_deferred = False
+                        self._interrupt()
 
     def send(self, msgs: list[Any], frames: list[Any] | None = None) -> None:
-        with self.lock:
+        with self._io(), self.lock:
             send_frames(self.socket, [encode(msgs), *(frames or [])])
 
     def notify_blocked(self, task_id: str, blocked: bool) -> None:
         if not blocked:
             self.send([m.TaskUnblocked(task_id)])
             return
-        with self.read_lock:
+        with self._io(), self.read_lock:
             self.send([m.TaskBlocked(task_id)])
             returned = [msg.task_id for msg, _ in self.queue]
             self.queue.clear()
             acked = False
-            while not acked:
-                try:
-                    frames = recv_frames(self.socket)
-                except PipeClosed:
-                    os._exit(0)
-                for msg, payload in split_batch(frames):
-                    if type(msg) is m.BlockAck:
-                        acked = True
-                    elif type(msg) is m.RunTask:
-                        self.executor.store(msg, payload)
-                        returned.append(msg.task_id)
-                    else:
-                        self._handle(msg, payload)
-        if returned:
-            self.send([m.Unstaged(returned)])
+            try:
+                while not acked:
+                    try:
+                        frames = recv_frames(self.socket)
+                    except PipeClosed:
+                        os._exit(0)
+                    for msg, payload in split_batch(frames):
+                        if type(msg) is m.BlockAck:
+                            acked = True
+                        elif type(msg) is m.RunTask:
+                            self.executor.store(msg, payload)
+                            returned.append(msg.task_id)
+                        else:
+                            self._handle(msg, payload)
+            finally:
+                if returned:
+                    self.send([m.Unstaged(returned)])
 
     def _read(self, block: bool) -> bool:
         """Handle, in order, all that the agent has sent (waiting for the first if ``block``)."""
         while block or select.select([self.socket], [], [], 0)[0]:
-            with self.read_lock:
+            with self._io(), self.read_lock:
                 try:
                     frames = recv_frames(self.socket)
                 except PipeClosed:
@@ -108,6 +138,7 @@ class TaskProcess:
     def serve(self) -> None:
         runtime.install(os.environ.get("SCALER_SCHEDULER_ADDRESS", ""), self.notify_blocked)
         signal.signal(signal.SIGUSR1, self._interrupt)
+        signal.signal(signal.SIGUSR2, self._poke)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         sys.stdout = _Forward(sys.stdout, "stdout", self)
         sys.stderr = _Forward(sys.stderr, "stderr", self)
@@ -117,11 +148,27 @@ class TaskProcess:
                 return
             if self.queue:
                 msg, args = self.queue.popleft()
-                done, out = self.executor.run(msg, args)
+                self.in_task = True
+                try:
+                    done, out = self.executor.run(msg, args)
+                finally:
+                    self.in_task = False
                 self.send([done], out)
 
+    def _poke(self, *_: Any) -> None:
+        """SIGUSR2: read the agent's messages now, in the middle of a task (an ``Unstage``)."""
+        if not self.in_task:
+            return
+        if self.main_io:
+            self.poke_deferred = True
+            return
+        if not self._read(block=False):
+            os._exit(0)
+
     def _interrupt(self, *_: Any) -> None:
-        if self.executor.running:
+        if self.main_io:
+            self.interrupt_deferred = True
+        elif self.executor.running:
             self.executor.running = False
             raise TaskCancelledError("the task was cancelled")
 

@@ -25,7 +25,7 @@ import os
 import signal
 import socket
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from typing import Any
 
 import zmq
@@ -38,6 +38,7 @@ from scaler.utility.security import CurveKeys
 from scaler.utility.sockets import dial
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
+from scaler.worker.object_cache import ObjectCache
 from scaler.worker.pipe import PipeClosed, send_frames
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,7 @@ class WorkerAgent:
         self.by_fd: dict[int, Child] = {}
         self.backlog: deque[LocalTask] = deque()
         self.running: dict[str, Child] = {}
-        self.cache: OrderedDict[str, tuple[list[Any], bool]] = OrderedDict()
-        self.cache_bytes = 0
+        self.cache = ObjectCache(config.cache_bytes, config.process_cache_bytes)
         self.fetching: dict[str, list[LocalTask]] = {}
         self.up_msgs: list[Any] = []
         self.up_frames: list[Any] = []
@@ -237,7 +237,7 @@ class WorkerAgent:
     def _accept(self, msg: m.RunTask, payload: list[Any]) -> None:
         pos = 0
         for header in msg.objects:
-            self._cache_put(header.object_id, payload[pos : pos + header.nbufs], header.is_error)
+            self.cache.put(header.object_id, payload[pos : pos + header.nbufs], header.is_error)
             pos += header.nbufs
         task = LocalTask(msg, payload[pos:], parse_capabilities(msg.capabilities), [msg.func_id, *msg.deps])
         missing = [oid for oid in task.needs if oid not in self.cache]
@@ -255,34 +255,17 @@ class WorkerAgent:
     def _object_arrived(self, msg: m.ObjectReply, payload: list[Any]) -> None:
         tasks = self.fetching.pop(msg.object_id, [])
         if msg.found:
-            self._cache_put(msg.object_id, payload, msg.is_error)
+            self.cache.put(msg.object_id, payload, msg.is_error)
         for task in tasks:
             if not msg.found:
                 text = f"argument {msg.object_id} is gone: {msg.message}"
                 self.up(m.TaskDone(task.msg.task_id, "missing", message=text, attempt=task.msg.attempt))
-            elif all(oid in self.cache for oid in task.needs) and task not in self.backlog:
+            elif self.cache.has_all(task.needs) and task not in self.backlog:
                 self.backlog.append(task)
 
-    def _cache_put(self, object_id: str, frames: list[Any], is_error: bool) -> None:
-        if object_id in self.cache:
-            return
-        self.cache[object_id] = (frames, is_error)
-        self.cache_bytes += sum(len(f) for f in frames)
-        while self.cache_bytes > self.config.cache_bytes and len(self.cache) > 1:
-            _, (old_frames, _) = self.cache.popitem(last=False)
-            self.cache_bytes -= sum(len(f) for f in old_frames)
-
     def _freed(self, object_ids: list[str]) -> None:
-        for object_id in object_ids:
-            entry = self.cache.pop(object_id, None)
-            if entry is not None:
-                self.cache_bytes -= sum(len(f) for f in entry[0])
-        for child in self.pool.children.values():
-            gone = [oid for oid in object_ids if oid in child.known]
-            if gone:
-                for oid in gone:
-                    child.known_bytes -= child.known.pop(oid)
-                self.down_send(child, m.ObjectsFreed(gone))
+        for child, gone in self.cache.drop(object_ids, self.pool.children.values()).items():
+            self.down_send(child, m.ObjectsFreed(gone))
 
     def _fits(self, request: Capabilities) -> bool:
         free = self.free
@@ -309,7 +292,7 @@ class WorkerAgent:
                 if self.pool.starting() == 0:
                     self._spawn()
                 continue
-            if not all(oid in self.cache for oid in task.needs):
+            if not self.cache.has_all(task.needs):
                 continue
             if stageable is None:
                 stageable = [c for c in self.running.values() if self._can_stage_behind(c)]
@@ -325,7 +308,7 @@ class WorkerAgent:
                 return
 
     def _run_on(self, child: Child, task: LocalTask) -> None:
-        if not all(oid in self.cache for oid in task.needs):
+        if not self.cache.has_all(task.needs):
             self._accept(task.msg, task.args)
             return
         self._begin(child, task)
@@ -399,19 +382,9 @@ class WorkerAgent:
 
     def _send_task(self, child: Child, task: LocalTask, keep: list[str]) -> None:
         msg = task.msg
-        headers: list[m.ObjHeader] = []
-        frames: list[Any] = []
-        for object_id in task.needs:
-            if object_id in child.known:
-                continue
-            obj_frames, is_error = self.cache[object_id]
-            self.cache.move_to_end(object_id)
-            size = sum(len(f) for f in obj_frames)
-            child.known[object_id] = size
-            child.known_bytes += size
-            headers.append(m.ObjHeader(object_id, len(obj_frames), is_error))
-            frames.extend(obj_frames)
-        self._trim_child(child, keep)
+        headers, frames, drop = self.cache.for_process(child, task.needs, keep)
+        if drop:
+            self.down_send(child, m.ObjectsFreed(drop))
         frames.extend(task.args)
         run = m.RunTask(
             msg.task_id,
@@ -428,20 +401,6 @@ class WorkerAgent:
             msg.attempt,
         )
         self.down_send(child, run, frames)
-
-    def _trim_child(self, child: Child, keep: list[str]) -> None:
-        if child.known_bytes <= self.config.process_cache_bytes:
-            return
-        drop: list[str] = []
-        for object_id in list(child.known):
-            if child.known_bytes <= self.config.process_cache_bytes:
-                break
-            if object_id in keep:
-                continue
-            child.known_bytes -= child.known.pop(object_id)
-            drop.append(object_id)
-        if drop:
-            self.down_send(child, m.ObjectsFreed(drop))
 
     def _from_child(self, identity: bytes, msg: Any, payload: list[Any]) -> None:
         child = self.pool.children.get(identity)

@@ -1,8 +1,11 @@
 """The scheduler's side of worker adapters: their reported groups and units, and applying decisions.
 
 Each adapter reports ``AdapterState`` after every reconcile; the scheduler answers each report
-with one ``ScaleCommand`` (maybe empty), so an adapter never has two commands in flight and its
-next report already counts the units it launched (pending units are supply).
+with at most one ``ScaleCommand``, so an adapter never has two commands in flight and its next
+report already counts the units it launched (pending units are supply). A command with nothing
+new is not sent (at most one every ``KEEPALIVE`` seconds, so the adapter knows the scheduler is
+there): the report stays usable, and a round runs at once when tasks start to wait, not only
+every ``interval``.
 
 Removal is drain-then-terminate. A unit chosen for removal is *draining* at once: its workers get
 no new task and hand back the ones they hold unstarted. Its terminate goes out with the first
@@ -28,6 +31,7 @@ from scaler.utility.ids import IdMaker
 
 log = logging.getLogger(__name__)
 ACTIVE = ("requested", "booting", "running")
+KEEPALIVE = 2.0
 
 
 @dataclass
@@ -36,6 +40,8 @@ class AdapterSession:
     name: str
     state: m.AdapterState | None = None
     fresh: bool = False
+    last_sent: float = 0.0
+    last_connected: list[str] = field(default_factory=list)
     draining: dict[str, float] = field(default_factory=dict)  # unit -> drain deadline (monotonic)
     terminating: set[str] = field(default_factory=set)
 
@@ -49,6 +55,7 @@ class AdapterSessions:
         self.history: deque[str] = deque(maxlen=200)
         self.ids = IdMaker("s")
         self.next_round = 0.0
+        self.was_waiting = False
 
     def report(self, identity: bytes, name: str, msg: m.AdapterState) -> None:
         session = self.adapters.get(identity)
@@ -66,8 +73,12 @@ class AdapterSessions:
             log.info("adapter %s left; its workers stay until they exit", session.name)
 
     def tick(self, now: float) -> None:
-        if now < self.next_round or not any(s.fresh for s in self.adapters.values()):
+        if not any(s.fresh for s in self.adapters.values()):
             return
+        waiting = bool(self.engine.queues.non_empty())
+        if now < self.next_round and not (waiting and not self.was_waiting):
+            return
+        self.was_waiting = waiting
         self.next_round = now + self.config.interval
         demand, groups, units = self._views(now)
         decisions, self.memory = decide(demand, groups, units, now, self.config, self.memory)
@@ -163,9 +174,14 @@ class AdapterSessions:
                             self.engine.drain_worker(worker.identity)
                     session.draining[unit_id] = deadline
                     command.drain.append(unit_id)
+        mono = time.monotonic()
         for identity, command in commands.items():
-            self._drained(self.adapters[identity], command)
-            self.adapters[identity].fresh = False
+            session = self.adapters[identity]
+            self._drained(session, command)
+            news = command.launch or command.terminate or command.drain or command.connected != session.last_connected
+            if not news and mono - session.last_sent < KEEPALIVE:
+                continue
+            session.fresh, session.last_sent, session.last_connected = False, mono, command.connected
             self.engine.out.send(identity, command)
 
     def _drained(self, session: AdapterSession, command: m.ScaleCommand) -> None:

@@ -118,6 +118,11 @@ def main() -> None:
             if figures is not None:
                 results[peer].append(figures)
     text = table(results)
+    missing = [f"{peer}: {args.rounds - len(runs)} of {args.rounds} rounds failed" for peer, runs in results.items()]
+    missing = [line for line, runs in zip(missing, results.values(), strict=True) if len(runs) < args.rounds]
+    if missing:
+        text += "\nFailed runs (see stderr; their peer's medians are over the rounds that finished): "
+        text += "; ".join(missing) + ".\n"
     stamp = datetime.date.today().isoformat()
     out = HERE / "results" / f"{stamp}.md"
     out.parent.mkdir(exist_ok=True)

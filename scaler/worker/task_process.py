@@ -107,8 +107,10 @@ class TaskProcess:
 
     def _read(self, block: bool) -> bool:
         """Handle, in order, all that the agent has sent (waiting for the first if ``block``)."""
-        while block or select.select([self.socket], [], [], 0)[0]:
+        while True:
             with self._io(), self.read_lock:
+                if not block and not select.select([self.socket], [], [], 0)[0]:
+                    return True
                 try:
                     frames = recv_frames(self.socket)
                 except PipeClosed:
@@ -116,7 +118,6 @@ class TaskProcess:
             for msg, payload in split_batch(frames):
                 self._handle(msg, payload)
             block = False
-        return True
 
     def _handle(self, msg: Any, payload: list[Any]) -> None:
         kind = type(msg)

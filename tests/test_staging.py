@@ -103,3 +103,14 @@ def test_a_task_staged_behind_one_that_runs_long_is_taken_back(one_slot: Client)
         finally:
             helper.terminate()
             helper.wait(10)
+
+
+def test_force_cancelling_the_running_task_gives_back_the_one_staged_behind_it(one_slot: Client) -> None:
+    with one_slot as client:
+        warm_up(client, step, 0.0, 0)
+        running = client.submit(step, 3.0, 1)
+        staged = client.submit(step, 0.0, 2)
+        time.sleep(0.05)
+        assert running.cancel(force=True)
+        assert staged.result(30) == 2
+        assert client.scheduler_status().status["total_retried"] == 0, "the staged task never ran, so no retry"

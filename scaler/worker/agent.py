@@ -316,7 +316,7 @@ class WorkerAgent:
 
     def _can_stage_behind(self, child: Child) -> bool:
         task = child.task
-        if child.staged is not None or task is None or task.blocked or task.cancel:
+        if child.staged is not None or child.doomed or task is None or task.blocked or task.cancel:
             return False
         recent = self.durations.get(task.msg.func_id, STAGE_BEHIND)
         return recent < STAGE_BEHIND and time.monotonic() - task.started < STAGE_BEHIND
@@ -339,7 +339,7 @@ class WorkerAgent:
             return
         self._begin(child, task)
         if task.cancel == "force":
-            self.pool.kill(child)
+            self._kill(child)
         elif task.cancel:
             self.pool.interrupt(child)
             task.kill_at = time.monotonic() + self.config.cancel_grace
@@ -371,6 +371,13 @@ class WorkerAgent:
                 returned.append(task_id)
         if returned:
             self.up(m.Reclaimed(returned))
+
+    def _kill(self, child: Child) -> None:
+        """SIGKILL a task process; a task staged in it is taken back first (it never started)."""
+        child.doomed = True
+        if child.staged is not None:
+            self._unstaged(child, [child.staged.msg.task_id])
+        self.pool.kill(child)
 
     def _unstage(self, child: Child) -> None:
         staged = child.staged
@@ -468,7 +475,7 @@ class WorkerAgent:
             return
         child.task.cancel = "force" if force else "interrupt"
         if force:
-            self.pool.kill(child)
+            self._kill(child)
         else:
             self.pool.interrupt(child)
             child.task.kill_at = time.monotonic() + self.config.cancel_grace
@@ -484,7 +491,7 @@ class WorkerAgent:
     def _tick(self, now: float) -> None:
         for child in self._forget_later:
             if child.process.poll() is None:
-                self.pool.kill(child)
+                self._kill(child)
         self._forget_later = []
         for child, how in self.pool.reap(self._forget):
             self._unstaged(child, [child.staged.msg.task_id] if child.staged is not None else [])
@@ -506,13 +513,13 @@ class WorkerAgent:
             if child.staged is not None and now - task.started > STAGE_PATIENCE:
                 self._unstage(child)
             if task.kill_at and now >= task.kill_at:
-                self.pool.kill(child)
+                self._kill(child)
             elif task.deadline and now >= task.deadline and not task.cancel:
                 task.cancel = "limit:timeout"
-                self.pool.kill(child)
+                self._kill(child)
             elif limit > 0 and not task.cancel and self.pool.rss_mb(child) > limit:
                 task.cancel = "limit:memory"
-                self.pool.kill(child)
+                self._kill(child)
         ready = [c for c in self.pool.children.values() if c.task is None]
         if len(self.pool.children) < self.slots and self.pool.starting() == 0:
             self._spawn()

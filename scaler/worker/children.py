@@ -48,6 +48,7 @@ class Child:
     ready: bool = False
     task: LocalTask | None = None
     staged: LocalTask | None = None  # sent already; starts the moment ``task`` ends
+    doomed: bool = False  # killed by the agent: takes no task, its staged one was taken back
     known: dict[str, int] = field(default_factory=dict)
     known_bytes: int = 0
     idle_since: float = field(default_factory=time.monotonic)
@@ -101,7 +102,7 @@ class ChildPool:
 
     def idle(self) -> Child | None:
         for child in self.children.values():
-            if child.ready and child.task is None:
+            if child.ready and child.task is None and not child.doomed:
                 return child
         return None
 

@@ -20,7 +20,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import psutil
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -71,6 +74,22 @@ def run_peer(peer: str, python: Path, tasks: int) -> dict[str, float] | None:
     return figures
 
 
+def quiesce(cache: Path, timeout: float = 20.0) -> None:
+    """Between runs: end what a peer left running (by its venv's path), then wait for idle CPUs,
+    so no run pays for the teardown of the one before it."""
+    mine = str(cache)
+    keep = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    for process in psutil.process_iter(["cmdline"]):
+        if process.pid not in keep and any(mine in part for part in process.info["cmdline"] or []):
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and psutil.cpu_percent(interval=0.5) > 15.0:
+        pass
+
+
 def table(results: dict[str, list[dict[str, float]]]) -> str:
     metrics = sorted({k for runs in results.values() for run in runs for k in run if k != "peer"})
     peers = list(results)
@@ -114,6 +133,7 @@ def main() -> None:
         order = peers[round_no % len(peers) :] + peers[: round_no % len(peers)]
         for peer in order:
             print(f"round {round_no + 1}/{args.rounds}: {peer}", file=sys.stderr, flush=True)
+            quiesce(args.cache)
             figures = run_peer(peer, pythons[peer], args.tasks)
             if figures is not None:
                 results[peer].append(figures)

@@ -114,3 +114,17 @@ def test_force_cancelling_the_running_task_gives_back_the_one_staged_behind_it(o
         assert running.cancel(force=True)
         assert staged.result(30) == 2
         assert client.scheduler_status().status["total_retried"] == 0, "the staged task never ran, so no retry"
+
+
+def size_after(seconds: float, data: bytes) -> int:
+    time.sleep(seconds)
+    return len(data)
+
+
+def test_large_messages_reach_a_busy_task_process_whole(one_slot: Client) -> None:
+    with one_slot as client:
+        warm_up(client, size_after, 0.0, b"")
+        first = client.submit(size_after, 0.05, b"a" * 3_000_000)
+        behind = [client.submit(size_after, 0.0, bytes([65 + i]) * 2_500_000) for i in range(3)]
+        assert first.result(30) == 3_000_000
+        assert [f.result(30) for f in behind] == [2_500_000] * 3

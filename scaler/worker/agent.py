@@ -39,7 +39,7 @@ from scaler.utility.sockets import dial
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
 from scaler.worker.object_cache import ObjectCache
-from scaler.worker.pipe import PipeClosed, send_frames
+from scaler.worker.pipe import PipeClosed
 
 log = logging.getLogger(__name__)
 STAGE_BEHIND = 0.1
@@ -100,7 +100,9 @@ class WorkerAgent:
                 if child is None:
                     continue
                 try:
-                    send_frames(child.sock, [encode(msgs), *frames])
+                    if not child.writer.send([encode(msgs), *frames]) and not child.write_waits:
+                        child.write_waits = True
+                        self.poller.modify(child.sock.fileno(), zmq.POLLIN | zmq.POLLOUT)
                 except OSError as exc:
                     log.warning("could not reach task process pid %d: %s", child.pid, exc)
             self.down = {}
@@ -146,10 +148,13 @@ class WorkerAgent:
         try:
             while self.alive:
                 ready = self.poller.poll(max(1, int((next_tick - time.monotonic()) * 1000) + 1))
-                for what, _ in ready:
+                for what, events in ready:
                     if what is self.upstream:
                         self._drain_upstream()
-                    else:
+                        continue
+                    if events & zmq.POLLOUT:
+                        self._write_child(what)
+                    if events & zmq.POLLIN:
                         self._read_child(what)
                 now = time.monotonic()
                 if now >= next_tick:
@@ -176,6 +181,19 @@ class WorkerAgent:
                 return
             frames = sock.recv_multipart(copy=False)
             self._handle_batch(frames, b"", self._from_scheduler, "the scheduler")
+
+    def _write_child(self, fd: int) -> None:
+        child = self.by_fd.get(fd)
+        if child is None:
+            return
+        try:
+            done = child.writer.flush()
+        except OSError as exc:
+            log.warning("could not reach task process pid %d: %s", child.pid, exc)
+            done = True
+        if done:
+            child.write_waits = False
+            self.poller.modify(fd, zmq.POLLIN)
 
     def _read_child(self, fd: int) -> None:
         child = self.by_fd.get(fd)
@@ -341,8 +359,14 @@ class WorkerAgent:
         if task.cancel == "force":
             self._kill(child)
         elif task.cancel:
-            self.pool.interrupt(child)
-            task.kill_at = time.monotonic() + self.config.cancel_grace
+            self._interrupt(child, task)
+
+    def _interrupt(self, child: Child, task: LocalTask) -> None:
+        """SIGUSR1 for ``task``. The process may already have moved on to its staged task: a
+        ``cancelled`` result that nobody asked for, after this, means the signal hit that one."""
+        child.interrupted_for = task.msg.task_id
+        self.pool.interrupt(child)
+        task.kill_at = time.monotonic() + self.config.cancel_grace
 
     def _unstaged(self, child: Child, task_ids: list[str]) -> None:
         """The process handed these staged tasks back unstarted.
@@ -366,6 +390,7 @@ class WorkerAgent:
                 self.up(m.TaskDone(task_id, "cancelled", attempt=task.msg.attempt))
             elif reported or self._fits(task.request):
                 task.cancel, task.kill_at, task.unstaging = "", 0.0, False
+                task.reported = task.reported or reported
                 self.backlog.appendleft(task)
             else:
                 returned.append(task_id)
@@ -420,6 +445,14 @@ class WorkerAgent:
                 return
             self._release(child, task)
             self._promote(child)
+            target, child.interrupted_for = child.interrupted_for, ""
+            if msg.status == "cancelled" and not task.cancel and target not in ("", msg.task_id):
+                log.info("task %s was hit by a cancel meant for %s; it runs again", msg.task_id, target)
+                task.kill_at, task.reported = 0.0, True
+                self.backlog.appendleft(task)
+                return
+            if target == msg.task_id:
+                child.interrupted_for = target
             func_id = task.msg.func_id
             self.durations[func_id] = max(msg.duration, 0.5 * self.durations.get(func_id, 0.0))
             if task.cancel:
@@ -477,13 +510,18 @@ class WorkerAgent:
         if force:
             self._kill(child)
         else:
-            self.pool.interrupt(child)
-            child.task.kill_at = time.monotonic() + self.config.cancel_grace
+            self._interrupt(child, child.task)
 
     def _reclaim(self, count: int) -> None:
         returned: list[str] = []
-        while self.backlog and len(returned) < count:
-            returned.append(self.backlog.pop().msg.task_id)
+        for task in reversed(self.backlog):
+            if len(returned) >= count:
+                break
+            if not task.reported:
+                returned.append(task.msg.task_id)
+        if returned:
+            gone = set(returned)
+            self.backlog = deque(t for t in self.backlog if t.msg.task_id not in gone)
         self.up(m.Reclaimed(returned))
 
     # -- timers -----------------------------------------------------------------------------
@@ -493,6 +531,10 @@ class WorkerAgent:
             if child.process.poll() is None:
                 self._kill(child)
         self._forget_later = []
+        for child in list(self.pool.children.values()):
+            fd = child.sock.fileno()
+            if fd in self.by_fd and child.process.poll() is not None:
+                self._read_child(fd)
         for child, how in self.pool.reap(self._forget):
             self._unstaged(child, [child.staged.msg.task_id] if child.staged is not None else [])
             task = child.task

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 
 from scaler.worker.forked import ForkedProcess, fork_task_process
-from scaler.worker.pipe import FrameReader
+from scaler.worker.pipe import FrameReader, FrameWriter
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class LocalTask:
     cancel: str = ""
     blocked: bool = False
     unstaging: bool = False
+    reported: bool = False  # the scheduler was told it started: never hand it back by Reclaim
 
 
 @dataclass(eq=False)
@@ -45,6 +46,9 @@ class Child:
     process: subprocess.Popen[bytes] | ForkedProcess
     sock: socket.socket
     reader: FrameReader
+    writer: FrameWriter
+    write_waits: bool = False  # the writer holds bytes; the agent polls the socket for POLLOUT
+    interrupted_for: str = ""  # the task the last SIGUSR1 was meant for
     ready: bool = False
     task: LocalTask | None = None
     staged: LocalTask | None = None  # sent already; starts the moment ``task`` ends
@@ -89,7 +93,7 @@ class ChildPool:
         finally:
             theirs.close()
         ours.setblocking(False)
-        child = Child(identity, process, ours, FrameReader(ours))
+        child = Child(identity, process, ours, FrameReader(ours), FrameWriter(ours))
         self.children[identity] = child
         return child
 

@@ -3,14 +3,16 @@
 zmq costs two thread hand-offs per message; this link is on one host and has two ends, so a
 plain stream socket is enough. A message is ``u32 n`` then ``n`` ``u64`` lengths, then the frames
 (the same ``[header, *payloads]`` batches as everywhere else). The task process reads and writes
-blocking; the agent reads without blocking through ``FrameReader`` and writes only to idle
-processes, so a write never waits on a busy one.
+blocking. The agent never blocks: ``FrameReader`` reassembles what arrives, and ``FrameWriter``
+keeps what the socket would not take yet (a large message, or one sent to a busy process that is
+not reading) until the agent's loop sees the socket writable again.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,11 +30,45 @@ def _view(frame: Any) -> memoryview:
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
-def send_frames(sock: socket.socket, frames: Sequence[Any]) -> None:
-    """Write one message; blocks until the kernel has taken all of it."""
+def _parts(frames: Sequence[Any]) -> list[memoryview]:
     views = [_view(f) for f in frames]
     header = _COUNT.pack(len(views)) + struct.pack(f"<{len(views)}Q", *(v.nbytes for v in views))
-    pending: list[memoryview] = [memoryview(header), *[v for v in views if v.nbytes]]
+    return [memoryview(header), *[v for v in views if v.nbytes]]
+
+
+class FrameWriter:
+    """Non-blocking writes of whole messages: what the socket does not take now waits, in order."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending: deque[memoryview] = deque()
+
+    def send(self, frames: Sequence[Any]) -> bool:
+        """Queue one message and write what the socket takes; True when nothing is left waiting."""
+        self.pending.extend(_parts(frames))
+        return self.flush()
+
+    def flush(self) -> bool:
+        pending = self.pending
+        while pending:
+            try:
+                sent = self.sock.sendmsg([pending[i] for i in range(min(512, len(pending)))])
+            except BlockingIOError:
+                return False
+            while sent and pending:
+                first = pending[0]
+                if sent >= first.nbytes:
+                    sent -= first.nbytes
+                    pending.popleft()
+                else:
+                    pending[0] = first[sent:]
+                    sent = 0
+        return True
+
+
+def send_frames(sock: socket.socket, frames: Sequence[Any]) -> None:
+    """Write one message; blocks until the kernel has taken all of it."""
+    pending = _parts(frames)
     while pending:
         sent = sock.sendmsg(pending[:512])
         while sent and pending:

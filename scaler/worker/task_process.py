@@ -163,8 +163,9 @@ class TaskProcess:
         if self.main_io:
             self.poke_deferred = True
             return
-        if not self._read(block=False):
-            os._exit(0)
+        with self._io():
+            if not self._read(block=False):
+                os._exit(0)
 
     def _interrupt(self, *_: Any) -> None:
         if self.main_io:

@@ -2,8 +2,9 @@
 # Installs the test extras and runs everything CI runs: lint, types, the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")"
-python -m pip install -q -e '.[test]'
-python -m ruff check .
-python -m ruff format --check .
-tools/typecheck.sh
-python -m pytest -q "$@"
+python="$(command -v python3 || command -v python)"  # a clean Debian has only python3
+"$python" -m pip install -q -e '.[test]'
+"$python" -m ruff check .
+"$python" -m ruff format --check .
+PYTHON="$python" tools/typecheck.sh
+"$python" -m pytest -q "$@"

@@ -190,14 +190,18 @@ class AdapterRunner:
             if unit.unit_id not in self.table.units:
                 self.table.add(unit.unit_id, group.name, UnitState.BOOTING, request_id, f"launched: {cause}")
 
-    async def _terminate(self, unit_ids: list[str], cause: str) -> None:
-        if not unit_ids:
-            return
+    async def _provider_terminate(self, unit_ids: list[str]) -> bool:
+        """The provider's ``terminate``, its errors classified and logged; True if it succeeded."""
         try:
             with classify(f"terminating {len(unit_ids)} unit(s)"):
                 await self.provider.terminate(unit_ids)
         except ProviderError as exc:
             log.warning("adapter %s: %s; will retry at the next reconcile", self.config.name, exc)
+            return False
+        return True
+
+    async def _terminate(self, unit_ids: list[str], cause: str) -> None:
+        if not unit_ids or not await self._provider_terminate(unit_ids):
             return
         for unit_id in unit_ids:
             if unit_id in self.table.units:
@@ -207,14 +211,9 @@ class AdapterRunner:
         """Units this runner ended that the provider still lists as live: end them again."""
         name = self.config.name
         log.warning("adapter %s: units %s were ended but are still listed; terminating again", name, unit_ids)
-        try:
-            with classify(f"terminating {len(unit_ids)} unit(s) again"):
-                await self.provider.terminate(unit_ids)
-        except ProviderError as exc:
-            log.warning("adapter %s: %s; will retry at the next reconcile", self.config.name, exc)
-            return
-        for unit_id in unit_ids:
-            self.table.units[unit_id].since = time.monotonic()
+        if await self._provider_terminate(unit_ids):
+            for unit_id in unit_ids:
+                self.table.units[unit_id].since = time.monotonic()
 
     async def terminate_all(self, cause: str) -> None:
         await self._terminate([u.unit_id for u in self.table.active()], cause)

@@ -10,4 +10,4 @@ rm -rf "$tree/scaler/adapters"
 cp -rs "$root/adapters" "$tree/scaler/adapters"
 find "$tree" -name __pycache__ -prune -exec rm -rf {} +
 cd "$tree"
-python -m mypy --config-file "$root/pyproject.toml" -p scaler
+"${PYTHON:-python3}" -m mypy --config-file "$root/pyproject.toml" -p scaler

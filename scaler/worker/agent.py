@@ -28,6 +28,7 @@ import time
 from collections import deque
 from typing import Any
 
+import msgspec
 import zmq
 
 from scaler.protocol import messages as m
@@ -118,7 +119,11 @@ class WorkerAgent:
         return child
 
     def _forget(self, child: Child) -> None:
+        """Stop watching a task process, after handling what it sent last (a result sent just
+        before it died is kept, and a crash is blamed on the task that was really running)."""
         fd = child.sock.fileno()
+        if fd in self.by_fd:
+            self._read_child(fd)
         if fd >= 0 and self.by_fd.get(fd) is child:
             del self.by_fd[fd]
             self.poller.unregister(fd)
@@ -418,21 +423,7 @@ class WorkerAgent:
         if drop:
             self.down_send(child, m.ObjectsFreed(drop))
         frames.extend(task.args)
-        run = m.RunTask(
-            msg.task_id,
-            msg.func_id,
-            msg.capabilities,
-            msg.deps,
-            headers,
-            len(task.args),
-            msg.name,
-            msg.num_returns,
-            msg.timeout,
-            msg.stream_output,
-            msg.resolve_nested,
-            msg.attempt,
-        )
-        self.down_send(child, run, frames)
+        self.down_send(child, msgspec.structs.replace(msg, objects=headers, nbufs=len(task.args)), frames)
 
     def _from_child(self, identity: bytes, msg: Any, payload: list[Any]) -> None:
         child = self.pool.children.get(identity)
@@ -445,14 +436,14 @@ class WorkerAgent:
                 return
             self._release(child, task)
             self._promote(child)
-            target, child.interrupted_for = child.interrupted_for, ""
+            target = child.interrupted_for
+            if target != msg.task_id:
+                child.interrupted_for = ""
             if msg.status == "cancelled" and not task.cancel and target not in ("", msg.task_id):
                 log.info("task %s was hit by a cancel meant for %s; it runs again", msg.task_id, target)
                 task.kill_at, task.reported = 0.0, True
                 self.backlog.appendleft(task)
                 return
-            if target == msg.task_id:
-                child.interrupted_for = target
             func_id = task.msg.func_id
             self.durations[func_id] = max(msg.duration, 0.5 * self.durations.get(func_id, 0.0))
             if task.cancel:
@@ -531,10 +522,6 @@ class WorkerAgent:
             if child.process.poll() is None:
                 self._kill(child)
         self._forget_later = []
-        for child in list(self.pool.children.values()):
-            fd = child.sock.fileno()
-            if fd in self.by_fd and child.process.poll() is not None:
-                self._read_child(fd)
         for child, how in self.pool.reap(self._forget):
             self._unstaged(child, [child.staged.msg.task_id] if child.staged is not None else [])
             task = child.task

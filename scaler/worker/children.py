@@ -126,21 +126,19 @@ class ChildPool:
         return dead
 
     def kill(self, child: Child) -> None:
-        try:
-            child.process.kill()
-        except ProcessLookupError:
-            pass
+        self._signal(child, signal.SIGKILL)
 
     def poke(self, child: Child) -> None:
         """SIGUSR2: read your messages now, even mid-task (see task_process.py)."""
-        try:
-            child.process.send_signal(signal.SIGUSR2)
-        except ProcessLookupError:
-            pass
+        self._signal(child, signal.SIGUSR2)
 
     def interrupt(self, child: Child) -> None:
+        self._signal(child, signal.SIGUSR1)
+
+    @staticmethod
+    def _signal(child: Child, signum: int) -> None:
         try:
-            child.process.send_signal(signal.SIGUSR1)
+            child.process.send_signal(signum)
         except ProcessLookupError:
             pass
 

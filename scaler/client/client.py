@@ -109,13 +109,13 @@ class Client:
         try:
             welcome = self._welcome.result(self.config.connect_timeout)
         except concurrent.futures.TimeoutError:
-            self._conn.close()
+            self._conn.close(linger_ms=0)
             raise ConnectionFailedError(
                 f"no answer from scheduler {self.address} within {self.config.connect_timeout:g}s "
                 "(is it running and reachable? does it require CURVE keys?)"
             ) from None
         except ConnectionFailedError:
-            self._conn.close()
+            self._conn.close(linger_ms=0)
             raise
         self._limits = (welcome.max_queued_tasks, welcome.max_queued_bytes)
         self._shm_prefix = welcome.shm_prefix if shm.available() else ""
@@ -183,6 +183,7 @@ class Client:
             opts.detached,
         )
         self._conn.send(msg, frames)
+        runtime.note_sender(self)
         if temporary:
             self._release_later(func_id)
         return futures
@@ -228,6 +229,7 @@ class Client:
         object_id = self._ids.next()
         frames = ser.dumps(value, self._shm_prefix)
         self._conn.send(m.PutObject(object_id, len(frames)), frames)
+        runtime.note_sender(self)
         return ObjectRef(object_id, self)
 
     # -- getting ----------------------------------------------------------------------------
@@ -298,6 +300,10 @@ class Client:
     def kv_get(self, key: str, timeout: float = 30.0) -> Any:
         """The value stored under ``key``, or ``None``."""
         return self._kv_request(key, m.KVGet(key), [], timeout)
+
+    def sync(self, timeout: float = 30.0) -> None:
+        """Return once the scheduler has handled all this client sent before (one round trip)."""
+        self._kv_request(_SYNC_KEY, m.KVGet(_SYNC_KEY), [], timeout)
 
     def kv_delete(self, key: str) -> None:
         self._conn.send(m.KVDelete(key))
@@ -448,6 +454,9 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<scaler.Client {self.address} pending={len(self._pending)}>"
+
+
+_SYNC_KEY = "\x00scaler.sync"  # never stored: a KVGet of it is a plain round trip
 
 
 def _settle(future: Future, value: Any = None, error: BaseException | None = None) -> None:

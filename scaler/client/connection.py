@@ -57,6 +57,7 @@ class Connection:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         self.running = True
+        self.linger_ms = 2000
         self.last_heard = time.monotonic()
         self.thread = threading.Thread(target=self._loop, name="scaler-client-io", daemon=True)
         self.thread.start()
@@ -70,9 +71,11 @@ class Connection:
             except OSError:
                 pass
 
-    def close(self) -> None:
+    def close(self, linger_ms: int = 2000) -> None:
+        """Stop the I/O thread; unsent messages get ``linger_ms`` to leave (none if never welcomed)."""
         if not self.running:
             return
+        self.linger_ms = linger_ms
         self.running = False
         try:
             os.write(self.wake_w, b"x")
@@ -115,7 +118,7 @@ class Connection:
             if self.monitor is not None:
                 self.socket.disable_monitor()
                 self.monitor.close(0)
-            self.socket.close(2000)
+            self.socket.close(self.linger_ms)
             self.context.term()
             os.close(self.wake_r)
             os.close(self.wake_w)

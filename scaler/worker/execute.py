@@ -56,6 +56,7 @@ class Executor:
             started = time.perf_counter()
             result = function(*args, **kwargs)
             duration = time.perf_counter() - started
+            runtime.settle()
             self.running = False
             headers, out = self._results(msg, result)
         except TaskCancelledError:

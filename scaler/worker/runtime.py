@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -25,6 +26,7 @@ _current: TaskContext | None = None
 _notify: Callable[[str, bool], None] | None = None
 _lock = threading.Lock()
 _depth = 0
+_senders: list[Any] = []  # clients that submitted or put something during the current task
 
 
 def install(scheduler_address: str, notify: Callable[[str, bool], None]) -> None:
@@ -41,6 +43,22 @@ def set_current(context: TaskContext | None) -> None:
     global _current, _depth
     _current = context
     _depth = 0
+    _senders.clear()
+
+
+def note_sender(client: Any) -> None:
+    if _current is not None and all(c is not client for c in _senders):
+        _senders.append(client)
+
+
+def settle(timeout: float = 30.0) -> None:
+    """Before a task's result leaves: wait until the scheduler has what the task's own clients
+    sent (objects put, tasks submitted), so refs to them in the result resolve. Those go on
+    other connections than the result, and nothing else orders them."""
+    while _senders:
+        client = _senders.pop()
+        if not client._closed:
+            client.sync(timeout)
 
 
 def current() -> TaskContext | None:

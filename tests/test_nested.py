@@ -25,3 +25,36 @@ def test_recursion_does_not_deadlock_a_one_slot_cluster(make_cluster: Callable[.
     with Client(cluster.address) as client:
         assert client.submit(fib, 6).result(120) == 8
         assert client.submit(fan_out, 20).result(60) == sum(i * i for i in range(20))
+
+
+def spawn_sleepers(depth: int, seconds: float) -> float:
+    """Submits one sleeper per level below it and waits for them all."""
+    client = Client()
+    below = [client.submit(spawn_sleepers, depth - 1, seconds)] if depth > 1 else []
+    import time
+
+    time.sleep(seconds if depth == 1 else 0)
+    return float(sum(f.result() for f in below)) + depth
+
+
+def test_cancel_reaches_the_tasks_a_task_submitted_unless_told_not_to(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    import time
+
+    from tests.conftest import wait_until
+
+    cluster = make_cluster(n_workers=3)
+    with Client(cluster.address) as client:
+        tasks = lambda: client.scheduler_status().status["tasks"]  # noqa: E731
+        parent = client.submit(spawn_sleepers, 3, 60)
+        wait_until(lambda: tasks() == 3, 30)
+        parent.cancel()
+        wait_until(lambda: tasks() == 0, 15)
+
+        parent = client.submit(spawn_sleepers, 2, 4)
+        wait_until(lambda: tasks() == 2, 30)
+        client.cancel(parent, recursive=False)
+        time.sleep(1.5)
+        assert tasks() == 1, "the child of a task cancelled with recursive=False runs on"
+        wait_until(lambda: tasks() == 0, 20)

@@ -181,6 +181,7 @@ class Client:
             borrowed,
             opts.actor_id,
             opts.detached,
+            runtime.current_task_id(),
         )
         self._conn.send(msg, frames)
         runtime.note_sender(self)
@@ -267,13 +268,14 @@ class Client:
             raise TypeError(f"unexpected payload for object {object_id}")
         return payload
 
-    def cancel(self, futures: Future | Iterable[Future], force: bool = False) -> None:
+    def cancel(self, futures: Future | Iterable[Future], force: bool = False, recursive: bool = True) -> None:
+        """Cancel tasks and, with ``recursive``, every task they submitted (as Ray does)."""
         items = [futures] if isinstance(futures, Future) else list(futures)
-        self._cancel_ids([f.task_id for f in items if f._set_cancelled()], force)
+        self._cancel_ids([f.task_id for f in items if f._set_cancelled()], force, recursive)
 
-    def _cancel_ids(self, task_ids: list[str], force: bool) -> None:
+    def _cancel_ids(self, task_ids: list[str], force: bool, recursive: bool = True) -> None:
         if task_ids and not self._closed:
-            self._conn.send(m.CancelTasks(task_ids, force))
+            self._conn.send(m.CancelTasks(task_ids, force, recursive))
 
     def wait(
         self,

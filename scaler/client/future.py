@@ -96,10 +96,10 @@ class Future(concurrent.futures.Future[Any]):
         self._wait(timeout)
         return super().exception(0)
 
-    def cancel(self, force: bool = False) -> bool:
+    def cancel(self, force: bool = False, recursive: bool = True) -> bool:
         if self._client is None or not self._set_cancelled():
             return False
-        self._client._cancel_ids([self.task_id], force)
+        self._client._cancel_ids([self.task_id], force, recursive)
         return True
 
     def _set_cancelled(self) -> bool:

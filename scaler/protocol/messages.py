@@ -89,6 +89,7 @@ class SubmitTask(Msg):
     borrowed: list[str] = []  # refs nested in the arguments: kept alive, not waited for
     actor_id: str = ""  # set on the task that hosts an actor
     detached: bool = False  # survives its client's disconnect
+    parent: str = ""  # the task whose code submitted this one (a recursive cancel reaches it)
 
 
 class PutObject(Msg):
@@ -107,6 +108,7 @@ class Release(Msg):
 class CancelTasks(Msg):
     task_ids: list[str]
     force: bool = False
+    recursive: bool = True  # also the tasks they submitted, and theirs
 
 
 class StatusRequest(Msg):

@@ -29,6 +29,8 @@ S = TaskState
 # between tasks), none for longer or not yet measured functions (never parks long tasks behind
 # one another; an idle worker reclaims what was parked anyway).
 PREFETCH_BELOW = 0.010
+MAX_NUM_RETURNS = 10_000
+MAX_REFS_PER_TASK = 100_000
 PREFETCH_ONE_BELOW = 2.0
 
 
@@ -117,6 +119,8 @@ class Engine:
         state.tasks.add(task.task_id)
         state.queued_bytes += nbytes
         task.detached = msg.detached
+        if msg.parent:
+            self._adopt(msg.parent, task.task_id)
         if msg.actor_id:
             task.actor_id = msg.actor_id
             self.actor_servers[msg.actor_id] = task
@@ -149,6 +153,12 @@ class Engine:
             return f"client's queued arguments exceed max_queued_bytes={self.config.max_queued_bytes}"
         if msg.num_returns < 0 or msg.max_retries < 0 or msg.timeout < 0:
             return "num_returns, max_retries and timeout must be >= 0"
+        if msg.num_returns > MAX_NUM_RETURNS:
+            return f"num_returns={msg.num_returns} is over the limit of {MAX_NUM_RETURNS}"
+        if len(msg.deps) + len(msg.borrowed) > MAX_REFS_PER_TASK:
+            return f"{len(msg.deps) + len(msg.borrowed)} object refs in the arguments (limit {MAX_REFS_PER_TASK})"
+        if any(producer_of(dep) == msg.task_id for dep in (msg.func_id, *msg.deps, *msg.borrowed)):
+            return f"task {msg.task_id} depends on its own result"
         return None
 
     def _need(self, task: Task, dep: str) -> None:
@@ -214,11 +224,31 @@ class Engine:
         message = f"object {object_id} does not exist (released, or its owner disconnected)"
         self.out.send(peer, m.ObjectReply(object_id, False, message=message))
 
-    def cancel(self, client: bytes, task_ids: list[str], force: bool) -> None:
+    def _adopt(self, parent_id: str, child_id: str) -> None:
+        parent = self.tasks.get(parent_id)
+        if parent is None or parent.state in TERMINAL:
+            return
+        children = parent.children
+        children.append(child_id)
+        if len(children) >= 1024 and len(children) & (len(children) - 1) == 0:
+            children[:] = [c for c in children if c in self.tasks]
+
+    def cancel(self, client: bytes, task_ids: list[str], force: bool, recursive: bool = True) -> None:
         for task_id in task_ids:
             task = self.tasks.get(task_id)
             if task is not None and (task.client == client or task.actor_id):
+                if recursive:
+                    self._cancel_descendants(task, force)
                 self._cancel(task, force)
+
+    def _cancel_descendants(self, task: Task, force: bool) -> None:
+        """Tasks submitted from inside ``task``, and theirs; an actor it created lives on (Ray's rule)."""
+        stack = list(task.children)
+        while stack:
+            child = self.tasks.get(stack.pop())
+            if child is not None and child.state not in TERMINAL and not child.actor_id:
+                stack.extend(child.children)
+                self._cancel(child, force)
 
     def _cancel(self, task: Task, force: bool) -> None:
         if task.state in TERMINAL:
@@ -644,6 +674,7 @@ class Engine:
                 "unit": w.unit,
                 "draining": int(w.draining),
                 "completed": w.completed,
+                "load": w.load,
                 "pid": w.pid,
                 "host": w.host,
             }

@@ -164,6 +164,7 @@ class SchedulerServer:
             try:
                 self._dispatch(peer, msg, payload)
             except Exception:
+                self.malformed += 1
                 log.exception("error handling %s from %s %s; message dropped", kind.__name__, peer.kind, peer.name)
 
     def _dispatch(self, peer: Peer, msg: Any, payload: list[Any]) -> None:
@@ -184,7 +185,7 @@ class SchedulerServer:
             elif kind is m.KVDelete:
                 engine.kv_delete(msg.key)
             else:
-                engine.cancel(identity, msg.task_ids, msg.force)
+                engine.cancel(identity, msg.task_ids, msg.force, msg.recursive)
         elif peer.kind == "worker" and kind in WORKER_MSGS:
             if kind is m.TaskDone:
                 engine.task_done(identity, msg, payload)
@@ -203,9 +204,14 @@ class SchedulerServer:
         elif kind is m.GetObject:
             engine.get_object(identity, msg.object_id)
         elif kind is m.Heartbeat:
+            if peer.kind == "worker":
+                worker = engine.pool.workers.get(identity)
+                if worker is not None:
+                    worker.load = msg.load
             self.out.send(identity, m.HeartbeatAck())
         elif kind is m.StatusRequest:
             reply = engine.status()
+            reply.status["rejected_messages"] = self.malformed
             reply.adapters = self.adapters.status()
             reply.decisions = list(self.adapters.history)[-50:]
             self.out.send(identity, reply)

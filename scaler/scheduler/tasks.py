@@ -64,6 +64,7 @@ class Task:
     actor_id: str = ""
     calls_actor: str = ""
     detached: bool = False
+    children: list[str] = field(default_factory=list)
 
     def move(self, to: TaskState) -> None:
         if to not in TRANSITIONS[self.state]:

@@ -30,6 +30,7 @@ class WorkerState:
     pid: int = 0
     host: str = ""
     unit: str = ""
+    load: int = 0  # tasks its agent last said it runs (heartbeat)
     idle_since: float | None = field(default_factory=time.monotonic)
 
     def fits_free(self, request: Capabilities) -> bool:

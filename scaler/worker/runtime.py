@@ -65,6 +65,10 @@ def current() -> TaskContext | None:
     return _current
 
 
+def current_task_id() -> str:
+    return _current.task_id if _current is not None else ""
+
+
 @contextmanager
 def blocking() -> Iterator[None]:
     """Around a wait inside a task: the agent lends the task's capacity out until it returns."""

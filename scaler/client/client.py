@@ -76,6 +76,7 @@ class Client:
         self._ids = IdMaker("t")
         self._pending: dict[str, list[Future]] = {}
         self._fetches: dict[str, list[concurrent.futures.Future[Any]]] = {}
+        self._fetch_lock = threading.Lock()
         self._status_waiters: list[concurrent.futures.Future[Any]] = []
         self._kv_waiters: dict[str, list[concurrent.futures.Future[Any]]] = {}
         self._functions: dict[Any, str] = {}
@@ -249,12 +250,25 @@ class Client:
             return self._fetch_payload(what.object_id, timeout).get()
         raise TypeError(f"get() takes a Future, an ObjectRef or a list of them, not {type(what).__name__}")
 
-    def _fetch_payload(self, object_id: str, timeout: float | None) -> Payload:
+    def fetch_async(self, object_id: str) -> concurrent.futures.Future[Any]:
+        """A future done when the scheduler has the object: with its ``Payload``, or the exception
+        saying why it cannot be had. Never blocks; one request serves every concurrent fetch."""
         waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        first = object_id not in self._fetches
-        self._fetches.setdefault(object_id, []).append(waiter)
+        if self._failure is not None:
+            waiter.set_result(ConnectionFailedError(self._failure))
+            return waiter
+        with self._fetch_lock:
+            waiters = self._fetches.get(object_id)
+            first = waiters is None
+            if waiters is None:
+                waiters = self._fetches[object_id] = []
+            waiters.append(waiter)
         if first:
             self._conn.send(m.GetObject(object_id))
+        return waiter
+
+    def _fetch_payload(self, object_id: str, timeout: float | None) -> Payload:
+        waiter = self.fetch_async(object_id)
         if not waiter.done() and runtime.current() is not None:
             with runtime.blocking():
                 concurrent.futures.wait([waiter], timeout)
@@ -391,7 +405,8 @@ class Client:
                 _settle(future, Payload(entry[0]))
 
     def _on_object(self, msg: m.ObjectReply, payload: list[Any]) -> None:
-        waiters = self._fetches.pop(msg.object_id, [])
+        with self._fetch_lock:
+            waiters = self._fetches.pop(msg.object_id, [])
         if not msg.found:
             value: Any = ObjectLostError(msg.message)
         elif msg.is_error:
@@ -415,8 +430,10 @@ class Client:
             self._welcome.set_exception(error)
         for task_id in list(self._pending):
             self._fail_task(task_id, error)
-        for object_id in list(self._fetches):
-            for waiter in self._fetches.pop(object_id, []):
+        with self._fetch_lock:
+            fetches, self._fetches = self._fetches, {}
+        for object_id in list(fetches):
+            for waiter in fetches.pop(object_id, []):
                 waiter.set_result(error)
         conn = self.__dict__.get("_conn")  # the I/O thread may fail before __init__ stored it
         if conn is not None:

@@ -1,8 +1,14 @@
-"""The client's I/O thread: the only user of its DEALER socket.
+"""The client's I/O thread and the one lock every use of its DEALER socket takes.
 
-User threads append ``(message, frames)`` to a queue and wake the thread through a pipe (only when
-it sleeps), so a burst of submits leaves as one batch. Incoming batches are handed to a callback
-on this thread. A CURVE handshake refusal seen on the socket monitor fails the session clearly.
+A message sent after a quiet spell (``DIRECT_AFTER``) leaves from the sender's own thread: a lone
+request, the common case of interactive use, then costs no thread wake-up. Within a burst, user
+threads append ``(message, frames)`` to a queue and wake the I/O thread through a pipe (only when it
+sleeps), so a burst of submits leaves as one batch. Order is kept: a direct send happens only
+under the lock and with the queue empty. The I/O thread sleeps on the socket's ``FD`` (never
+polling the socket itself, which another thread may be using) and receives under the lock;
+incoming batches are handed to a callback on that thread, outside the lock. A sender that sees
+input pending after its send wakes the I/O thread, since the ``FD`` only signals changes. A CURVE
+handshake refusal seen on the socket monitor fails the session clearly.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from scaler.utility.sockets import dial
 
 log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES = 8192
+DIRECT_AFTER = 0.0002
 MAX_BATCH_BYTES = 64 << 20
 _HANDSHAKE_FAILURES = (
     getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0)
@@ -53,6 +60,8 @@ class Connection:
         self.heartbeat_interval = heartbeat_interval
         self.peer_timeout = peer_timeout
         self.queue: deque[tuple[Any, list[Any] | None]] = deque()
+        self.lock = threading.Lock()
+        self.last_send = 0.0
         self.signaled = False
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -63,13 +72,33 @@ class Connection:
         self.thread.start()
 
     def send(self, msg: Any, frames: list[Any] | None = None) -> None:
+        if threading.get_ident() == self.thread.ident:
+            self.queue.append((msg, frames))  # sent before the I/O thread next sleeps
+            return
+        now = time.monotonic()
+        quiet = now - self.last_send >= DIRECT_AFTER
+        self.last_send = now
+        if quiet and self.running and self.lock.acquire(timeout=0.05):
+            try:
+                if not self.queue:
+                    self.socket.send_multipart([encode([msg]), *(frames or ())], zmq.NOBLOCK, copy=False)
+                    if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator,arg-type]
+                        self._wake()
+                    return
+            except zmq.ZMQError:
+                pass  # the I/O thread meets the same error and fails the session
+            finally:
+                self.lock.release()
         self.queue.append((msg, frames))
         if not self.signaled:
-            self.signaled = True
-            try:
-                os.write(self.wake_w, b"x")
-            except OSError:
-                pass
+            self._wake()
+
+    def _wake(self) -> None:
+        self.signaled = True
+        try:
+            os.write(self.wake_w, b"x")
+        except OSError:
+            pass
 
     def close(self, linger_ms: int = 2000) -> None:
         """Stop the I/O thread; unsent messages get ``linger_ms`` to leave (none if never welcomed)."""
@@ -86,32 +115,38 @@ class Connection:
 
     def _loop(self) -> None:
         poller = zmq.Poller()
-        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.socket.getsockopt(zmq.FD), zmq.POLLIN)
         poller.register(self.wake_r, zmq.POLLIN)
         if self.monitor is not None:
             poller.register(self.monitor, zmq.POLLIN)
         next_beat = time.monotonic() + self.heartbeat_interval
         try:
             while self.running:
-                ready = dict(poller.poll(max(1, int((next_beat - time.monotonic()) * 1000) + 1)))
-                if self.wake_r in ready:
-                    try:
-                        os.read(self.wake_r, 65536)
-                    except BlockingIOError:
-                        pass
                 self.signaled = False
-                self._send_queued()
-                if self.socket in ready:
-                    self._receive()
-                if self.monitor is not None and self.monitor in ready:
-                    self._check_monitor()
+                with self.lock:
+                    sent = self._send_queued()
+                    batches = self._receive()
+                for frames in batches:
+                    self._deliver(frames)
                 now = time.monotonic()
                 if now >= next_beat:
                     next_beat = now + self.heartbeat_interval
                     self.send(m.Heartbeat())
                     if now - self.last_heard > self.peer_timeout:
                         self.on_failure(f"no word from scheduler {self.address} for {self.peer_timeout:g}s")
-            self._send_queued()
+                if batches or (self.queue and sent):
+                    continue
+                wait_ms = 10 if self.queue else max(1, int((next_beat - now) * 1000) + 1)
+                ready = dict(poller.poll(wait_ms))
+                if self.wake_r in ready:
+                    try:
+                        os.read(self.wake_r, 65536)
+                    except BlockingIOError:
+                        pass
+                if self.monitor is not None and self.monitor in ready:
+                    self._check_monitor()
+            with self.lock:
+                self._send_queued()
         except zmq.ZMQError as exc:
             self.on_failure(f"connection to {self.address} failed: {exc}")
         finally:
@@ -123,34 +158,47 @@ class Connection:
             os.close(self.wake_r)
             os.close(self.wake_w)
 
-    def _send_queued(self) -> None:
+    def _send_queued(self) -> bool:
+        """Send what is queued; False if the socket has no connection to take it yet."""
         queue = self.queue
         while queue:
+            taken: list[tuple[Any, list[Any] | None]] = []
             msgs: list[Any] = []
             frames: list[Any] = []
             size = 0
             while queue and len(msgs) < MAX_BATCH_MESSAGES and size < MAX_BATCH_BYTES:
-                msg, payload = queue.popleft()
+                entry = queue.popleft()
+                taken.append(entry)
+                msg, payload = entry
                 msgs.append(msg)
                 if payload:
                     frames.extend(payload)
                     for f in payload:
                         size += f.nbytes if isinstance(f, memoryview) else len(f)
-            self.socket.send_multipart([encode(msgs), *frames], copy=False)
-
-    def _receive(self) -> None:
-        for _ in range(10_000):
             try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                self.socket.send_multipart([encode(msgs), *frames], zmq.NOBLOCK, copy=False)
             except zmq.Again:
-                return
+                queue.extendleft(reversed(taken))
+                return False
+        return True
+
+    def _receive(self) -> list[list[Any]]:
+        """What the socket holds now (at most 256 messages); the caller holds the lock."""
+        socket = self.socket
+        got: list[list[Any]] = []
+        while len(got) < 256 and socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator,arg-type]
+            got.append(socket.recv_multipart(zmq.NOBLOCK, copy=False))
+        if got:
             self.last_heard = time.monotonic()
-            try:
-                batch = split_batch(frames)
-            except ProtocolError as exc:
-                log.warning("dropped a malformed message from the scheduler: %s", exc)
-                continue
-            self.on_batch(batch)
+        return got
+
+    def _deliver(self, frames: list[Any]) -> None:
+        try:
+            batch = split_batch(frames)
+        except ProtocolError as exc:
+            log.warning("dropped a malformed message from the scheduler: %s", exc)
+            return
+        self.on_batch(batch)
 
     def _check_monitor(self) -> None:
         while self.monitor is not None:

@@ -10,7 +10,7 @@ import sys
 import types
 from typing import Any
 
-_NAMES = ("ray", "ray.util", "ray.exceptions", "ray.util.actor_pool")
+_NAMES = ("ray", "ray.util", "ray.exceptions", "ray.actor", "ray.util.actor_pool")
 
 
 class _ShimLoader:

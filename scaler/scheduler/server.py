@@ -116,6 +116,8 @@ class SchedulerServer:
         socket = self.socket
         now = time.monotonic()
         for i in range(100_000):
+            if not socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator,arg-type]
+                return
             try:
                 frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:

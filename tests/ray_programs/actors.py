@@ -1,10 +1,15 @@
-# A Ray program: actors, ordering, handles in tasks and actors, named actors, kill, ActorPool.
+# A Ray program: actors, ordering, handles in tasks and actors, named and detached actors, kill,
+# restarts and retries, runtime_env, generator methods, exit_actor, ActorPool.
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import ray
 
-ray.init()
+context = ray.init(runtime_env={"env_vars": {"INIT_FLAG": "from-init"}})
+ADDRESS = context.address_info["address"]
 
 
 @ray.remote
@@ -27,6 +32,22 @@ class Counter:
 
     def where(self):
         return os.getpid(), ray.get_runtime_context().get_actor_id()
+
+    def countdown(self, n):
+        yield from range(n, 0, -1)
+
+    def slow(self, seconds):
+        time.sleep(seconds)
+        return "slow done"
+
+
+@ray.remote
+class EnvReader:
+    def read(self, name):
+        return os.environ.get(name)
+
+    def leave(self):
+        ray.actor.exit_actor()
 
 
 @ray.remote
@@ -65,6 +86,9 @@ assert results == [10 + sum(range(i + 1)) for i in range(20)], "calls run one at
 assert ray.get(counter.history.remote()) == list(range(20))
 value_ref, count_ref = counter.both.remote()
 assert ray.get(value_ref) == 200 and ray.get(count_ref) == 20
+stream = counter.countdown.remote(3)
+assert isinstance(stream, ray.ObjectRefGenerator), "generator methods stream by default, as in Ray 2.60"
+assert [ray.get(ref) for ref in stream] == [3, 2, 1]
 pids = {ray.get(counter.where.remote())[0] for _ in range(5)}
 assert len(pids) == 1, "an actor lives in one process"
 assert ray.get(counter.where.remote())[1]
@@ -84,6 +108,46 @@ try:
 except ValueError:
     pass
 
+with_env = EnvReader.options(runtime_env={"env_vars": {"ACTOR_FLAG": "yes"}}).remote()
+assert ray.get(with_env.read.remote("ACTOR_FLAG")) == "yes", "an actor's runtime_env applies in its process"
+assert ray.get(with_env.read.remote("INIT_FLAG")) == "from-init", "ray.init(runtime_env=...) applies to actors"
+plain = EnvReader.remote()
+assert ray.get(plain.read.remote("ACTOR_FLAG")) is None, "one actor's runtime_env does not leak to another"
+assert ray.get(plain.read.remote("INIT_FLAG")) == "from-init"
+queued_behind = plain.read.remote("INIT_FLAG")
+try:
+    ray.get(plain.leave.remote(), timeout=60)
+    raise SystemExit("the call that runs exit_actor() must see the actor die")
+except ray.exceptions.RayActorError:
+    pass
+try:
+    ray.get(plain.read.remote("INIT_FLAG"), timeout=60)
+    raise SystemExit("an actor that called exit_actor() must be dead")
+except ray.exceptions.ActorDiedError:
+    pass
+assert ray.get(queued_behind, timeout=60) == "from-init", "calls submitted before exit_actor() still ran"
+
+# A second driver creates a detached actor and exits; the actor outlives it and keeps its state.
+SECOND_DRIVER = """
+import sys
+from scaler.compat import ray
+ray.init(address=sys.argv[1], namespace="tests")
+@ray.remote
+class Keeper:
+    def __init__(self):
+        self.count = 0
+    def bump(self):
+        self.count += 1
+        return self.count
+keeper = Keeper.options(name="keeper", lifetime="detached").remote()
+print(ray.get(keeper.bump.remote()))
+"""
+second = subprocess.run([sys.executable, "-c", SECOND_DRIVER, ADDRESS], capture_output=True, text=True, timeout=120)
+assert second.returncode == 0 and second.stdout.split() == ["1"], second.stderr[-2000:]
+keeper = ray.get_actor("keeper", namespace="tests")
+assert ray.get(keeper.bump.remote(), timeout=60) == 2, "a detached actor outlives the driver that made it"
+ray.kill(keeper)
+
 pool = ray.util.ActorPool([Doubler.remote() for _ in range(2)])
 assert list(pool.map(lambda actor, v: actor.double.remote(v), range(8))) == [2 * v for v in range(8)]
 assert sorted(pool.map_unordered(lambda actor, v: actor.double.remote(v), range(6))) == [0, 2, 4, 6, 8, 10]
@@ -99,12 +163,16 @@ except ray.exceptions.RayActorError:
 
 victim = Counter.remote()
 assert ray.get(victim.add.remote(1)) == 1
+running = victim.slow.remote(30)
+pending = [victim.add.remote(1) for _ in range(3)]
+time.sleep(0.5)
 ray.kill(victim)
-try:
-    ray.get(victim.add.remote(1), timeout=30)
-    raise SystemExit("calls to a killed actor must fail")
-except ray.exceptions.ActorDiedError:
-    pass
+for ref in [running, *pending, victim.add.remote(1)]:
+    try:
+        ray.get(ref, timeout=30)
+        raise SystemExit("calls running, queued or made after ray.kill must fail")
+    except ray.exceptions.ActorDiedError:
+        pass
 
 
 @ray.remote(max_restarts=1)
@@ -125,6 +193,21 @@ except ray.exceptions.RayActorError:
     pass
 second_pid = ray.get(phoenix.pid.remote(), timeout=60)
 assert second_pid != first_pid, "max_restarts=1 re-creates the actor in a new process"
+
+
+@ray.remote(max_restarts=1, max_task_retries=1)
+class Survivor:
+    def crash_once(self, directory):
+        if not os.listdir(directory):
+            open(os.path.join(directory, "crashed"), "w").close()
+            os._exit(1)
+        return "retried"
+
+
+survivor = Survivor.remote()
+assert ray.get(survivor.crash_once.remote(tempfile.mkdtemp()), timeout=90) == "retried", (
+    "max_task_retries re-runs a call whose actor process died, on the restarted actor"
+)
 
 try:
     Counter(1)

@@ -1,4 +1,4 @@
-# A Ray program: tasks, chaining, put/get, num_returns, nested refs, options, runtime_env, map-reduce.
+# A Ray program: tasks, chaining, put/get, num_returns and generators, nested refs, options, runtime_env, map-reduce.
 import os
 
 import numpy as np
@@ -29,9 +29,29 @@ def count_up(n):
 
 
 @ray.remote
+def failing_generator():
+    yield 1
+    raise ValueError("generator broke")
+
+
+@ray.remote
+def total_of(ref_generator):
+    assert isinstance(ref_generator, ray.DynamicObjectRefGenerator), type(ref_generator)
+    return sum(ray.get(ref) for ref in ref_generator)
+
+
+@ray.remote
 def inspect_nested(items):
     kinds = [isinstance(item, ray.ObjectRef) for item in items]
     return kinds, sum(ray.get(items))
+
+
+@ray.remote
+def inspect_nested_dict(mapping):
+    kinds = {key: isinstance(value, ray.ObjectRef) for key, value in mapping.items() if key != "deeper"}
+    deeper = [isinstance(ref, ray.ObjectRef) for ref in mapping["deeper"]["refs"]]
+    values = ray.get([mapping["a"], mapping["b"], *mapping["deeper"]["refs"]])
+    return kinds, deeper, values
 
 
 @ray.remote
@@ -76,12 +96,45 @@ refs = split3.remote(5)
 assert isinstance(refs, list) and len(refs) == 3 and ray.get(refs) == [5, 6, 7]
 merged = split3.options(num_cpus=1)
 assert len(merged.remote(1)) == 3, "options() merges with the decorator: num_returns=3 is kept"
-assert ray.get(count_up.options(num_returns=4).remote(4)) == [0, 10, 20, 30]
-dynamic = count_up.options(num_returns="dynamic").remote(3)
-assert [ray.get(r) for r in dynamic] == [0, 10, 20]
+
+# Generators, as in Ray 2.60: num_returns=N, "streaming" (the default for generators), "dynamic".
+four = count_up.options(num_returns=4).remote(4)
+assert isinstance(four, list) and ray.get(four) == [0, 10, 20, 30]
+assert ray.get(count_up.options(num_returns=1).remote(1)) == 0
+stream = count_up.remote(3)
+assert isinstance(stream, ray.ObjectRefGenerator), type(stream)
+first = next(stream)
+assert isinstance(first, ray.ObjectRef) and ray.get(first) == 0
+assert [ray.get(ref) for ref in stream] == [10, 20]
+try:
+    next(stream)
+    raise SystemExit("an exhausted ObjectRefGenerator must raise StopIteration")
+except StopIteration:
+    pass
+explicit = count_up.options(num_returns="streaming").remote(2)
+ready, _ = ray.wait([explicit], timeout=60)
+assert ready == [explicit], "ray.wait takes streaming generators"
+assert [ray.get(ref) for ref in explicit] == [0, 10]
+try:
+    for ref in failing_generator.remote():
+        ray.get(ref)
+    raise SystemExit("a generator's error must reach the caller through its refs")
+except ValueError as exc:
+    assert "generator broke" in str(exc)
+dynamic_ref = count_up.options(num_returns="dynamic").remote(3)
+assert isinstance(dynamic_ref, ray.ObjectRef), type(dynamic_ref)
+ref_generator = ray.get(dynamic_ref)
+assert isinstance(ref_generator, ray.DynamicObjectRefGenerator), type(ref_generator)
+assert [ray.get(ref) for ref in ref_generator] == [0, 10, 20]
+assert ray.get(total_of.remote(dynamic_ref)) == 30, "a dynamic generator's ref passes the generator to tasks"
 
 kinds, total = ray.get(inspect_nested.remote([square.remote(i) for i in range(4)]))
 assert kinds == [True] * 4 and total == 14, (kinds, total)
+nested = {"a": square.remote(2), "b": ray.put(5), "deeper": {"refs": [square.remote(3)]}, "plain": 1}
+kinds, deeper, values = ray.get(inspect_nested_dict.remote(nested))
+assert kinds == {"a": True, "b": True, "plain": False} and deeper == [True], (kinds, deeper)
+assert values == [4, 5, 9], values
+assert ray.get(square.options(memory=64 * 1024 * 1024).remote(6)) == 36, "memory= is a resource request"
 
 big = np.random.default_rng(1).normal(size=(2000, 1000))
 big_ref = ray.put(big)

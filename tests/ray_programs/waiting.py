@@ -1,4 +1,6 @@
-# A Ray program: wait loops, timeouts, cancel, as_completed, map_unordered.
+# A Ray program: wait loops (also on refs nested in arguments), timeouts, cancel, as_completed, map_unordered.
+import os
+import tempfile
 import time
 
 import ray
@@ -10,6 +12,34 @@ ray.init()
 def sleepy(seconds, tag):
     time.sleep(seconds)
     return tag
+
+
+@ray.remote(num_cpus=0.25)
+def wait_inside(items):
+    slow, fast = items
+    start = time.time()
+    first, _ = ray.wait([slow, fast], num_returns=1, timeout=0.5)
+    ready, not_ready = ray.wait([slow, fast], num_returns=2, timeout=0.5)
+    waited = time.time() - start
+    return first == [fast], ready == [fast], not_ready == [slow], waited, ray.get(slow)
+
+
+@ray.remote
+def spin_and_tell(path, seconds):
+    with open(path, "w") as out:
+        out.write(str(os.getpid()))
+    end = time.time() + seconds
+    while time.time() < end:
+        pass
+    return "finished"
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 @ray.remote
@@ -47,10 +77,18 @@ except ray.exceptions.GetTimeoutError:
 except TimeoutError:
     raise SystemExit("GetTimeoutError expected") from None
 
+fast = sleepy.remote(0, "fast")
+assert ray.get(fast) == "fast"
+slow = quarter.remote(3, "slow")
+outcome = ray.get(wait_inside.remote([slow, fast]), timeout=60)
+assert all(outcome[:3]), f"refs nested in arguments are ready only once their object exists: {outcome}"
+assert outcome[3] >= 0.45 and outcome[4] == "slow", outcome
+
 running = spin.remote(30)
 time.sleep(1.0)
 start = time.time()
 ray.cancel(running)
+assert time.time() - start < 0.5, "ray.cancel returns at once"
 try:
     ray.get(running, timeout=20)
     raise SystemExit("cancelled task must not return")
@@ -66,6 +104,51 @@ for ref in queued:
     except ray.exceptions.TaskCancelledError:
         pass
 assert time.time() - start < 20
+
+pid_file = os.path.join(tempfile.mkdtemp(), "pid")
+doomed = spin_and_tell.remote(pid_file, 60)
+deadline = time.time() + 60
+while not (os.path.exists(pid_file) and open(pid_file).read()) and time.time() < deadline:
+    time.sleep(0.05)
+pid = int(open(pid_file).read())
+start = time.time()
+ray.cancel(doomed, force=True)
+assert time.time() - start < 0.5, "ray.cancel(force=True) returns at once"
+try:
+    ray.get(doomed, timeout=20)
+    raise SystemExit("a force-cancelled task must not return")
+except ray.exceptions.TaskCancelledError:
+    pass
+while alive(pid) and time.time() < start + 20:
+    time.sleep(0.05)
+assert not alive(pid), "force=True kills the process that ran the task"
+
+
+@ray.remote(num_cpus=0.25)
+def child_marks(path, seconds):
+    open(path + ".started", "w").close()
+    time.sleep(seconds)
+    open(path + ".done", "w").close()
+
+
+@ray.remote(num_cpus=0.25)
+def parent_of(path, seconds):
+    return ray.get(child_marks.remote(path, seconds))
+
+
+marks = tempfile.mkdtemp()
+recursive, flat = os.path.join(marks, "recursive"), os.path.join(marks, "flat")
+parents = {recursive: parent_of.remote(recursive, 2), flat: parent_of.remote(flat, 2)}
+deadline = time.time() + 60
+while not all(os.path.exists(p + ".started") for p in parents) and time.time() < deadline:
+    time.sleep(0.05)
+ray.cancel(parents[recursive])
+ray.cancel(parents[flat], recursive=False)
+while not os.path.exists(flat + ".done") and time.time() < deadline:
+    time.sleep(0.05)
+assert os.path.exists(flat + ".done"), "recursive=False leaves the child running"
+time.sleep(1.0)
+assert not os.path.exists(recursive + ".done"), "ray.cancel cancels the tasks the task submitted"
 
 values = list(ray.util.as_completed([sleepy.remote(0.01 * i, i) for i in range(12)], chunk_size=4))
 assert sorted(values) == list(range(12))

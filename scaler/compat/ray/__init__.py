@@ -4,20 +4,24 @@
 after ``import ray`` (``import ray; import scaler.compat.ray``), it also *patches* the installed
 Ray module, replacing its API with this one before Ray can start anything, so an unchanged Ray
 program runs on Scaler. ``python -m scaler.compat.ray my_program.py [--address tcp://...]`` runs a
-Ray program this way. What is not supported raises ``NotImplementedError`` naming the API.
+Ray program this way. What is not supported raises ``NotImplementedError`` naming the API: any
+other public name of this module does (an ``AttributeError`` too, so ``hasattr`` stays false).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from scaler.compat.ray import actors as actor
 from scaler.compat.ray import exceptions, util
 from scaler.compat.ray.actors import ActorClass, ActorHandle, get_actor, kill, method
-from scaler.compat.ray.refs import ObjectRef, ObjectRefGenerator, cancel, get, put, wait
+from scaler.compat.ray.generators import DynamicObjectRefGenerator, ObjectRefGenerator
+from scaler.compat.ray.refs import ObjectRef, cancel, get, put, wait
 from scaler.compat.ray.remote_function import RemoteFunction
 from scaler.compat.ray.resources import available_resources, cluster_resources, nodes
 from scaler.compat.ray.runtime_context import get_runtime_context
 from scaler.compat.ray.session import init, is_initialized, shutdown
+from scaler.compat.ray.unsupported import module_getattr, not_supported
 
 
 def remote(*args: Any, **options: Any) -> Any:
@@ -39,24 +43,19 @@ def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     return RemoteFunction(target, options)
 
 
-def _not_supported(name: str) -> Any:
-    def call(*_: Any, **__: Any) -> Any:
-        raise NotImplementedError(f"ray.{name} is not supported by Scaler")
-
-    call.__name__ = name
-    return call
-
-
-get_gpu_ids = _not_supported("get_gpu_ids")
-timeline = _not_supported("timeline")
+__getattr__ = module_getattr("ray")
+get_gpu_ids = not_supported("ray.get_gpu_ids")
+timeline = not_supported("ray.timeline")
 
 __version__ = "2.60.0-scaler"
 __all__ = [
     "ActorClass",
     "ActorHandle",
+    "DynamicObjectRefGenerator",
     "ObjectRef",
     "ObjectRefGenerator",
     "RemoteFunction",
+    "actor",
     "available_resources",
     "cancel",
     "cluster_resources",

@@ -6,24 +6,30 @@ capability ``actor.<id>=1``. Method calls are tasks asking for that capability, 
 at a time, in submission order per caller, on that process only. ``max_restarts`` is the host
 task's retries; ``max_task_retries`` the retries of a call whose host died. ``ray.kill`` cancels
 the host task; pending calls then fail with ``ActorDiedError``. Named actors live in the
-scheduler's small key-value table, per namespace.
+scheduler's small key-value table, per namespace. The host sets the actor's ``runtime_env``
+variables (and ``ray.init``'s) in its process for the actor's whole life. ``exit_actor`` inside a
+method kills the host as ``ray.kill`` would, so that call and the queued ones see ``ActorDiedError``.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
 from scaler.client.client import TaskOptions
+from scaler.compat.ray import exceptions as rx
+from scaler.compat.ray import generators as gen
 from scaler.compat.ray import options as opt
 from scaler.compat.ray.remote_function import mark_top_level, task_options, wrap_refs
 from scaler.compat.ray.session import client, session
-from scaler.worker import dedicated
+from scaler.worker import dedicated, runtime
 
 _METHOD_NUM_RETURNS = "__ray_num_returns__"
+_host_task: str | None = None  # in an actor's process: the id of the task hosting it
 
 
-def method(*, num_returns: Any = 1, **kwargs: Any) -> Any:
+def method(*, num_returns: Any = None, **kwargs: Any) -> Any:
     """``@ray.method(num_returns=N)`` for actor methods."""
     if kwargs:
         raise NotImplementedError(f"@ray.method({', '.join(kwargs)}=...) is not supported by Scaler")
@@ -35,8 +41,21 @@ def method(*, num_returns: Any = 1, **kwargs: Any) -> Any:
     return mark
 
 
-def _host(cls: type, actor_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    dedicated.serve(actor_id, cls(*args, **kwargs))
+def _host(cls: type, actor_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], env_vars: dict[str, str]) -> None:
+    global _host_task
+    saved = {k: os.environ.get(k) for k in env_vars}
+    os.environ.update(env_vars)
+    context = runtime.current()
+    _host_task = context.task_id if context is not None else None
+    try:
+        dedicated.serve(actor_id, cls(*args, **kwargs))
+    finally:
+        _host_task = None
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _call(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -44,6 +63,20 @@ def _call(name: str, *args: Any, **kwargs: Any) -> Any:
     if state is None:
         raise RuntimeError(f"actor method {name} ran outside its actor host")
     return getattr(state, name)(*args, **kwargs)
+
+
+def _call_generator(name: str, mode: str, *args: Any, **kwargs: Any) -> Any:
+    return gen.expand(_call(name, *args, **kwargs), mode, name)
+
+
+def exit_actor() -> None:
+    """``ray.actor.exit_actor()``: end the current actor from inside one of its methods."""
+    if _host_task is None or dedicated.current_state() is None:
+        raise TypeError("exit_actor API is called on a non-actor worker.")
+    client()._cancel_ids([_host_task], True)
+    error = rx.ActorDiedError("The actor exited intentionally: exit_actor() was called.")
+    error.__scaler_fatal__ = True  # type: ignore[attr-defined]
+    raise error
 
 
 class ActorMethod:
@@ -55,7 +88,11 @@ class ActorMethod:
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         handle = self._handle
         label = f"{handle._class_name}.{self._name}"
-        call_opts = {"num_returns": self._options.get("num_returns", 1), "max_retries": handle._max_task_retries}
+        is_generator = bool(self._options.get("is_generator"))
+        num_returns = self._options.get("num_returns")
+        if num_returns is None:
+            num_returns = "streaming" if is_generator else 1
+        call_opts = {"num_returns": num_returns, "max_retries": handle._max_task_retries}
         base = task_options(call_opts, label)
         task_opts = TaskOptions(
             capabilities=f"actor.{handle._actor_id}=1",
@@ -66,8 +103,13 @@ class ActorMethod:
             stream_output=base.stream_output,
         )
         marked_args, marked_kwargs = mark_top_level(args, kwargs)
-        futures = client().submit_with(task_opts, _call, (self._name, *marked_args), marked_kwargs)
-        return wrap_refs(futures, call_opts["num_returns"], label)
+        mode = gen.mode_of(num_returns, is_generator)
+        if mode:
+            call_args: tuple[Any, ...] = (self._name, mode, *marked_args)
+            futures = client().submit_with(task_opts, _call_generator, call_args, marked_kwargs)
+        else:
+            futures = client().submit_with(task_opts, _call, (self._name, *marked_args), marked_kwargs)
+        return wrap_refs(futures, num_returns, label)
 
     def options(self, **options: Any) -> ActorMethod:
         unknown = set(options) - {"num_returns", "name"}
@@ -96,7 +138,8 @@ class ActorHandle:
         methods = self.__dict__.get("_methods", {})
         if name not in methods:
             raise AttributeError(f"'{self.__dict__.get('_class_name')}' actor has no method '{name}'")
-        return ActorMethod(self, name, {"num_returns": methods[name]})
+        num_returns, is_generator = methods[name]
+        return ActorMethod(self, name, {"num_returns": num_returns, "is_generator": is_generator})
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...], dict[str, str]]:
         args = (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._host_task)
@@ -134,7 +177,7 @@ class ActorClass:
                 return existing  # type: ignore[no-any-return]
         actor_id = os.urandom(8).hex()
         methods = {
-            attr: getattr(value, _METHOD_NUM_RETURNS, 1)
+            attr: (getattr(value, _METHOD_NUM_RETURNS, None), inspect.isgeneratorfunction(value))
             for attr, value in _members(self._cls)
             if callable(value) and not attr.startswith("__")
         }
@@ -153,8 +196,10 @@ class ActorClass:
             actor_id=actor_id,
             detached=options.get("lifetime") == "detached",
         )
+        env_vars = {**session().env_vars, **opt.runtime_env_vars(options.get("runtime_env"), self.__name__)}
         marked_args, marked_kwargs = mark_top_level(args, kwargs)
-        host = client().submit_with(task_opts, _host, (self._cls, actor_id, marked_args, marked_kwargs), {})[0]
+        host_args = (self._cls, actor_id, marked_args, marked_kwargs, env_vars)
+        host = client().submit_with(task_opts, _host, host_args, {})[0]
         retries = options.get("max_task_retries", 0)
         handle = ActorHandle(actor_id, self.__name__, methods, 1 << 30 if retries == -1 else retries, host.task_id)
         handle._host_future = host  # type: ignore[attr-defined]

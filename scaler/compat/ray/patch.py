@@ -1,9 +1,11 @@
 """Putting the compat API in place of Ray: over an installed, imported Ray, or as ``ray`` itself.
 
 ``patch_installed_ray`` replaces the public API of an already-imported ``ray`` package (and of
-``ray.util``, ``ray.exceptions``, ``ray.util.actor_pool``) with ours. Nothing of Ray's is called
-afterwards, so no Ray process can start. ``install_shim`` makes ``import ray`` give this package
-when no Ray is installed (task processes always do this, so tasks never start Ray either).
+``ray.util``, ``ray.exceptions``, ``ray.actor``, ``ray.util.actor_pool``) with ours, and the public
+callables we do not implement with stand-ins raising ``NotImplementedError`` naming them. Nothing
+of Ray's is called afterwards, so no Ray process can start. ``install_shim`` makes ``import ray``
+give this package when no Ray is installed (task processes always do this, so tasks never start
+Ray either).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import sys
 import types
 from typing import Any
+
+from scaler.compat.ray.unsupported import RAY_CALLABLES, UTIL_CALLABLES, not_supported
 
 _API = (
     "init",
@@ -28,10 +32,17 @@ _API = (
     "cluster_resources",
     "nodes",
     "get_runtime_context",
-    "get_gpu_ids",
-    "timeline",
     "ObjectRef",
     "ObjectRefGenerator",
+    "DynamicObjectRefGenerator",
+)
+_UTIL_API = ("as_completed", "map_unordered", "ActorPool", "get_node_ip_address")
+_PLACEMENT_GROUP_CALLABLES = (
+    "placement_group",
+    "get_placement_group",
+    "get_current_placement_group",
+    "remove_placement_group",
+    "placement_group_table",
 )
 _EXCEPTIONS = (
     "RayError",
@@ -61,12 +72,13 @@ def is_real_ray(module: Any) -> bool:
 
 def patch_installed_ray() -> bool:
     real = sys.modules.get("ray")
-    if not is_real_ray(real) or getattr(real, "__scaler_patched__", False):
+    if real is None or not is_real_ray(real) or getattr(real, "__scaler_patched__", False):
         return False
     compat = _compat()
     for name in _API:
         setattr(real, name, getattr(compat, name))
-    from scaler.compat.ray import exceptions, util
+    _stub(real, "ray", RAY_CALLABLES)
+    from scaler.compat.ray import actors, exceptions, util
 
     real_exceptions = sys.modules.get("ray.exceptions")
     if real_exceptions is not None:
@@ -74,8 +86,16 @@ def patch_installed_ray() -> bool:
             setattr(real_exceptions, name, getattr(exceptions, name))
     real_util = sys.modules.get("ray.util")
     if real_util is not None:
-        for name in ("as_completed", "map_unordered", "ActorPool"):
+        for name in _UTIL_API:
             setattr(real_util, name, getattr(util, name))
+        _stub(real_util, "ray.util", UTIL_CALLABLES)
+    real_groups = sys.modules.get("ray.util.placement_group")
+    if real_groups is not None:
+        _stub(real_groups, "ray.util.placement_group", _PLACEMENT_GROUP_CALLABLES)
+    real_actor = sys.modules.get("ray.actor")
+    if real_actor is not None:
+        for name in ("exit_actor", "method", "ActorClass", "ActorHandle"):
+            setattr(real_actor, name, getattr(actors, name))
     real_pool = sys.modules.get("ray.util.actor_pool")
     if real_pool is not None:
         real_pool.ActorPool = util.ActorPool  # type: ignore[attr-defined]
@@ -83,13 +103,20 @@ def patch_installed_ray() -> bool:
     return True
 
 
+def _stub(module: types.ModuleType, prefix: str, names: tuple[str, ...]) -> None:
+    for name in names:
+        if callable(getattr(module, name, None)):
+            setattr(module, name, not_supported(f"{prefix}.{name}"))
+
+
 def install_shim() -> types.ModuleType:
-    """Make ``import ray`` (and ``ray.util``, ``ray.exceptions``) give the compat API."""
+    """Make ``import ray`` (and ``ray.util``, ``ray.exceptions``, ``ray.actor``) give the compat API."""
     import scaler.compat.ray as compat
-    from scaler.compat.ray import exceptions, util
+    from scaler.compat.ray import actors, exceptions, util
 
     sys.modules["ray"] = compat
     sys.modules["ray.exceptions"] = exceptions
+    sys.modules["ray.actor"] = actors
     sys.modules["ray.util"] = util
     pool = types.ModuleType("ray.util.actor_pool")
     pool.ActorPool = util.ActorPool  # type: ignore[attr-defined]

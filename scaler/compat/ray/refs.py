@@ -1,20 +1,24 @@
 """``ray.ObjectRef`` and the calls that take refs: ``get``, ``put``, ``wait``, ``cancel``.
 
 A ref wraps a core ``Future`` (a task's result) or a core ``ObjectRef`` (``put``, or a ref that
-arrived inside a task's arguments). Pickled, a ref stays a ref (Ray semantics for refs nested in
-arguments); ``.remote`` marks top-level ref arguments so that the worker passes their values.
-Errors from Scaler are raised as the ``ray.exceptions`` types Ray programs catch.
+arrived inside a task's arguments or results). Pickled, a ref stays a ref (Ray semantics for refs
+nested in arguments); ``.remote`` marks top-level ref arguments so that the worker passes their
+values. A ref of the second kind is ready once the scheduler has its object: ``wait`` asks for it
+through the client's object-fetch path (the scheduler answers when the object exists) and keeps the
+fetched value for ``get``. Errors from Scaler are raised as the ``ray.exceptions`` types Ray
+programs catch.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 from scaler import errors as core_errors
-from scaler.client.future import Future
+from scaler.client.future import Future, Payload
 from scaler.client.future import ObjectRef as CoreRef
 from scaler.compat.ray import exceptions as rx
 from scaler.compat.ray.session import client
@@ -24,11 +28,15 @@ from scaler.worker import runtime
 
 
 class ObjectRef:
-    __slots__ = ("__weakref__", "_inner", "_name")
+    __slots__ = ("__weakref__", "_arrival", "_inner", "_name")
 
-    def __init__(self, inner: Future | CoreRef, name: str = "") -> None:
+    def __init__(self, inner: Future | CoreRef, name: str = "", available: bool = False) -> None:
         self._inner = inner
         self._name = name
+        self._arrival: concurrent.futures.Future[Any] | None = None
+        if available:
+            self._arrival = concurrent.futures.Future()
+            self._arrival.set_result(None)
 
     @property
     def object_id(self) -> str:
@@ -44,21 +52,27 @@ class ObjectRef:
         inner = self._inner
         return inner.task_id if isinstance(inner, Future) else inner.object_id
 
+    def arrival(self) -> concurrent.futures.Future[Any]:
+        """A future done once this object exists in the scheduler (for a task result: the task's future)."""
+        inner = self._inner
+        if isinstance(inner, Future):
+            return inner
+        if self._arrival is None:
+            self._arrival = _fetch_async(inner.object_id)
+        return self._arrival
+
     def future(self) -> concurrent.futures.Future[Any]:
         """A concurrent.futures.Future of this ref's value."""
         out: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
-        def settle(_: Any = None) -> None:
+        def settle() -> None:
             try:
                 out.set_result(get(self))
             except BaseException as exc:
                 out.set_exception(exc)
 
-        inner = self._inner
-        if isinstance(inner, Future):
-            inner.add_done_callback(settle)
-        else:
-            settle()
+        # Callbacks run on the client's I/O thread, which must not wait for a fetch itself.
+        self.arrival().add_done_callback(lambda _: threading.Thread(target=settle, daemon=True).start())
         return out
 
     def __await__(self) -> Generator[Any, None, Any]:
@@ -67,8 +81,7 @@ class ObjectRef:
         return asyncio.wrap_future(self.future()).__await__()
 
     def done(self) -> bool:
-        inner = self._inner
-        return inner.done() if isinstance(inner, Future) else True
+        return self.arrival().done()
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         ser.note_ref(self._inner.object_id)
@@ -89,30 +102,16 @@ def _rebuild(object_id: str) -> Any:
     return ObjectRef(value) if isinstance(value, CoreRef) else value
 
 
-class ObjectRefGenerator:
-    """The refs of a ``num_returns="dynamic"``/``"streaming"`` task, one per yielded value."""
+def _fetch_async(object_id: str) -> concurrent.futures.Future[Any]:
+    """Ask the scheduler for an object without blocking; done with its Payload or an error."""
+    return client().fetch_async(object_id)
 
-    def __init__(self, source: ObjectRef) -> None:
-        self._source = source
-        self._refs: list[ObjectRef] | None = None
 
-    def _load(self) -> list[ObjectRef]:
-        if self._refs is None:
-            ids = get(self._source)
-            self._refs = [ObjectRef(CoreRef(object_id, None)) for object_id in ids]
-        return self._refs
+class RefStream:
+    """Base of the generator types: ``ray.get`` returns them as they are, ``ray.wait`` takes them."""
 
-    def __iter__(self) -> Iterator[ObjectRef]:
-        return iter(self._load())
-
-    def __next__(self) -> ObjectRef:
-        raise TypeError("iterate an ObjectRefGenerator with for/iter()")
-
-    def __len__(self) -> int:
-        return len(self._load())
-
-    def completed(self) -> ObjectRef:
-        return self._source
+    def _probe(self) -> ObjectRef:
+        raise NotImplementedError
 
 
 # Scaler's errors and the ray.exceptions type each becomes; first match wins (ScalerError last).
@@ -148,6 +147,13 @@ def _get_one(ref: Any, timeout: float | None) -> Any:
     try:
         if isinstance(inner, Future):
             return inner.result(timeout)
+        fetched = ref._arrival
+        if fetched is not None and fetched.done():
+            known = fetched.result()
+            if isinstance(known, BaseException):
+                raise known
+            if isinstance(known, Payload):
+                return known.get()
         return client()._fetch_payload(inner.object_id, timeout).get()
     except concurrent.futures.TimeoutError:
         raise rx.GetTimeoutError(f"ray.get timed out after {timeout}s waiting for {ref!r}") from None
@@ -159,8 +165,8 @@ def _get_one(ref: Any, timeout: float | None) -> Any:
 
 
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
-    if isinstance(object_refs, ObjectRefGenerator):
-        object_refs = list(object_refs)
+    if isinstance(object_refs, RefStream):
+        return object_refs
     if isinstance(object_refs, ObjectRef | Future | CoreRef):
         return _get_one(object_refs, timeout)
     if not isinstance(object_refs, list | tuple):
@@ -178,40 +184,53 @@ def put(value: Any, **kwargs: Any) -> ObjectRef:
         raise NotImplementedError(f"ray.put({', '.join(kwargs)}=...) is not supported by Scaler")
     if isinstance(value, ObjectRef):
         raise TypeError("Calling 'put' on an ray.ObjectRef is not allowed.")
-    return ObjectRef(client().put(value))
+    return ObjectRef(client().put(value), available=True)
+
+
+def _probe(waitable: Any) -> concurrent.futures.Future[Any]:
+    ref = waitable._probe() if isinstance(waitable, RefStream) else waitable
+    return ref.arrival()
 
 
 def wait(
-    ray_waitables: Sequence[ObjectRef], *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True
-) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    ray_waitables: Sequence[Any], *, num_returns: int = 1, timeout: float | None = None, fetch_local: bool = True
+) -> tuple[list[Any], list[Any]]:
+    """Ray's ``wait``: the first ``num_returns`` ready refs/generators in input order, and the rest."""
+    if isinstance(ray_waitables, ObjectRef | RefStream):
+        raise TypeError(f"wait() expected a list of ray.ObjectRef or ray.ObjectRefGenerator, got {ray_waitables!r}")
     refs = list(ray_waitables)
-    if any(not isinstance(r, ObjectRef) for r in refs):
-        raise TypeError("wait() expected a list of ray.ObjectRef")
+    if any(not isinstance(r, ObjectRef | RefStream) for r in refs):
+        raise TypeError("wait() expected a list of ray.ObjectRef or ray.ObjectRefGenerator")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"The 'timeout' argument must be nonnegative. Received {timeout}")
+    if not refs:
+        return [], []
     if len(set(refs)) != len(refs):
-        raise ValueError("Wait requires a list of unique object refs.")
+        raise ValueError("Wait requires a list of unique ray_waitables.")
     if num_returns <= 0 or num_returns > len(refs):
-        raise ValueError("Invalid number of objects to return: num_returns must be in 1..len(object_refs)")
+        raise ValueError("Invalid number of objects to return: num_returns must be in 1..len(ray_waitables)")
+    probes = {id(r): _probe(r) for r in refs}
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        ready = [r for r in refs if r.done()]
-        if len(ready) >= num_returns:
-            break
+        ready = [r for r in refs if probes[id(r)].done()]
         left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+        if len(ready) >= num_returns or (left is not None and left <= 0):
             break
-        pending = [r._inner for r in refs if isinstance(r._inner, Future) and not r._inner.done()]
+        pending = [p for p in probes.values() if not p.done()]
         if runtime.current() is not None:
             with runtime.blocking():
                 concurrent.futures.wait(pending, left, concurrent.futures.FIRST_COMPLETED)
         else:
             concurrent.futures.wait(pending, left, concurrent.futures.FIRST_COMPLETED)
-    chosen = set(ready[:num_returns])
-    return [r for r in refs if r in chosen], [r for r in refs if r not in chosen]
+    chosen = {id(r) for r in ready[:num_returns]}
+    return [r for r in refs if id(r) in chosen], [r for r in refs if id(r) not in chosen]
 
 
-def cancel(ray_waitable: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+def cancel(ray_waitable: Any, *, force: bool = False, recursive: bool = True) -> None:
+    if isinstance(ray_waitable, RefStream):
+        ray_waitable = ray_waitable._probe()
     if not isinstance(ray_waitable, ObjectRef):
         raise TypeError(f"ray.cancel() only supported for ObjectRefs, got {type(ray_waitable).__name__}")
     inner = ray_waitable._inner
     if isinstance(inner, Future):
-        inner.cancel(force=force)
+        inner.cancel(force=force, recursive=recursive)

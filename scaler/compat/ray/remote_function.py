@@ -1,20 +1,22 @@
 """``@ray.remote`` on functions: ``.remote``, ``.options`` (merged with the decorator's), retries.
 
 A function is shipped once per client. When a call needs more than the plain function
-(``runtime_env`` variables, ``retry_exceptions`` as a list of types, dynamic generators), a small
-picklable wrapper made once per option set does that work in the task process.
+(``runtime_env`` variables, ``retry_exceptions`` as a list of types, generators), a small
+picklable wrapper made once per option set and session does that work in the task process.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
 
 from scaler.client.client import TaskOptions
+from scaler.compat.ray import generators as gen
 from scaler.compat.ray import options as opt
-from scaler.compat.ray.refs import ObjectRef, ObjectRefGenerator
-from scaler.compat.ray.session import client, session
+from scaler.compat.ray.refs import ObjectRef
+from scaler.compat.ray.session import Session, client, session
 from scaler.utility.serialization import Resolve
 
 
@@ -26,12 +28,12 @@ class TaskWrapper:
         function: Callable[..., Any],
         env_vars: dict[str, str],
         retry_types: tuple[type, ...] | None,
-        dynamic: bool,
+        mode: str,
     ) -> None:
         self.function = function
         self.env_vars = env_vars
         self.retry_types = retry_types
-        self.dynamic = dynamic
+        self.mode = mode
         self.__name__ = getattr(function, "__name__", "task")
         self.__qualname__ = getattr(function, "__qualname__", self.__name__)
 
@@ -39,17 +41,7 @@ class TaskWrapper:
         saved = {k: os.environ.get(k) for k in self.env_vars}
         os.environ.update(self.env_vars)
         try:
-            result = self.function(*args, **kwargs)
-            if self.dynamic:
-                from scaler.compat.ray.session import client as task_client
-
-                ids = []
-                for value in result:
-                    ref = task_client().put(value)
-                    ref._client = None  # owned by this process's client, kept until it disconnects
-                    ids.append(ref.object_id)
-                return ids
-            return result
+            return gen.expand(self.function(*args, **kwargs), self.mode, self.__name__)
         except BaseException as exc:
             if self.retry_types is not None and not isinstance(exc, self.retry_types):
                 exc.__scaler_fatal__ = True  # type: ignore[attr-defined]
@@ -75,8 +67,10 @@ def mark_top_level(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple
 
 def wrap_refs(futures: list[Any], num_returns: Any, name: str) -> Any:
     refs = [ObjectRef(f, name) for f in futures]
-    if num_returns in ("dynamic", "streaming"):
-        return ObjectRefGenerator(refs[0])
+    if num_returns == "streaming":
+        return gen.ObjectRefGenerator(refs[0])
+    if num_returns == "dynamic":
+        return refs[0]
     if num_returns == 1:
         return refs[0]
     if num_returns == 0:
@@ -86,7 +80,7 @@ def wrap_refs(futures: list[Any], num_returns: Any, name: str) -> Any:
 
 def task_options(options: dict[str, Any], name: str, default_cpus: float = 1) -> TaskOptions:
     num_returns = options.get("num_returns", 1)
-    if num_returns in ("dynamic", "streaming"):
+    if num_returns in gen.STREAM_MODES:
         count = 1
     elif isinstance(num_returns, int) and num_returns >= 0:
         count = num_returns
@@ -111,29 +105,34 @@ class RemoteFunction:
     def __init__(self, function: Callable[..., Any], options: dict[str, Any]) -> None:
         self._function = function
         self._options = opt.check(dict(options), opt.TASK_OPTIONS, f"@ray.remote({function.__qualname__})")
-        self._shipped: Callable[..., Any] | None = None
+        self._shipped: tuple[Session, Callable[..., Any]] | None = None
         self.__name__ = function.__name__
         self.__qualname__ = function.__qualname__
         self.__doc__ = function.__doc__
         self.__module__ = function.__module__
 
+    def _num_returns(self) -> Any:
+        return gen.resolve_num_returns(self._options.get("num_returns"), self._function)
+
     def _to_ship(self) -> Callable[..., Any]:
-        if self._shipped is None:
-            env_vars = {**session().env_vars, **opt.runtime_env_vars(self._options.get("runtime_env"), self.__name__)}
+        current = session()
+        if self._shipped is None or self._shipped[0] is not current:
+            env_vars = {**current.env_vars, **opt.runtime_env_vars(self._options.get("runtime_env"), self.__name__)}
             retry = self._options.get("retry_exceptions", False)
             retry_types = tuple(retry) if isinstance(retry, list | tuple) else None
-            dynamic = self._options.get("num_returns") in ("dynamic", "streaming")
-            if env_vars or retry_types is not None or dynamic:
-                self._shipped = TaskWrapper(self._function, env_vars, retry_types, dynamic)
-            else:
-                self._shipped = self._function
-        return self._shipped
+            mode = gen.mode_of(self._num_returns(), inspect.isgeneratorfunction(self._function))
+            shipped: Callable[..., Any] = self._function
+            if env_vars or retry_types is not None or mode:
+                shipped = TaskWrapper(self._function, env_vars, retry_types, mode)
+            self._shipped = (current, shipped)
+        return self._shipped[1]
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
-        task_opts = task_options(self._options, self.__qualname__)
+        num_returns = self._num_returns()
+        task_opts = task_options({**self._options, "num_returns": num_returns}, self.__qualname__)
         marked_args, marked_kwargs = mark_top_level(args, kwargs)
         futures = client().submit_with(task_opts, self._to_ship(), marked_args, marked_kwargs)
-        return wrap_refs(futures, self._options.get("num_returns", 1), self.__qualname__)
+        return wrap_refs(futures, num_returns, self.__qualname__)
 
     def options(self, **options: Any) -> RemoteFunction:
         return RemoteFunction(self._function, {**self._options, **options})

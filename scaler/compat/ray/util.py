@@ -1,12 +1,28 @@
-"""``ray.util``: ``as_completed``, ``map_unordered`` and ``ActorPool``, on the compat API."""
+"""``ray.util``: ``as_completed``, ``map_unordered`` and ``ActorPool``, on the compat API.
+
+Other public ``ray.util`` names raise ``NotImplementedError`` naming them (placement groups,
+``list_named_actors``, ...), as the rest of the compat API does.
+"""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from scaler.compat.ray.exceptions import GetTimeoutError
 from scaler.compat.ray.refs import ObjectRef, get, wait
+from scaler.compat.ray.unsupported import module_getattr
+
+__getattr__ = module_getattr("ray.util")
+
+
+def get_node_ip_address() -> str:
+    """This host's IP address, as Ray reports it for the current node."""
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
 
 
 def as_completed(

@@ -81,3 +81,14 @@ def test_fair_across_clients(make_cluster: Callable[..., LocalCluster]) -> None:
         starts = sorted(s for s, _ in first.get(flood, timeout=30))
         assert sum(1 for s in starts if s < late_start) < 30, "the second client must not wait for the whole flood"
         blocker.result(10)
+
+
+def test_worker_heartbeats_report_how_many_tasks_they_run(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=3")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        sleepers = [client.submit(time.sleep, 4) for _ in range(2)]
+        load = lambda: client.scheduler_status().workers[0]["load"]  # noqa: E731
+        wait_until(lambda: load() == 2, 10, interval=0.2)
+        client.get(sleepers, timeout=30)
+        wait_until(lambda: load() == 0, 10, interval=0.2)

@@ -67,7 +67,7 @@ def render(reply: m.StatusReply, address: str) -> Any:
         if key.startswith("queue["):
             queues.add_row(key[6:-1] or "(any)", str(value))
     workers = Table(title="workers", expand=True)
-    for column in ("name", "capabilities", "in use", "assigned", "unstarted", "done", "unit"):
+    for column in ("name", "capabilities", "in use", "running", "assigned", "unstarted", "done", "unit"):
         workers.add_column(column)
     for w in reply.workers:
         name = str(w["name"]) + (" (draining)" if w.get("draining") else "")
@@ -75,6 +75,7 @@ def render(reply: m.StatusReply, address: str) -> Any:
             name,
             str(w["capabilities"]),
             str(w.get("committed", "")),
+            str(w.get("load", "")),
             str(w["assigned"]),
             str(w["unstarted"]),
             str(w["completed"]),

@@ -250,3 +250,34 @@ def test_bad_config_is_refused_with_file_key_and_reason(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "unknown provider 'nowhere'" in result.stderr and "local" in result.stderr
+
+
+RAY_GPU_PROGRAM = """
+import os, sys
+from scaler.compat import ray
+
+ray.init(address=sys.argv[1])
+
+
+@ray.remote(num_gpus=1)
+def on_gpu(i):
+    return i, os.environ.get("SCALER_UNIT_ID", "")
+
+
+print(sorted(ray.get([on_gpu.remote(i) for i in range(3)], timeout=90)))
+"""
+
+
+def test_a_ray_program_asking_num_gpus_scales_the_gpu_group(deploy: Callable[..., Deployment]) -> None:
+    deployment = deploy()
+    deployment.start_adapter()
+    env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
+    argv = [sys.executable, "-c", RAY_GPU_PROGRAM, deployment.address]
+    run = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith("[(0, "), run.stdout
+    with Client(deployment.address) as client:
+        decisions = client.scheduler_status().decisions
+        assert any("launch" in d and "/gpu:" in d for d in decisions), decisions
+        assert all("/gpu:" in d for d in decisions if "launch" in d), decisions
+        assert units_of(client, "cpu") == 0

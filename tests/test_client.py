@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
+import time
 import traceback
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from scaler import Client, ObjectLostError
+from scaler import Client, LocalCluster, ObjectLostError
+from tests.conftest import wait_until, wait_workers
 
 
 def add(a: int, b: int = 0) -> int:
@@ -159,3 +163,49 @@ def test_num_returns_gives_one_future_per_value(client: Client) -> None:
     assert [f.result(10) for f in futures] == [10, 11, 12]
     assert client.submit(total, futures[1:]).result(10) == 23
     assert client.options(num_returns=0).submit(three, 1) == []
+
+
+def blob(n: int) -> bytes:
+    return bytes(n)
+
+
+def slow_value(seconds: float, value: int) -> int:
+    time.sleep(seconds)
+    return value
+
+
+def test_results_of_dropped_futures_are_released(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1)
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        kept = client.submit(blob, 10)
+        assert kept.result(10) == bytes(10)
+
+        def objects() -> tuple[int, int]:
+            status = client.scheduler_status().status
+            return int(status["objects"]), int(status["object_bytes"])
+
+        baseline = objects()
+        sizes = [100_000] * 10 + [3_000_000] * 2  # small results are pushed, big ones fetched
+        futures = [client.submit(blob, n) for n in sizes]
+        assert [len(v) for v in client.get(futures, timeout=30)] == sizes
+        count, nbytes = objects()
+        assert count >= baseline[0] + len(sizes) and nbytes >= baseline[1] + sum(sizes), "results live in the store"
+        del futures
+        gc.collect()
+        wait_until(lambda: objects() == baseline, 15)
+        assert kept.result() == bytes(10)
+
+
+def test_submit_never_waits_for_a_running_dependency(client: Client) -> None:
+    assert client.submit(add, 1, 1).result(10) == 2  # the function is shipped already
+    slow = client.submit(slow_value, 3.0, 40)
+    wait_until(lambda: client.scheduler_status().status.get("tasks_running", 0) >= 1)
+    dependents = []
+    for fn, args in [(add, (slow, 2)), (total, ([slow, 2],)), (total, ({"a": slow, "b": 2},))]:
+        start = time.monotonic()
+        dependents.append(client.submit(fn, *args))
+        elapsed = time.monotonic() - start
+        assert elapsed < 0.2, f"submit took {elapsed:.2f}s: it must not wait for the 3 s task it depends on"
+    assert not slow.done()
+    assert client.get(dependents, timeout=20) == [42, 42, 42] and slow.result() == 40

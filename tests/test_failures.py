@@ -97,3 +97,32 @@ def test_application_errors_are_not_retried_unless_asked(client: Client, tmp_pat
     with pytest.raises(RuntimeError, match="attempt 0"):
         client.submit(flaky, str(tmp_path)).result(10)
     assert client.options(retry_exceptions=True, max_retries=3).submit(flaky, str(tmp_path)).result(10) == 2
+
+
+def note_agent_and_sleep(marker_dir: str, seconds: float) -> int:
+    """Mark this run with its agent's pid (the task process's parent), then sleep; return that pid."""
+    Path(marker_dir, str(os.getppid())).touch()
+    time.sleep(seconds)
+    return os.getppid()
+
+
+def test_hung_worker_is_dropped_after_the_peer_timeout_and_its_task_reruns_elsewhere(
+    make_cluster: Callable[..., LocalCluster], tmp_path: Path
+) -> None:
+    cluster = make_cluster(n_workers=2, scheduler_args=("--peer-timeout", "3"))
+    with Client(cluster.address) as client:
+        wait_workers(client, 2)
+        future = client.submit(note_agent_and_sleep, str(tmp_path), 2.0)
+        marker = wait_until(lambda: next(tmp_path.iterdir(), None))
+        hung = int(marker.name)
+        assert hung in {w.pid for w in cluster.workers}
+        os.kill(hung, signal.SIGSTOP)  # alive, connected, but silent: only the heartbeat timeout notices
+        try:
+            start = time.monotonic()
+            rerun_on = future.result(30)
+            assert rerun_on != hung and rerun_on in {w.pid for w in cluster.workers}
+            assert time.monotonic() - start >= 2.5, "not before the 3 s peer timeout"
+            status = client.scheduler_status().status
+            assert status["workers"] == 1 and int(status["total_retried"]) >= 1 and status["total_done"] == 1
+        finally:
+            os.kill(hung, signal.SIGKILL)

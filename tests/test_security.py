@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,3 +77,109 @@ def test_keygen_command(tmp_path: Path) -> None:
         "client.key",
         "authorized",
     }
+
+
+def test_insecure_flag_allows_a_wildcard_bind_reached_over_loopback() -> None:
+    port = free_port()
+    scheduler, address = start_scheduler(f"tcp://0.0.0.0:{port}", "--insecure")
+    dial = f"tcp://127.0.0.1:{port}"
+    worker = subprocess.Popen([sys.executable, "-m", "scaler.worker.main", dial])
+    try:
+        assert address.endswith(f":{port}")
+        with Client(dial, ClientConfig(connect_timeout=10)) as client:
+            assert client.submit(pow, 3, 4).result(30) == 81
+    finally:
+        worker.terminate()
+        scheduler.terminate()
+        worker.wait(10)
+        scheduler.wait(10)
+
+
+def start_cluster(*args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scaler.cluster.main", *args, "--workers", "1", "--log-level", "WARNING"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("scaler cluster at "):
+        process.kill()
+        raise AssertionError(f"scaler_cluster did not start: {line} {process.stderr.read() if process.stderr else ''}")
+    return process, line
+
+
+def stop_cluster(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        assert process.wait(15) == 0
+    finally:
+        process.kill()
+        process.wait(5)
+
+
+def test_scaler_cluster_passes_insecure_to_its_scheduler() -> None:
+    port = free_port()
+    refused = subprocess.run(
+        [sys.executable, "-m", "scaler.cluster.main", f"tcp://0.0.0.0:{port}", "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2
+    assert "without CurveZMQ keys" in refused.stderr and "--insecure" in refused.stderr
+    process, line = start_cluster(f"tcp://0.0.0.0:{port}", "--insecure")
+    try:
+        assert f"tcp://127.0.0.1:{port}" in line and f"bound to tcp://0.0.0.0:{port}" in line
+        with Client(f"tcp://127.0.0.1:{port}", ClientConfig(connect_timeout=10)) as client:
+            assert client.submit(pow, 2, 7).result(30) == 128
+    finally:
+        stop_cluster(process)
+
+
+def test_scaler_cluster_passes_curve_keys_to_its_scheduler_and_workers(tmp_path: Path) -> None:
+    keys = generate(tmp_path / "keys")
+    address = f"tcp://127.0.0.1:{free_port()}"
+    process, _ = start_cluster(address, "--curve-keys", str(keys.directory))
+    try:
+        with Client(address, ClientConfig(curve_keys=str(keys.directory), connect_timeout=10)) as client:
+            assert client.submit(pow, 2, 9).result(30) == 512, "the cluster's own workers authenticate too"
+        with pytest.raises(ConnectionFailedError):
+            Client(address, ClientConfig(connect_timeout=2))
+    finally:
+        stop_cluster(process)
+
+
+def test_scaler_cluster_with_a_config_passes_curve_keys_to_scheduler_adapters_and_workers(tmp_path: Path) -> None:
+    keys = generate(tmp_path / "keys")
+    port = free_port()
+    config = tmp_path / "cluster.toml"
+    config.write_text(f"""
+[scheduler]
+address = "tcp://127.0.0.1:{port}"
+[[adapter]]
+provider = "local"
+name = "k{port}"
+reconcile_interval = 0.3
+state_dir = "{tmp_path}"
+[[adapter.group]]
+name = "cpu"
+capabilities = "cpu=1"
+max_units = 1
+""")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scaler.cluster.main", "--config", str(config), "--curve-keys", str(keys.directory)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, SCALER_LOG_LEVEL="WARNING"),
+    )
+    try:
+        assert process.stdout is not None and "scaler cluster at" in process.stdout.readline()
+        address = f"tcp://127.0.0.1:{port}"
+        with Client(address, ClientConfig(curve_keys=str(keys.directory), connect_timeout=10)) as client:
+            assert client.submit(pow, 3, 5).result(60) == 243, "the adapter's workers authenticate too"
+        with pytest.raises(ConnectionFailedError):
+            Client(address, ClientConfig(connect_timeout=2))
+    finally:
+        stop_cluster(process)

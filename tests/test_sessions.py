@@ -21,27 +21,44 @@ from tests.conftest import wait_until, wait_workers
 
 
 def test_killed_client_leaves_nothing_behind(make_cluster: Callable[..., LocalCluster]) -> None:
+    # One single-slot worker: while the killed client's long task runs, nothing else can.
     cluster = make_cluster(n_workers=1)
     script = f"""
 import time, numpy
 from scaler import Client
+
+def spin(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
 c = Client({cluster.address!r})
 refs = [c.put(numpy.ones(100_000)) for _ in range(5)]
-futs = [c.submit(time.sleep, 5) for _ in range(50)]
+long = c.submit(spin, 300)
 print("READY", flush=True)
-time.sleep(60)
+futures = []
+while True:  # killed in the middle of this stream of submits and puts
+    futures.append(c.submit(time.sleep, 10))
+    refs.append(c.put(numpy.ones(1_000)))
+    time.sleep(0.002)
 """
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None and process.stdout.readline().strip() == "READY"
         with Client(cluster.address) as observer:
-            wait_until(lambda: observer.scheduler_status().status["tasks"] == 50)
+
+            def status() -> dict[str, int | float | str]:
+                return observer.scheduler_status().status
+
+            wait_until(lambda: status().get("tasks_running", 0) == 1 and int(status()["tasks"]) > 50, 30)
+            assert int(status()["objects"]) > 50
             process.kill()
             process.wait()
-            wait_until(lambda: observer.scheduler_status().status["tasks"] == 0, 15)
-            wait_until(lambda: observer.scheduler_status().status["objects"] == 0, 15)
-            status = observer.scheduler_status().status
-            assert status["clients"] == 1 and status["object_bytes"] == 0
+            wait_until(lambda: status()["tasks"] == 0, 20)
+            wait_until(lambda: status()["objects"] == 0, 15)
+            final = status()
+            assert final["clients"] == 1 and final["object_bytes"] == 0
+            # The worker's only slot is free again: the 300 s task was stopped, not just forgotten.
             assert observer.submit(pow, 2, 2).result(15) == 4
     finally:
         process.kill()
@@ -80,7 +97,9 @@ def test_malformed_frames_are_rejected_and_scheduler_keeps_serving(make_cluster:
         assert refused == 400, "every wrong-version hello and every message before hello gets a refusal"
         with Client(cluster.address) as client:
             assert client.submit(pow, 3, 3).result(15) == 27
-            assert client.scheduler_status().status["tasks"] == 0
+            status = client.scheduler_status().status
+            assert status["tasks"] == 0
+            assert status["rejected_messages"] == 1000, "each of the 1,000 malformed messages is rejected once"
     finally:
         raw.close(0)
         context.term()
@@ -102,19 +121,26 @@ def test_wrong_protocol_version_gets_a_clear_refusal(shared_cluster: LocalCluste
 
 
 def test_scheduler_shutdown_tells_clients_and_workers(make_cluster: Callable[..., LocalCluster]) -> None:
-    cluster = make_cluster(n_workers=2)
+    # A 60 s death timeout: workers that exit within seconds did so because they were told.
+    cluster = make_cluster(n_workers=2, worker_args=("--death-timeout", "60"))
     client = Client(cluster.address)
     wait_workers(client, 2)
     pending = client.submit(time.sleep, 30)
+    wait_until(lambda: client.scheduler_status().status.get("tasks_running", 0) == 1)
     assert cluster.scheduler is not None
+    start = time.monotonic()
     cluster.scheduler.send_signal(signal.SIGTERM)
     try:
         pending.result(10)
         raise AssertionError("the pending future must fail")
     except SchedulerShutdownError as exc:
         assert "shut down" in str(exc)
-    for worker in cluster.workers:
-        worker.wait(10)
+    try:
+        for worker in cluster.workers:
+            worker.wait(max(0.1, start + 8 - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise AssertionError("workers must exit on the scheduler's Shutdown, not after their death timeout") from None
+    assert [w.returncode for w in cluster.workers] == [0, 0]
     client.close()
 
 

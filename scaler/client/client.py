@@ -254,10 +254,10 @@ class Client:
         """A future done when the scheduler has the object: with its ``Payload``, or the exception
         saying why it cannot be had. Never blocks; one request serves every concurrent fetch."""
         waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        if self._failure is not None:
-            waiter.set_result(ConnectionFailedError(self._failure))
-            return waiter
         with self._fetch_lock:
+            if self._failure is not None or self._closed:
+                waiter.set_result(ConnectionFailedError(self._failure or "this client is closed"))
+                return waiter
             waiters = self._fetches.get(object_id)
             first = waiters is None
             if waiters is None:
@@ -285,7 +285,9 @@ class Client:
     def cancel(self, futures: Future | Iterable[Future], force: bool = False, recursive: bool = True) -> None:
         """Cancel tasks and, with ``recursive``, every task they submitted (as Ray does)."""
         items = [futures] if isinstance(futures, Future) else list(futures)
-        self._cancel_ids([f.task_id for f in items if f._set_cancelled()], force, recursive)
+        # A second cancel with force escalates one that was asked to stop but ignored it.
+        ids = [f.task_id for f in items if f._set_cancelled() or (force and f.cancelled())]
+        self._cancel_ids(ids, force, recursive)
 
     def _cancel_ids(self, task_ids: list[str], force: bool, recursive: bool = True) -> None:
         if task_ids and not self._closed:

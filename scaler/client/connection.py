@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,9 @@ class Connection:
         self.signaled = False
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)  # a full pipe already means a wake is pending
+        weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)  # never while a sender may write
+        self.socket_fd = self.socket.getsockopt(zmq.FD)
         self.running = True
         self.linger_ms = 2000
         self.last_heard = time.monotonic()
@@ -80,13 +84,13 @@ class Connection:
         self.last_send = now
         if quiet and self.running and self.lock.acquire(timeout=0.05):
             try:
-                if not self.queue:
+                if self.running and not self.queue:
                     self.socket.send_multipart([encode([msg]), *(frames or ())], zmq.NOBLOCK, copy=False)
-                    if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator,arg-type]
+                    if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN and not self.signaled:  # type: ignore[operator,arg-type]
                         self._wake()
                     return
             except zmq.ZMQError:
-                pass  # the I/O thread meets the same error and fails the session
+                pass  # queued below: the I/O thread retries it, or meets the same error and fails the session
             finally:
                 self.lock.release()
         self.queue.append((msg, frames))
@@ -115,7 +119,7 @@ class Connection:
 
     def _loop(self) -> None:
         poller = zmq.Poller()
-        poller.register(self.socket.getsockopt(zmq.FD), zmq.POLLIN)
+        poller.register(self.socket_fd, zmq.POLLIN)
         poller.register(self.wake_r, zmq.POLLIN)
         if self.monitor is not None:
             poller.register(self.monitor, zmq.POLLIN)
@@ -149,17 +153,20 @@ class Connection:
                 self._send_queued()
         except zmq.ZMQError as exc:
             self.on_failure(f"connection to {self.address} failed: {exc}")
+        except Exception as exc:
+            log.exception("the client's I/O thread failed")
+            self.on_failure(f"the client's I/O thread failed: {exc!r}")
         finally:
-            if self.monitor is not None:
-                self.socket.disable_monitor()
-                self.monitor.close(0)
-            self.socket.close(self.linger_ms)
+            with self.lock:  # no sender may be inside the socket while it closes
+                self.running = False
+                if self.monitor is not None:
+                    self.socket.disable_monitor()
+                    self.monitor.close(0)
+                self.socket.close(self.linger_ms)
             self.context.term()
-            os.close(self.wake_r)
-            os.close(self.wake_w)
 
     def _send_queued(self) -> bool:
-        """Send what is queued; False if the socket has no connection to take it yet."""
+        """Send what is queued; False if the socket has no pipe to take it (a failed handshake)."""
         queue = self.queue
         while queue:
             taken: list[tuple[Any, list[Any] | None]] = []
@@ -210,3 +217,11 @@ class Connection:
                 f"scheduler {self.address} refused the connection during the CURVE handshake "
                 f"(event {event['event']!r}): check the keys (--curve-keys / SCALER_CURVE_KEYS)"
             )
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass

@@ -97,8 +97,12 @@ class Future(concurrent.futures.Future[Any]):
         return super().exception(0)
 
     def cancel(self, force: bool = False, recursive: bool = True) -> bool:
-        if self._client is None or not self._set_cancelled():
+        """Cancel the task (False if it already ended). ``force`` after a plain cancel kills it."""
+        if self._client is None:
             return False
+        if not self._set_cancelled():
+            if not (force and self.cancelled()):
+                return self.cancelled()
         self._client._cancel_ids([self.task_id], force, recursive)
         return True
 

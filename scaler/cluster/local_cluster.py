@@ -17,10 +17,12 @@ import sys
 import time
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from scaler.utility import shm
 from scaler.utility.capabilities import canonical
 from scaler.utility.net import free_port
+from scaler.utility.security import CurveKeys, check_bind
 
 _live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
@@ -36,6 +38,8 @@ class LocalClusterConfig:
     worker_args: tuple[str, ...] = ()
     start_timeout: float = 30.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    curve_keys: str | None = None  # directory made by scaler_keygen: the scheduler requires CURVE
+    insecure: bool = False  # allow a non-loopback ``host`` without CURVE keys
 
 
 class LocalCluster:
@@ -48,21 +52,32 @@ class LocalCluster:
         self.capabilities = canonical(capabilities or base.capabilities or "cpu=1")
         self.scheduler: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
-        self.address = ""
+        self.address = ""  # what clients on this host dial (loopback when bound to a wildcard)
+        self.bind_address = ""  # what the scheduler binds
         self._env = dict(os.environ, SCALER_PARENT_PID=str(os.getpid()), SCALER_LOG_LEVEL=base.log_level)
         self._env["PYTHONPATH"] = os.pathsep.join(_user_paths())
+        if base.curve_keys:
+            # Workers, and clients made inside tasks, read the keys from here.
+            self._env["SCALER_CURVE_KEYS"] = os.path.abspath(base.curve_keys)
         self._env.update(base.extra_env)
         self._start()
         _live.add(self)
 
     def _start(self) -> None:
+        keys = CurveKeys(Path(self.config.curve_keys)) if self.config.curve_keys else None
+        check_bind(f"tcp://{self.config.host}:{self.config.port}", keys, self.config.insecure)  # refused once, here
         for attempt in range(5):
-            port = self.config.port or free_port(self.config.host)
-            address = f"tcp://{self.config.host}:{port}"
-            self.scheduler = self._spawn(
-                ["scaler.scheduler.main", address, *self.config.scheduler_args], stdout=subprocess.PIPE
-            )
-            self.address = address
+            host = self.config.host
+            port = self.config.port or free_port(host)
+            self.bind_address = f"tcp://{host}:{port}"
+            self.address = f"tcp://{_dial_host(host)}:{port}"
+            security: list[str] = []
+            if self.config.curve_keys:
+                security += ["--curve-keys", os.path.abspath(self.config.curve_keys)]
+            if self.config.insecure:
+                security.append("--insecure")
+            argv = ["scaler.scheduler.main", self.bind_address, *security, *self.config.scheduler_args]
+            self.scheduler = self._spawn(argv, stdout=subprocess.PIPE)
             self.workers = [self.add_worker() for _ in range(self.n_workers)]
             if self._wait_scheduler():
                 return
@@ -132,6 +147,11 @@ class LocalCluster:
 
     def __repr__(self) -> str:
         return f"<LocalCluster {self.address} workers={self.n_workers} capabilities={self.capabilities}>"
+
+
+def _dial_host(host: str) -> str:
+    """Where a process on this host reaches a scheduler bound to ``host`` (a wildcard: loopback)."""
+    return "127.0.0.1" if host == "0.0.0.0" else host
 
 
 def _user_paths() -> list[str]:

@@ -21,21 +21,36 @@ from scaler.cluster.local_cluster import LocalCluster, LocalClusterConfig
 from scaler.utility.net import parse_tcp
 
 
-def run_with_config(config_path: Path, log_level: str) -> None:
+def run_with_config(config_path: Path, log_level: str, curve_keys: Path | None = None, insecure: bool = False) -> None:
+    import msgspec
+
     from scaler.adapters.cli import build_runners, run_all
     from scaler.config import ConfigError, load_config
     from scaler.utility.logs import setup_logging
 
     try:
         config = load_config(config_path)
+        overrides: dict[str, Any] = {}
+        if curve_keys is not None:
+            overrides["curve_keys"] = str(curve_keys.resolve())
+        if insecure:
+            overrides["insecure"] = True
+        if overrides:  # flags override the file, for the scheduler and the adapters alike
+            config = msgspec.structs.replace(config, scheduler=msgspec.structs.replace(config.scheduler, **overrides))
         runners = build_runners(config, None, None)
     except (ConfigError, ValueError, ImportError, KeyError) as exc:
         print(f"scaler_cluster: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging("cluster", log_level)
     os.environ["SCALER_LOG_LEVEL"] = log_level
+    if config.scheduler.curve_keys:
+        os.environ["SCALER_CURVE_KEYS"] = config.scheduler.curve_keys  # workers the adapters start here
     env = dict(os.environ, SCALER_PARENT_PID=str(os.getpid()), SCALER_LOG_LEVEL=log_level)
     argv = [sys.executable, "-m", "scaler.scheduler.main", "--config", str(config_path)]
+    if curve_keys is not None:
+        argv += ["--curve-keys", str(curve_keys.resolve())]
+    if insecure:
+        argv.append("--insecure")
     scheduler = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE)
     try:
         line = scheduler.stdout.readline().decode() if scheduler.stdout else ""
@@ -58,18 +73,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", "-n", type=int, default=None, help="number of workers (default: one per CPU)")
     p.add_argument("--capabilities", "-c", default="cpu=1", help="capabilities of each worker")
     p.add_argument("--config", type=Path, default=None, help="deployment TOML: scale workers with its adapters")
+    p.add_argument("--curve-keys", type=Path, default=None, help="directory made by scaler_keygen: require CURVE")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CURVE keys")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     if a.config is not None:
-        run_with_config(a.config, a.log_level)
+        run_with_config(a.config, a.log_level, a.curve_keys, a.insecure)
         return
     try:
         host, port = parse_tcp(a.address)
     except ValueError as exc:
         p.error(str(exc))
-    config = LocalClusterConfig(host=host, port=port, log_level=a.log_level)
-    cluster = LocalCluster(a.workers, a.capabilities, config)
-    print(f"scaler cluster at {cluster.address} with {cluster.n_workers} workers ({cluster.capabilities})", flush=True)
+    keys = str(a.curve_keys.resolve()) if a.curve_keys is not None else None
+    config = LocalClusterConfig(host=host, port=port, log_level=a.log_level, curve_keys=keys, insecure=a.insecure)
+    try:
+        cluster = LocalCluster(a.workers, a.capabilities, config)
+    except RuntimeError as exc:
+        print(f"scaler_cluster: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    bound = f" (bound to {cluster.bind_address})" if cluster.bind_address != cluster.address else ""
+    print(
+        f"scaler cluster at {cluster.address}{bound} with {cluster.n_workers} workers ({cluster.capabilities})",
+        flush=True,
+    )
     stop = False
 
     def on_signal(*_: Any) -> None:

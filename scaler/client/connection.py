@@ -28,7 +28,7 @@ from zmq.utils.monitor import recv_monitor_message
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility.security import CurveKeys
-from scaler.utility.sockets import dial
+from scaler.utility.sockets import dial, recv_frames, send_frames
 
 log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES = 8192
@@ -85,7 +85,7 @@ class Connection:
         if quiet and self.running and self.lock.acquire(timeout=0.05):
             try:
                 if self.running and not self.queue:
-                    self.socket.send_multipart([encode([msg]), *(frames or ())], zmq.NOBLOCK, copy=False)
+                    send_frames(self.socket, [encode([msg]), *(frames or ())], noblock=True)
                     if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN and not self.signaled:  # type: ignore[operator,arg-type]
                         self._wake()
                     return
@@ -183,7 +183,7 @@ class Connection:
                     for f in payload:
                         size += f.nbytes if isinstance(f, memoryview) else len(f)
             try:
-                self.socket.send_multipart([encode(msgs), *frames], zmq.NOBLOCK, copy=False)
+                send_frames(self.socket, [encode(msgs), *frames], noblock=True)
             except zmq.Again:
                 queue.extendleft(reversed(taken))
                 return False
@@ -194,7 +194,7 @@ class Connection:
         socket = self.socket
         got: list[list[Any]] = []
         while len(got) < 256 and socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator,arg-type]
-            got.append(socket.recv_multipart(zmq.NOBLOCK, copy=False))
+            got.append(recv_frames(socket, noblock=True))
         if got:
             self.last_heard = time.monotonic()
         return got

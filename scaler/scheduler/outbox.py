@@ -8,6 +8,7 @@ import zmq
 
 from scaler.protocol.wire import encode
 from scaler.utility import shm
+from scaler.utility.sockets import send_frames
 
 
 class Outbox:
@@ -29,11 +30,11 @@ class Outbox:
             return
         pending = self._pending
         self._pending = {}
-        send = self._socket.send_multipart
+        socket = self._socket
         for identity, (msgs, frames) in pending.items():
             if frames and identity in self.remote:
                 frames = shm.expand(frames)
             try:
-                send([identity, encode(msgs), *frames], copy=False)
+                send_frames(socket, [identity, encode(msgs), *frames])
             except zmq.ZMQError:
                 pass

@@ -26,6 +26,7 @@ from scaler.scheduler.workers import WorkerState
 from scaler.utility import shm
 from scaler.utility.capabilities import CapabilityError, parse_capabilities
 from scaler.utility.security import CurveKeys, check_bind
+from scaler.utility.sockets import recv_frames
 
 log = logging.getLogger(__name__)
 SRCFD = getattr(zmq, "SRCFD", 2)
@@ -119,7 +120,7 @@ class SchedulerServer:
             if not socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator,arg-type]
                 return
             try:
-                frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = recv_frames(socket, noblock=True)
             except zmq.Again:
                 return
             self._handle(frames, now)

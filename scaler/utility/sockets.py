@@ -1,8 +1,17 @@
-"""The one way a peer dials the scheduler: a DEALER with its own identity, no HWM, CURVE if keyed."""
+"""The one way a peer dials the scheduler (a DEALER with its own identity, no HWM, CURVE if keyed),
+and multipart send/receive for the hot paths.
+
+``send_frames``/``recv_frames`` do what pyzmq's ``send_multipart``/``recv_multipart`` do with
+``copy=False``, calling the backend socket directly with integer flags: pyzmq's wrappers combine
+``IntFlag`` enums on every frame, which costs more than the send itself for small messages.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import zmq
+from zmq.backend import Socket as _BackendSocket
 
 from scaler.utility.ids import random_id
 from scaler.utility.security import CurveKeys
@@ -17,3 +26,28 @@ def dial(context: zmq.Context, kind: str, address: str, keys: CurveKeys | None, 
     if keys is not None:
         keys.apply_client(socket)
     return socket
+
+
+_send = _BackendSocket.send
+_recv = _BackendSocket.recv
+_MORE = int(zmq.SNDMORE)
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
+def send_frames(socket: zmq.Socket, frames: list[Any], noblock: bool = False) -> None:  # type: ignore[type-arg]
+    """Send ``frames`` as one message, zero-copy; ``noblock`` raises ``zmq.Again`` instead of waiting."""
+    flags = _NOBLOCK if noblock else 0
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        _send(socket, frame, flags | _MORE if i < last else flags, copy=False)
+
+
+def recv_frames(socket: zmq.Socket, noblock: bool = False) -> list[zmq.Frame]:  # type: ignore[type-arg]
+    """The next whole message as frames; ``noblock`` raises ``zmq.Again`` if none is waiting."""
+    flags = _NOBLOCK if noblock else 0
+    frame = _recv(socket, flags, copy=False)
+    frames = [frame]
+    while frame.more:
+        frame = _recv(socket, flags, copy=False)
+        frames.append(frame)
+    return frames

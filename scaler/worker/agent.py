@@ -36,7 +36,7 @@ from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
 from scaler.utility.security import CurveKeys
-from scaler.utility.sockets import dial
+from scaler.utility.sockets import dial, recv_frames, send_frames
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
 from scaler.worker.object_cache import ObjectCache
@@ -108,7 +108,7 @@ class WorkerAgent:
                     log.warning("could not reach task process pid %d: %s", child.pid, exc)
             self.down = {}
         if self.up_msgs:
-            self.upstream.send_multipart([encode(self.up_msgs), *self.up_frames], copy=False)
+            send_frames(self.upstream, [encode(self.up_msgs), *self.up_frames])
             self.up_msgs, self.up_frames = [], []
 
     def _spawn(self) -> Child:
@@ -184,7 +184,7 @@ class WorkerAgent:
             events = sock.getsockopt(zmq.EVENTS)
             if not isinstance(events, int) or not events & zmq.POLLIN:
                 return
-            frames = sock.recv_multipart(copy=False)
+            frames = recv_frames(sock)
             self._handle_batch(frames, b"", self._from_scheduler, "the scheduler")
 
     def _write_child(self, fd: int) -> None:

@@ -24,7 +24,7 @@ from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import DEDICATED_PREFIX
 from scaler.utility.security import keys_from_env
-from scaler.utility.sockets import dial
+from scaler.utility.sockets import dial, recv_frames, send_frames
 from scaler.worker import runtime
 from scaler.worker.execute import Executor
 
@@ -54,7 +54,7 @@ class DedicatedHost:
         self.last_heard = time.monotonic()
 
     def send(self, msgs: list[Any], frames: list[Any] | None = None) -> None:
-        self.socket.send_multipart([encode(msgs), *(frames or [])], copy=False)
+        send_frames(self.socket, [encode(msgs), *(frames or [])])
 
     def serve(self, death_timeout: float = 30.0) -> None:
         name = f"actor-{self.host_id}@{socket.gethostname()}:{os.getpid()}"
@@ -81,7 +81,7 @@ class DedicatedHost:
 
     def _receive(self) -> None:
         while self.socket.poll(0):
-            frames = self.socket.recv_multipart(copy=False)
+            frames = recv_frames(self.socket)
             self.last_heard = time.monotonic()
             try:
                 batch = split_batch(frames)

@@ -28,7 +28,7 @@ from zmq.utils.monitor import recv_monitor_message
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility.security import CurveKeys
-from scaler.utility.sockets import dial, recv_frames, send_frames
+from scaler.utility.sockets import dial, readable, recv_frames, send_frames
 
 log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES = 8192
@@ -86,7 +86,7 @@ class Connection:
             try:
                 if self.running and not self.queue:
                     send_frames(self.socket, [encode([msg]), *(frames or ())], noblock=True)
-                    if self.socket.getsockopt(zmq.EVENTS) & zmq.POLLIN and not self.signaled:  # type: ignore[operator,arg-type]
+                    if readable(self.socket) and not self.signaled:
                         self._wake()
                     return
             except zmq.ZMQError:
@@ -193,7 +193,7 @@ class Connection:
         """What the socket holds now (at most 256 messages); the caller holds the lock."""
         socket = self.socket
         got: list[list[Any]] = []
-        while len(got) < 256 and socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator,arg-type]
+        while len(got) < 256 and readable(socket):
             got.append(recv_frames(socket, noblock=True))
         if got:
             self.last_heard = time.monotonic()

@@ -26,7 +26,7 @@ from scaler.scheduler.workers import WorkerState
 from scaler.utility import shm
 from scaler.utility.capabilities import CapabilityError, parse_capabilities
 from scaler.utility.security import CurveKeys, check_bind
-from scaler.utility.sockets import recv_frames
+from scaler.utility.sockets import readable, recv_frames
 
 log = logging.getLogger(__name__)
 SRCFD = getattr(zmq, "SRCFD", 2)
@@ -117,7 +117,7 @@ class SchedulerServer:
         socket = self.socket
         now = time.monotonic()
         for i in range(100_000):
-            if not socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # type: ignore[operator,arg-type]
+            if not readable(socket):
                 return
             try:
                 frames = recv_frames(socket, noblock=True)

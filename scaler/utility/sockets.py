@@ -30,6 +30,9 @@ def dial(context: zmq.Context, kind: str, address: str, keys: CurveKeys | None, 
 
 _send = _BackendSocket.send
 _recv = _BackendSocket.recv
+_get = _BackendSocket.get
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 _MORE = int(zmq.SNDMORE)
 _NOBLOCK = int(zmq.NOBLOCK)
 
@@ -51,3 +54,9 @@ def recv_frames(socket: zmq.Socket, noblock: bool = False) -> list[zmq.Frame]:  
         frame = _recv(socket, flags, copy=False)
         frames.append(frame)
     return frames
+
+
+def readable(socket: zmq.Socket) -> bool:  # type: ignore[type-arg]
+    """A whole message is waiting (``EVENTS`` has ``POLLIN``); also clears the socket's ``FD`` signal."""
+    events: int = _get(socket, _EVENTS)  # type: ignore[assignment]
+    return bool(events & _POLLIN)

@@ -36,7 +36,7 @@ from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
 from scaler.utility.security import CurveKeys
-from scaler.utility.sockets import dial, recv_frames, send_frames
+from scaler.utility.sockets import dial, readable, recv_frames, send_frames
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
 from scaler.worker.object_cache import ObjectCache
@@ -181,8 +181,7 @@ class WorkerAgent:
     def _drain_upstream(self) -> None:
         sock = self.upstream
         for _ in range(10_000):
-            events = sock.getsockopt(zmq.EVENTS)
-            if not isinstance(events, int) or not events & zmq.POLLIN:
+            if not readable(sock):
                 return
             frames = recv_frames(sock)
             self._handle_batch(frames, b"", self._from_scheduler, "the scheduler")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,18 +15,20 @@ from scaler.utility.net import free_port
 from scaler.utility.security import generate
 
 
-def start_scheduler(*args: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scaler.scheduler.main", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def start_command(module: str, first_line: str, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``python -m module args`` and return it with its first stdout line, which must start so."""
+    argv = [sys.executable, "-m", module, *args]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
-    if not line.startswith("SCALER_ADDRESS"):
+    if not line.startswith(first_line):
         process.kill()
-        raise AssertionError(f"scheduler did not start: {line} {process.stderr.read() if process.stderr else ''}")
+        raise AssertionError(f"{module} did not start: {line} {process.stderr.read() if process.stderr else ''}")
+    return process, line
+
+
+def start_scheduler(*args: str) -> tuple[subprocess.Popen[str], str]:
+    process, line = start_command("scaler.scheduler.main", "SCALER_ADDRESS", *args)
     return process, line.split()[1]
 
 
@@ -96,18 +97,8 @@ def test_insecure_flag_allows_a_wildcard_bind_reached_over_loopback() -> None:
 
 
 def start_cluster(*args: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scaler.cluster.main", *args, "--workers", "1", "--log-level", "WARNING"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("scaler cluster at "):
-        process.kill()
-        raise AssertionError(f"scaler_cluster did not start: {line} {process.stderr.read() if process.stderr else ''}")
-    return process, line
+    extra = ("--workers", "1", "--log-level", "WARNING")
+    return start_command("scaler.cluster.main", "scaler cluster at ", *args, *extra)
 
 
 def stop_cluster(process: subprocess.Popen[str]) -> None:
@@ -168,14 +159,9 @@ name = "cpu"
 capabilities = "cpu=1"
 max_units = 1
 """)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scaler.cluster.main", "--config", str(config), "--curve-keys", str(keys.directory)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, SCALER_LOG_LEVEL="WARNING"),
-    )
+    args = ("--config", str(config), "--curve-keys", str(keys.directory), "--log-level", "WARNING")
+    process, _ = start_command("scaler.cluster.main", "scaler cluster at", *args)
     try:
-        assert process.stdout is not None and "scaler cluster at" in process.stdout.readline()
         address = f"tcp://127.0.0.1:{port}"
         with Client(address, ClientConfig(curve_keys=str(keys.directory), connect_timeout=10)) as client:
             assert client.submit(pow, 3, 5).result(60) == 243, "the adapter's workers authenticate too"

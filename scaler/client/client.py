@@ -267,8 +267,11 @@ class Client:
             self._conn.send(m.GetObject(object_id))
         return waiter
 
-    def _fetch_payload(self, object_id: str, timeout: float | None) -> Payload:
-        waiter = self.fetch_async(object_id)
+    def _fetch_payload(
+        self, object_id: str, timeout: float | None, waiter: concurrent.futures.Future[Any] | None = None
+    ) -> Payload:
+        """The object's payload, from ``waiter`` (a ``fetch_async`` already made) or a new fetch."""
+        waiter = waiter or self.fetch_async(object_id)
         if not waiter.done() and runtime.current() is not None:
             with runtime.blocking():
                 concurrent.futures.wait([waiter], timeout)

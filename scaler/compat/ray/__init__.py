@@ -21,7 +21,7 @@ from scaler.compat.ray.remote_function import RemoteFunction
 from scaler.compat.ray.resources import available_resources, cluster_resources, nodes
 from scaler.compat.ray.runtime_context import get_runtime_context
 from scaler.compat.ray.session import init, is_initialized, shutdown
-from scaler.compat.ray.unsupported import module_getattr, not_supported
+from scaler.compat.ray.unsupported import module_getattr
 
 
 def remote(*args: Any, **options: Any) -> Any:
@@ -43,9 +43,7 @@ def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     return RemoteFunction(target, options)
 
 
-__getattr__ = module_getattr("ray")
-get_gpu_ids = not_supported("ray.get_gpu_ids")
-timeline = not_supported("ray.timeline")
+__getattr__ = module_getattr("ray")  # get_gpu_ids, timeline, placement groups, ...: NotImplementedError
 
 __version__ = "2.60.0-scaler"
 __all__ = [

@@ -43,19 +43,12 @@ def method(*, num_returns: Any = None, **kwargs: Any) -> Any:
 
 def _host(cls: type, actor_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], env_vars: dict[str, str]) -> None:
     global _host_task
-    saved = {k: os.environ.get(k) for k in env_vars}
-    os.environ.update(env_vars)
-    context = runtime.current()
-    _host_task = context.task_id if context is not None else None
+    _host_task = runtime.current_task_id() or None
     try:
-        dedicated.serve(actor_id, cls(*args, **kwargs))
+        with opt.env_applied(env_vars):
+            dedicated.serve(actor_id, cls(*args, **kwargs))
     finally:
         _host_task = None
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _call(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -89,9 +82,7 @@ class ActorMethod:
         handle = self._handle
         label = f"{handle._class_name}.{self._name}"
         is_generator = bool(self._options.get("is_generator"))
-        num_returns = self._options.get("num_returns")
-        if num_returns is None:
-            num_returns = "streaming" if is_generator else 1
+        num_returns = gen.resolve_num_returns(self._options.get("num_returns"), is_generator)
         call_opts = {"num_returns": num_returns, "max_retries": handle._max_task_retries}
         base = task_options(call_opts, label)
         task_opts = TaskOptions(

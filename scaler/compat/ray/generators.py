@@ -11,9 +11,8 @@ become available when the whole generator has run, not value by value; if the ge
 
 from __future__ import annotations
 
-import inspect
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from scaler.compat.ray.refs import ObjectRef, RefStream, get
@@ -21,10 +20,10 @@ from scaler.compat.ray.refs import ObjectRef, RefStream, get
 STREAM_MODES = ("dynamic", "streaming")
 
 
-def resolve_num_returns(num_returns: Any, function: Callable[..., Any]) -> Any:
-    """Ray 2.60's default: ``"streaming"`` for a generator function, else 1."""
+def resolve_num_returns(num_returns: Any, is_generator: bool) -> Any:
+    """Ray 2.60's default when none is given: ``"streaming"`` for a generator function, else 1."""
     if num_returns is None:
-        return "streaming" if inspect.isgeneratorfunction(function) else 1
+        return "streaming" if is_generator else 1
     return num_returns
 
 

@@ -7,6 +7,9 @@ Options Scaler cannot honour raise ``NotImplementedError`` naming the option.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from scaler.utility.capabilities import from_mapping
@@ -95,3 +98,18 @@ def runtime_env_vars(runtime_env: Any, where: str) -> dict[str, str]:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
         raise TypeError(f"{where}: runtime_env env_vars must map str to str")
     return dict(variables)
+
+
+@contextmanager
+def env_applied(env_vars: dict[str, str]) -> Iterator[None]:
+    """``runtime_env`` variables set in this process for the block, and the old values put back."""
+    saved = {k: os.environ.get(k) for k in env_vars}
+    os.environ.update(env_vars)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

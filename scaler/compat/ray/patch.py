@@ -14,7 +14,7 @@ import sys
 import types
 from typing import Any
 
-from scaler.compat.ray.unsupported import RAY_CALLABLES, UTIL_CALLABLES, not_supported
+from scaler.compat.ray.unsupported import PLACEMENT_GROUP_CALLABLES, RAY_CALLABLES, UTIL_CALLABLES, not_supported
 
 _API = (
     "init",
@@ -37,13 +37,6 @@ _API = (
     "DynamicObjectRefGenerator",
 )
 _UTIL_API = ("as_completed", "map_unordered", "ActorPool", "get_node_ip_address")
-_PLACEMENT_GROUP_CALLABLES = (
-    "placement_group",
-    "get_placement_group",
-    "get_current_placement_group",
-    "remove_placement_group",
-    "placement_group_table",
-)
 _EXCEPTIONS = (
     "RayError",
     "RayTaskError",
@@ -91,7 +84,7 @@ def patch_installed_ray() -> bool:
         _stub(real_util, "ray.util", UTIL_CALLABLES)
     real_groups = sys.modules.get("ray.util.placement_group")
     if real_groups is not None:
-        _stub(real_groups, "ray.util.placement_group", _PLACEMENT_GROUP_CALLABLES)
+        _stub(real_groups, "ray.util.placement_group", PLACEMENT_GROUP_CALLABLES)
     real_actor = sys.modules.get("ray.actor")
     if real_actor is not None:
         for name in ("exit_actor", "method", "ActorClass", "ActorHandle"):

@@ -18,13 +18,16 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from scaler import errors as core_errors
-from scaler.client.future import Future, Payload
+from scaler.client.future import Future
 from scaler.client.future import ObjectRef as CoreRef
 from scaler.compat.ray import exceptions as rx
 from scaler.compat.ray.session import client
 from scaler.utility import serialization as ser
 from scaler.utility.serialization import RemoteTraceback
 from scaler.worker import runtime
+
+_AVAILABLE: concurrent.futures.Future[Any] = concurrent.futures.Future()
+_AVAILABLE.set_result(None)  # the arrival of a ref known to exist (put here): nothing was fetched
 
 
 class ObjectRef:
@@ -33,10 +36,7 @@ class ObjectRef:
     def __init__(self, inner: Future | CoreRef, name: str = "", available: bool = False) -> None:
         self._inner = inner
         self._name = name
-        self._arrival: concurrent.futures.Future[Any] | None = None
-        if available:
-            self._arrival = concurrent.futures.Future()
-            self._arrival.set_result(None)
+        self._arrival: concurrent.futures.Future[Any] | None = _AVAILABLE if available else None
 
     @property
     def object_id(self) -> str:
@@ -58,7 +58,7 @@ class ObjectRef:
         if isinstance(inner, Future):
             return inner
         if self._arrival is None:
-            self._arrival = _fetch_async(inner.object_id)
+            self._arrival = client().fetch_async(inner.object_id)
         return self._arrival
 
     def future(self) -> concurrent.futures.Future[Any]:
@@ -102,11 +102,6 @@ def _rebuild(object_id: str) -> Any:
     return ObjectRef(value) if isinstance(value, CoreRef) else value
 
 
-def _fetch_async(object_id: str) -> concurrent.futures.Future[Any]:
-    """Ask the scheduler for an object without blocking; done with its Payload or an error."""
-    return client().fetch_async(object_id)
-
-
 class RefStream:
     """Base of the generator types: ``ray.get`` returns them as they are, ``ray.wait`` takes them."""
 
@@ -147,14 +142,8 @@ def _get_one(ref: Any, timeout: float | None) -> Any:
     try:
         if isinstance(inner, Future):
             return inner.result(timeout)
-        fetched = ref._arrival
-        if fetched is not None and fetched.done():
-            known = fetched.result()
-            if isinstance(known, BaseException):
-                raise known
-            if isinstance(known, Payload):
-                return known.get()
-        return client()._fetch_payload(inner.object_id, timeout).get()
+        fetch = ref._arrival if ref._arrival is not _AVAILABLE else None
+        return client()._fetch_payload(inner.object_id, timeout, fetch).get()
     except concurrent.futures.TimeoutError:
         raise rx.GetTimeoutError(f"ray.get timed out after {timeout}s waiting for {ref!r}") from None
     except concurrent.futures.CancelledError as exc:

@@ -8,7 +8,6 @@ picklable wrapper made once per option set and session does that work in the tas
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -38,20 +37,13 @@ class TaskWrapper:
         self.__qualname__ = getattr(function, "__qualname__", self.__name__)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        saved = {k: os.environ.get(k) for k in self.env_vars}
-        os.environ.update(self.env_vars)
         try:
-            return gen.expand(self.function(*args, **kwargs), self.mode, self.__name__)
+            with opt.env_applied(self.env_vars):
+                return gen.expand(self.function(*args, **kwargs), self.mode, self.__name__)
         except BaseException as exc:
             if self.retry_types is not None and not isinstance(exc, self.retry_types):
                 exc.__scaler_fatal__ = True  # type: ignore[attr-defined]
             raise
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def mark_top_level(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -112,7 +104,7 @@ class RemoteFunction:
         self.__module__ = function.__module__
 
     def _num_returns(self) -> Any:
-        return gen.resolve_num_returns(self._options.get("num_returns"), self._function)
+        return gen.resolve_num_returns(self._options.get("num_returns"), inspect.isgeneratorfunction(self._function))
 
     def _to_ship(self) -> Callable[..., Any]:
         current = session()

@@ -34,6 +34,7 @@ UTIL_CALLABLES = (
     "register_serializer",
     "remove_placement_group",
 )
+PLACEMENT_GROUP_CALLABLES = tuple(name for name in UTIL_CALLABLES if "placement_group" in name)
 
 
 class UnsupportedAPIError(NotImplementedError, AttributeError):

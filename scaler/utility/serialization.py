@@ -3,6 +3,9 @@
 Objects are pickled with protocol 5: large buffers (numpy arrays, bytes-like) travel out of band as
 their own zero-copy frames. ``pickle`` is tried first and ``cloudpickle`` used when it fails or when
 the result names ``__main__`` (functions and classes of a user's script travel by value).
+Code shipped by value keeps its file name and line numbers (cloudpickle 3.1.3 and later blank the
+file name to ``<dynamic-code>``), so a remote traceback points into the user's own file as Ray's do:
+code objects are pickled with ``marshal``, which keeps every field of the code object.
 
 Object references inside arguments are found while pickling: a ref reduces to ``_load_ref(id)`` and
 records its id in the active ``collect_refs`` list. On the worker, ``resolve_refs`` supplies the
@@ -12,9 +15,13 @@ replaced when ``nested`` is true and otherwise arrive as refs (Ray semantics).
 
 from __future__ import annotations
 
+import io
+import marshal
 import pickle
 import threading
 import traceback
+import types
+from collections import ChainMap
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -46,6 +53,22 @@ class UnpicklableRemoteError(Exception):
     def __init__(self, type_name: str, text: str) -> None:
         super().__init__(f"{type_name}: {text}")
         self.type_name = type_name
+
+
+def _reduce_code(code: types.CodeType) -> tuple[Any, tuple[bytes]]:
+    return marshal.loads, (marshal.dumps(code),)
+
+
+class _ByValuePickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle's pickler, except that code objects keep their file name."""
+
+    dispatch_table = ChainMap({types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table)
+
+
+def _cloudpickle_dumps(obj: Any, buffer_callback: Callable[[pickle.PickleBuffer], bool | None]) -> bytes:
+    out = io.BytesIO()
+    _ByValuePickler(out, protocol=5, buffer_callback=buffer_callback).dump(obj)
+    return out.getvalue()
 
 
 def buffer_of(frame: Any) -> Any:
@@ -82,7 +105,7 @@ def dumps(obj: Any, shm_prefix: str | None = None) -> list[Any]:
             raise pickle.PicklingError("needs pickling by value")
     except (pickle.PicklingError, AttributeError, TypeError):
         buffers.clear()
-        data = cloudpickle.dumps(obj, protocol=5, buffer_callback=keep)
+        data = _cloudpickle_dumps(obj, keep)
     return shm.maybe_pack([data, *buffers], shm_prefix) if buffers else [data]
 
 

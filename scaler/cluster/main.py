@@ -57,10 +57,13 @@ def run_with_config(config_path: Path, log_level: str, curve_keys: Path | None =
         if not line.startswith("SCALER_ADDRESS"):
             raise SystemExit(f"scaler_cluster: the scheduler did not start (exit code {scheduler.wait()})")
         print(
-            f"scaler cluster at {config.scheduler.address} with adapters "
+            f"scaler cluster at {line.split(maxsplit=1)[1].strip()} with adapters "
             f"{', '.join(r.config.name for r in runners) or '(none)'}",
             flush=True,
         )
+        bound = line.split(maxsplit=1)[1].strip()
+        if bound != config.scheduler.address:  # port 0 in the file: the adapters' workers dial the real port
+            runners = build_runners(config, None, bound)
         asyncio.run(run_all(runners))
     finally:
         scheduler.terminate()
@@ -69,7 +72,9 @@ def run_with_config(config_path: Path, log_level: str, curve_keys: Path | None =
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="scaler_cluster", description="Run a scheduler and local workers.")
-    p.add_argument("address", nargs="?", default="tcp://127.0.0.1:0", help="where the scheduler binds (port 0: free)")
+    p.add_argument(
+        "address", nargs="?", default=None, help="where the scheduler binds (default tcp://127.0.0.1:0, a free port)"
+    )
     p.add_argument("--workers", "-n", type=int, default=None, help="number of workers (default: one per CPU)")
     p.add_argument("--capabilities", "-c", default="cpu=1", help="capabilities of each worker")
     p.add_argument("--config", type=Path, default=None, help="deployment TOML: scale workers with its adapters")
@@ -77,11 +82,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CURVE keys")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
+    if a.workers is not None and a.workers < 1:
+        p.error(f"--workers: must be at least 1, got {a.workers}")
     if a.config is not None:
+        if a.address is not None:
+            p.error(f"the address {a.address} is given beside --config {a.config}: set [scheduler].address in the file")
+        if a.workers is not None:
+            p.error(f"--workers is given beside --config {a.config}: the file's [[adapter.group]] sizes the workers")
         run_with_config(a.config, a.log_level, a.curve_keys, a.insecure)
         return
     try:
-        host, port = parse_tcp(a.address)
+        host, port = parse_tcp(a.address or "tcp://127.0.0.1:0")
     except ValueError as exc:
         p.error(str(exc))
     keys = str(a.curve_keys.resolve()) if a.curve_keys is not None else None

@@ -12,6 +12,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from scaler.config.flags import where_and_why
 from scaler.config.schema import Config
 from scaler.utility.capabilities import CapabilityError, parse_capabilities
 from scaler.utility.net import parse_tcp
@@ -32,7 +33,8 @@ def load_config(path: str | Path) -> Config:
     try:
         config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+        path, why = where_and_why(exc)
+        raise ConfigError(f"{source}: {path or '$'}: {why}") from exc
     _check(source, config)
     return config
 
@@ -75,9 +77,7 @@ def _check(source: Path, config: Config) -> None:
                 parse_capabilities(group.capabilities)
             except CapabilityError as exc:
                 fail(f"{at}.capabilities", str(exc))
-            if group.min_units < 0 or group.max_units < group.min_units:
+            if group.max_units < group.min_units:
                 fail(f"{at}.max_units", f"need 0 <= min_units ({group.min_units}) <= max_units ({group.max_units})")
-            if group.workers_per_unit < 1:
-                fail(f"{at}.workers_per_unit", "must be at least 1")
-    if config.scaling.idle_timeout < 0 or config.scaling.max_launch_per_round < 1:
-        fail("$.scaling", "idle_timeout must be >= 0 and max_launch_per_round >= 1")
+        if adapter.backoff_max < adapter.backoff_base:
+            fail(f"{where}.backoff_max", f"must be at least backoff_base ({adapter.backoff_base})")

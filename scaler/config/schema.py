@@ -1,10 +1,21 @@
-"""The deployment file's schema as msgspec Structs: unknown keys and wrong types are refused by path."""
+"""The deployment file's schema as msgspec Structs: unknown keys, wrong types and impossible values are
+refused by path (``$.scheduler.peer_timeout: Expected `float` > 0.0``).
+
+The bounds live here, once: command-line flags are checked by decoding them into the same Structs
+(``scaler.config.flags``), so a negative ``--peer-timeout`` and a negative ``peer_timeout`` in a file
+are refused by the same rule.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]  # an interval or timeout: zero would spin or never wait
+Delay = Annotated[float, msgspec.Meta(ge=0)]  # a wait that may be zero
+Count = Annotated[int, msgspec.Meta(ge=0)]
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -13,41 +24,41 @@ class Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=T
 
 class SchedulerSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     address: str = "tcp://127.0.0.1:6378"
-    heartbeat_interval: float = 1.0
-    peer_timeout: float = 10.0
-    max_queued_tasks: int = 1_000_000
-    max_queued_bytes: int = 4 << 30
-    prefetch: int = 16
+    heartbeat_interval: Seconds = 1.0
+    peer_timeout: Seconds = 10.0
+    max_queued_tasks: AtLeastOne = 1_000_000
+    max_queued_bytes: AtLeastOne = 4 << 30
+    prefetch: Count = 16
     curve_keys: str | None = None
     insecure: bool = False
 
 
 class ScalingSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    idle_timeout: float = 10.0
-    stabilization_window: float = 5.0
-    max_launch_per_round: int = 20
-    interval: float = 0.5
-    drain_timeout: float = 300.0
+    idle_timeout: Delay = 10.0
+    stabilization_window: Delay = 5.0
+    max_launch_per_round: AtLeastOne = 20
+    interval: Seconds = 0.5
+    drain_timeout: Delay = 300.0
 
 
 class GroupSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    name: str
+    name: Annotated[str, msgspec.Meta(min_length=1)]
     capabilities: str = "cpu=1"
-    workers_per_unit: int = 1
-    min_units: int = 0
-    max_units: int = 1
+    workers_per_unit: AtLeastOne = 1
+    min_units: Count = 0
+    max_units: Count = 1
     priority: int = 0
-    cost: float = 1.0
+    cost: Annotated[float, msgspec.Meta(ge=0)] = 1.0
 
 
 class AdapterSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     provider: str
     name: str = ""
-    reconcile_interval: float = 1.0
-    boot_timeout: float = 60.0
+    reconcile_interval: Seconds = 1.0
+    boot_timeout: Seconds = 60.0
     orphans: Literal["terminate", "adopt"] = "terminate"
-    backoff_base: float = 1.0
-    backoff_max: float = 60.0
+    backoff_base: Seconds = 1.0
+    backoff_max: Seconds = 60.0
     state_dir: str = "~/.cache/scaler"
     options: dict[str, Any] = {}
     group: list[GroupSection] = []
@@ -57,3 +68,18 @@ class Config(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     scheduler: SchedulerSection = SchedulerSection()
     scaling: ScalingSection = ScalingSection()
     adapter: list[AdapterSection] = []
+
+
+class WorkerFlags(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``scaler_worker``'s numeric flags, checked by the same rules as the file's values."""
+
+    death_timeout: Seconds = 30.0
+    heartbeat_interval: Seconds = 1.0
+    task_memory_limit_mb: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    cancel_grace: Delay = 3.0
+
+
+class SchedulerFlags(SchedulerSection, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``scaler_scheduler``'s flags: the ``[scheduler]`` keys plus the ones only a flag sets."""
+
+    max_message_bytes: AtLeastOne = 4 << 30

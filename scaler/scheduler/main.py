@@ -11,11 +11,22 @@ from pathlib import Path
 import msgspec
 
 from scaler.config import ConfigError, load_config
+from scaler.config.flags import FlagError, check_flags
+from scaler.config.schema import SchedulerFlags
 from scaler.scaling.model import ScalingConfig
 from scaler.scheduler.config import SchedulerConfig
 from scaler.utility.lifetime import die_with_parent, parent_from_env
 from scaler.utility.logs import setup_logging
 from scaler.utility.security import SecurityError
+
+_NUMERIC_FLAGS = (
+    "heartbeat_interval",
+    "peer_timeout",
+    "max_queued_tasks",
+    "max_queued_bytes",
+    "max_message_bytes",
+    "prefetch",
+)
 
 
 def parse_args(argv: list[str] | None) -> SchedulerConfig:
@@ -65,7 +76,12 @@ def parse_args(argv: list[str] | None) -> SchedulerConfig:
         "curve_keys": a.curve_keys,
         "insecure": a.insecure,
     }
-    base.update({k: v for k, v in flags.items() if v is not None})
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        check_flags({k: v for k, v in given.items() if k in _NUMERIC_FLAGS}, SchedulerFlags)
+    except FlagError as exc:
+        p.error(str(exc))
+    base.update(given)
     base["log_level"] = a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO")
     return replace(d, scaling=scaling, **base)  # type: ignore[arg-type]
 

@@ -8,6 +8,7 @@ there). Binding to a non-loopback address without keys is refused unless ``insec
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ import zmq
 import zmq.auth
 
 from scaler.utility.net import is_loopback, parse_tcp
+
+log = logging.getLogger(__name__)
 
 
 class SecurityError(RuntimeError):
@@ -75,6 +78,12 @@ def check_bind(address: str, keys: CurveKeys | None, insecure: bool) -> None:
         raise SecurityError(
             f"refusing to bind {address} without CurveZMQ keys: pass --curve-keys DIR "
             "(create them with scaler_keygen DIR) or --insecure to accept unauthenticated peers"
+        )
+    if keys is None and insecure and not is_loopback(host):
+        log.warning(
+            "--insecure: %s is bound without authentication or encryption; any host that reaches it can run code "
+            "as this user",
+            address,
         )
 
 

@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from scaler.config.flags import FlagError, check_flags
+from scaler.config.schema import WorkerFlags
 from scaler.utility.capabilities import CapabilityError, canonical
 from scaler.utility.lifetime import die_with_parent, parent_from_env
 from scaler.utility.logs import setup_logging
@@ -31,6 +33,18 @@ def parse_args(argv: list[str] | None) -> WorkerConfig:
         caps = canonical(a.capabilities)
     except CapabilityError as exc:
         p.error(f"--capabilities: {exc}")
+    try:
+        check_flags(
+            {
+                "death_timeout": a.death_timeout,
+                "heartbeat_interval": a.heartbeat_interval,
+                "task_memory_limit_mb": a.task_memory_limit_mb,
+                "cancel_grace": a.cancel_grace,
+            },
+            WorkerFlags,
+        )
+    except FlagError as exc:
+        p.error(str(exc))
     env_keys = keys_from_env()
     keys = a.curve_keys or (env_keys.directory if env_keys is not None else None)
     return WorkerConfig(

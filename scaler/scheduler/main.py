@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +17,7 @@ from scaler.config.flags import FlagError, check_flags
 from scaler.config.schema import SchedulerFlags
 from scaler.scaling.model import ScalingConfig
 from scaler.scheduler.config import SchedulerConfig
+from scaler.utility import shm
 from scaler.utility.lifetime import die_with_parent, parent_from_env
 from scaler.utility.logs import setup_logging
 from scaler.utility.security import SecurityError
@@ -88,8 +91,13 @@ def parse_args(argv: list[str] | None) -> SchedulerConfig:
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
-    die_with_parent(parent_from_env())
+    die_with_parent(parent_from_env(), signal.SIGTERM)
     setup_logging("scheduler", config.log_level)
+    removed, freed = shm.sweep_orphans()
+    if removed:
+        logging.getLogger(__name__).info(
+            "removed %d shared-memory segments (%.1f MiB) left by schedulers that are gone", removed, freed / 2**20
+        )
     from scaler.scheduler.server import SchedulerServer
 
     try:

@@ -10,18 +10,19 @@ import sys
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent(expected_parent: int | None) -> None:
-    """Ask Linux to SIGKILL us when our parent exits; exit now if it already has.
+def die_with_parent(expected_parent: int | None, signum: int = signal.SIGKILL) -> None:
+    """Ask Linux to send ``signum`` (SIGKILL by default) when our parent exits; exit now if it already has.
 
     Only for processes started by a Scaler parent (``expected_parent`` given): a scheduler or
-    worker started by hand from a shell must outlive that shell.
+    worker started by hand from a shell must outlive that shell. A scheduler asks for SIGTERM, so
+    that it still removes its shared-memory segments when the program that started it was killed.
     """
     if expected_parent is None:
         return
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
         except (OSError, AttributeError):
             pass
     if os.getppid() != expected_parent:

@@ -7,6 +7,11 @@ the file copy-on-write, so unpickled numpy arrays are zero-copy views that are s
 (writes stay private to the reader). The scheduler owns every segment it is handed: it unlinks it
 when the object or task is dropped, expands descriptors into real frames for peers on other hosts,
 and removes all segments with its prefix when it stops.
+
+A scheduler that was killed cannot remove its segments, and ``/dev/shm`` is RAM. Segment names start
+``scaler-<scheduler pid>-``, so ``sweep_orphans`` (run by every scheduler as it starts) removes the
+segments whose scheduler is gone: its pid no longer runs, or runs a process started after the
+segment was last written (the pid was reused). A live scheduler's segments are never touched.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import psutil
 
 REF_MAGIC = b"\x00SCALER-SHMREF1\x00"
 SEG_MAGIC = b"\x00SCALER-SHMSEG1\x00"
@@ -182,6 +188,43 @@ def _unlinker(paths: queue.SimpleQueue[str]) -> None:
             os.unlink(paths.get())
         except OSError:
             pass
+
+
+def _started(pid: int) -> float | None:
+    """When process ``pid`` started; None if none runs; +inf if it cannot be told (keep its segments)."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.Error:
+        return float("inf")
+
+
+def sweep_orphans() -> tuple[int, int]:
+    """Remove segments whose scheduler is gone; return (segments, bytes) removed."""
+    removed = freed = 0
+    started: dict[int, float | None] = {}
+    for path in glob.glob(os.path.join(SHM_DIR, "scaler-*-*")):
+        owner = os.path.basename(path).split("-")[1]
+        if not owner.isdigit():
+            continue
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        pid = int(owner)
+        if pid not in started:
+            started[pid] = _started(pid)
+        since = started[pid]
+        if since is not None and (since == float("inf") or since <= info.st_mtime + 1.0):
+            continue
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        removed += 1
+        freed += info.st_size
+    return removed, freed
 
 
 def remove_prefix(prefix: str) -> int:

@@ -33,7 +33,7 @@ from scaler.utility import serialization as ser
 from scaler.utility import shm
 from scaler.utility.capabilities import DEFAULT_TASK_REQUEST, canonical
 from scaler.utility.ids import IdMaker
-from scaler.utility.security import CurveKeys, keys_from_env
+from scaler.utility.security import CurveKeys, auth_hint, keys_from_env
 from scaler.worker import runtime
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class Client:
             self._conn.close(linger_ms=0)
             raise ConnectionFailedError(
                 f"no answer from scheduler {self.address} within {self.config.connect_timeout:g}s "
-                "(is it running and reachable? does it require CURVE keys?)"
+                f"(is it running and reachable? {auth_hint(self.address, keys is not None)})"
             ) from None
         except ConnectionFailedError:
             self._conn.close(linger_ms=0)

@@ -27,7 +27,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
-from scaler.utility.security import CurveKeys
+from scaler.utility.security import CurveKeys, auth_hint
 from scaler.utility.sockets import dial, readable, recv_frames, send_frames
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class Connection:
         peer_timeout: float,
     ) -> None:
         self.address = address
+        self.keyed = keys is not None
         self.context = zmq.Context()
         self.socket = dial(self.context, "c", address, keys, linger_ms=2000)
         self.monitor = self.socket.get_monitor_socket(_HANDSHAKE_FAILURES) if _HANDSHAKE_FAILURES else None
@@ -214,8 +215,8 @@ class Connection:
             except zmq.Again:
                 return
             self.on_failure(
-                f"scheduler {self.address} refused the connection during the CURVE handshake "
-                f"(event {event['event']!r}): check the keys (--curve-keys / SCALER_CURVE_KEYS)"
+                f"scheduler {self.address} refused the connection during the handshake "
+                f"(event {event['event']!r}): {auth_hint(self.address, self.keyed)}"
             )
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from scaler.utility import shm
 from scaler.utility.capabilities import canonical
-from scaler.utility.net import free_port
-from scaler.utility.security import CurveKeys, check_bind
+from scaler.utility.net import free_port, is_loopback
+from scaler.utility.security import SECRET_ENV, CurveKeys, check_bind, new_secret, remember_secret
 
 _live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
@@ -54,11 +54,16 @@ class LocalCluster:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.address = ""  # what clients on this host dial (loopback when bound to a wildcard)
         self.bind_address = ""  # what the scheduler binds
+        self._secret: bytes | None = None
         self._env = dict(os.environ, SCALER_PARENT_PID=str(os.getpid()), SCALER_LOG_LEVEL=base.log_level)
         self._env["PYTHONPATH"] = os.pathsep.join(_user_paths())
         if base.curve_keys:
             # Workers, and clients made inside tasks, read the keys from here.
             self._env["SCALER_CURVE_KEYS"] = os.path.abspath(base.curve_keys)
+        elif is_loopback(base.host):
+            # The scheduler requires this secret; its workers and in-task clients get it here, never in argv.
+            self._secret = new_secret()
+            self._env[SECRET_ENV] = self._secret.decode()
         self._env.update(base.extra_env)
         self._start()
         _live.add(self)
@@ -80,6 +85,8 @@ class LocalCluster:
             self.scheduler = self._spawn(argv, stdout=subprocess.PIPE)
             self.workers = [self.add_worker() for _ in range(self.n_workers)]
             if self._wait_scheduler():
+                if self._secret is not None:
+                    remember_secret(port, self._secret)
                 return
             self.shutdown()
             if self.config.port or attempt == 4:

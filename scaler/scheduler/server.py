@@ -25,7 +25,16 @@ from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.workers import WorkerState
 from scaler.utility import shm
 from scaler.utility.capabilities import CapabilityError, parse_capabilities
-from scaler.utility.security import CurveKeys, check_bind
+from scaler.utility.net import is_loopback, parse_tcp
+from scaler.utility.security import (
+    PLAIN_USER,
+    SECRET_ENV,
+    CurveKeys,
+    check_bind,
+    new_secret,
+    remove_secret,
+    write_secret,
+)
 from scaler.utility.sockets import readable, recv_frames
 
 log = logging.getLogger(__name__)
@@ -57,10 +66,16 @@ class SchedulerServer:
         self.socket.setsockopt(zmq.MAXMSGSIZE, config.max_message_bytes)
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.authenticator: Any = None
+        self.secret: bytes | None = None
         if config.curve_keys is not None:
             self._setup_curve(CurveKeys(config.curve_keys))
+        elif is_loopback(parse_tcp(config.address)[0]):
+            self._setup_secret(os.environ.get(SECRET_ENV, "").encode() or new_secret())
         self.socket.bind(config.address)
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.port = parse_tcp(self.address)[1]
+        if self.secret is not None:
+            write_secret(self.port, self.secret)
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.out = Outbox(self.socket)
         self.engine = Engine(config, self.out)
@@ -81,6 +96,15 @@ class SchedulerServer:
         self.authenticator = ThreadAuthenticator(self.context, log=logging.getLogger("scaler.auth"))
         self.authenticator.start()
         self.authenticator.configure_curve(domain="*", location=str(keys.authorized_dir))
+
+    def _setup_secret(self, secret: bytes) -> None:
+        from zmq.auth.thread import ThreadAuthenticator
+
+        self.secret = secret
+        self.socket.plain_server = True
+        self.authenticator = ThreadAuthenticator(self.context, log=logging.getLogger("scaler.auth"))
+        self.authenticator.start()
+        self.authenticator.configure_plain(domain="*", passwords={PLAIN_USER.decode(): secret.decode()})
 
     def stop(self, *_: Any) -> None:
         self.running = False
@@ -310,5 +334,7 @@ class SchedulerServer:
         if self.authenticator is not None:
             self.authenticator.stop()
         self.context.term()
+        if self.secret is not None:
+            remove_secret(self.port, self.secret)
         if self.shm_prefix:
             shm.remove_prefix(self.shm_prefix)

@@ -1,4 +1,16 @@
-"""CurveZMQ keys: where they live, how each side loads them, and the bind-address rule.
+"""How peers authenticate: CurveZMQ keys, or a per-cluster secret on this host; and the bind-address rule.
+
+Every peer authenticates, loopback included: on a shared host another local user must not be able
+to submit work (which would run as the cluster's user) or read objects.
+
+- **Same host, no keys** (a scheduler bound to loopback): the scheduler uses ZMQ's PLAIN mechanism
+  with a random per-cluster secret. It writes the secret to ``<secret dir>/<port>.secret`` (0600, in
+  a 0700 directory: ``$XDG_RUNTIME_DIR/scaler``, else ``~/.cache/scaler/secrets``) and removes it when
+  it stops. A peer dialing that port finds it there with no step from the user; processes a cluster
+  starts get it in ``$SCALER_CLUSTER_SECRET`` (environment, never a command line). PLAIN's check
+  happens once per connection, so messages cost nothing more; the secret never leaves loopback.
+- **CURVE keys** (required to bind any other interface): see below.
+- **--insecure** on another interface: no authentication at all (logged as a warning).
 
 ``scaler_keygen DIR`` writes ``DIR/server.key``/``server.key_secret`` (the scheduler's keypair) and
 ``DIR/client.key``/``client.key_secret`` (shared by clients, workers and adapters). The scheduler
@@ -10,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +83,91 @@ class CurveKeys:
 def keys_from_env() -> CurveKeys | None:
     value = os.environ.get("SCALER_CURVE_KEYS")
     return CurveKeys(Path(value)) if value else None
+
+
+SECRET_ENV = "SCALER_CLUSTER_SECRET"
+PLAIN_USER = b"scaler"
+_known_secrets: dict[int, bytes] = {}  # port -> secret, for clusters this process started
+
+
+def secret_dir() -> Path:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
+        return Path(runtime) / "scaler"
+    return Path.home() / ".cache" / "scaler" / "secrets"
+
+
+def secret_path(port: int) -> Path:
+    return secret_dir() / f"{port}.secret"
+
+
+def new_secret() -> bytes:
+    return secrets.token_hex(24).encode()
+
+
+def remember_secret(port: int, secret: bytes) -> None:
+    """Let this process's peers dial a cluster it started without reading a file."""
+    _known_secrets[port] = secret
+
+
+def write_secret(port: int, secret: bytes) -> Path:
+    """Publish ``secret`` for peers of this user on this host: 0600 in a 0700 directory."""
+    directory = secret_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(directory, 0o700)
+    path = secret_path(port)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    os.replace(temporary, path)
+    return path
+
+
+def remove_secret(port: int, secret: bytes) -> None:
+    """Remove the published secret of ``port`` if it is still ours (a newer cluster may own the port)."""
+    path = secret_path(port)
+    try:
+        if path.read_bytes() == secret:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def find_secret(address: str) -> bytes | None:
+    """The secret for the scheduler at ``address``: $SCALER_CLUSTER_SECRET, one this process knows, or the file."""
+    value = os.environ.get(SECRET_ENV)
+    if value:
+        return value.encode()
+    try:
+        _, port = parse_tcp(address)
+    except ValueError:
+        return None
+    known = _known_secrets.get(port)
+    if known is not None:
+        return known
+    try:
+        return secret_path(port).read_bytes().strip() or None
+    except OSError:
+        return None
+
+
+def auth_hint(address: str, keyed: bool) -> str:
+    """What a peer that got no answer should check about authentication, in one sentence."""
+    if keyed:
+        return "are these the CURVE keys its scheduler accepts?"
+    if find_secret(address) is None:
+        return (
+            f"a scheduler on loopback requires its cluster secret: none found in ${SECRET_ENV} or "
+            f"{secret_dir()}/<port>.secret (it is readable only by the user who started the scheduler); "
+            "one bound to another interface requires CURVE keys"
+        )
+    return "does it require CURVE keys, or was it restarted with a new secret?"
+
+
+def apply_secret(socket: zmq.Socket, secret: bytes) -> None:  # type: ignore[type-arg]
+    socket.plain_username = PLAIN_USER
+    socket.plain_password = secret
 
 
 def check_bind(address: str, keys: CurveKeys | None, insecure: bool) -> None:

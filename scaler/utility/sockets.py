@@ -1,4 +1,5 @@
-"""The one way a peer dials the scheduler (a DEALER with its own identity, no HWM, CURVE if keyed),
+"""The one way a peer dials the scheduler (a DEALER with its own identity, no HWM, CURVE if keyed, else
+the cluster's secret when this host has one: ``scaler.utility.security``),
 and multipart send/receive for the hot paths.
 
 ``send_frames``/``recv_frames`` do what pyzmq's ``send_multipart``/``recv_multipart`` do with
@@ -14,7 +15,7 @@ import zmq
 from zmq.backend import Socket as _BackendSocket
 
 from scaler.utility.ids import random_id
-from scaler.utility.security import CurveKeys
+from scaler.utility.security import CurveKeys, apply_secret, find_secret
 
 
 def dial(context: zmq.Context, kind: str, address: str, keys: CurveKeys | None, linger_ms: int = 1000) -> zmq.Socket:  # type: ignore[type-arg]
@@ -25,6 +26,10 @@ def dial(context: zmq.Context, kind: str, address: str, keys: CurveKeys | None, 
     socket.setsockopt(zmq.LINGER, linger_ms)
     if keys is not None:
         keys.apply_client(socket)
+    else:
+        secret = find_secret(address)
+        if secret is not None:
+            apply_secret(socket, secret)
     return socket
 
 

@@ -3,6 +3,8 @@
 Submitting never blocks on the scheduler (only on the client's own backpressure bound): refs and
 futures among the arguments, also inside lists, dicts and tuples, become dependencies the
 scheduler waits for. Each function is shipped once per client and referred to by id afterwards.
+Refs inside a put value (and, through the worker, inside a task's result) are announced with it:
+the scheduler keeps their objects while the object holding them is kept.
 """
 
 from __future__ import annotations
@@ -227,12 +229,36 @@ class Client:
             self._outstanding_bytes += nbytes
 
     def put(self, value: Any) -> ObjectRef:
+        """Store ``value`` in the scheduler; refs and futures inside it stay alive while it does."""
         self._check_open()
         object_id = self._ids.next()
-        frames = ser.dumps(value, self._shm_prefix)
-        self._conn.send(m.PutObject(object_id, len(frames)), frames)
+        frames, holds = ser.dumps_holding(value, self._shm_prefix)
+        self._conn.send(m.PutObject(object_id, len(frames), holds), frames)
         runtime.note_sender(self)
         return ObjectRef(object_id, self)
+
+    def _hold_loaded(self, refs: list[ObjectRef]) -> None:
+        """``refs`` arrived inside a value this client just loaded: keep their objects while any of
+        them lives here, also after the object they came in is released. One put of the refs, which
+        holds them, released when the last of them goes. It leaves before this client can release the
+        object they came in (whose ref is alive while it loads), so the refs are never unheld."""
+        if self._closed or self._failure is not None:
+            return
+        anchor = self._ids.next()
+        frames, holds = ser.dumps_holding(refs, self._shm_prefix)
+        self._conn.send(m.PutObject(anchor, len(frames), holds), frames)
+        holder = ObjectRef(anchor, self)
+        for ref in refs:
+            ref._holder = holder
+
+    def _lend(self, task_id: str, object_ids: list[str]) -> None:
+        """Keep the objects of ``object_ids`` that this client may hold alive until task ``task_id``
+        (running in this process) ends: its result holds them, and this client's refs to them are
+        about to go. A put of those refs, lent to the task and released at once (see runtime.settle)."""
+        anchor = self._ids.next()
+        frames, holds = ser.dumps_holding([ObjectRef(object_id, None) for object_id in object_ids], self._shm_prefix)
+        self._conn.send(m.PutObject(anchor, len(frames), holds, task_id), frames)
+        self._release_later(anchor)
 
     # -- getting ----------------------------------------------------------------------------
 
@@ -407,7 +433,7 @@ class Client:
             elif entry[1]:
                 _settle(future, error=ser.loads_exception(entry[0]))
             else:
-                _settle(future, Payload(entry[0]))
+                _settle(future, Payload(entry[0], self))
 
     def _on_object(self, msg: m.ObjectReply, payload: list[Any]) -> None:
         with self._fetch_lock:
@@ -417,7 +443,7 @@ class Client:
         elif msg.is_error:
             value = ser.loads_exception(payload)
         else:
-            value = Payload(payload)
+            value = Payload(payload, self)
         for waiter in waiters:
             waiter.set_result(value)
 

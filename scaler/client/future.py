@@ -4,6 +4,10 @@
 first ``result()``. Both ``Future`` and ``ObjectRef`` pickle as references, so passing one as a task
 argument makes the scheduler hold the task until the object exists. Dropping the last reference
 tells the scheduler the object may be freed.
+
+Refs that arrive inside a value (a task's result, a put value) are the client's too once it loads
+the value: the client puts them as one object of its own that holds them, kept by those refs
+(``Client._hold_loaded``), so they stay valid after the value they came in is released.
 """
 
 from __future__ import annotations
@@ -22,13 +26,17 @@ if TYPE_CHECKING:
     from scaler.client.client import Client
 
 
+_local = threading.local()  # .made: while a Payload loads, the refs unpickled (see _borrowed_ref)
+
+
 class Payload:
-    """Frames of a stored value, unpickled once on demand."""
+    """Frames of a stored value, unpickled once on demand (refs inside held by ``client``)."""
 
-    __slots__ = ("frames", "loaded", "lock", "value")
+    __slots__ = ("client", "frames", "loaded", "lock", "value")
 
-    def __init__(self, frames: list[Any]) -> None:
+    def __init__(self, frames: list[Any], client: Client | None = None) -> None:
         self.frames = frames
+        self.client = client
         self.loaded = False
         self.value: Any = None
         self.lock = threading.Lock()
@@ -37,7 +45,15 @@ class Payload:
         if not self.loaded:
             with self.lock:
                 if not self.loaded:
-                    self.value = ser.loads(self.frames)
+                    previous = getattr(_local, "made", None)
+                    made: list[ObjectRef] = []
+                    _local.made = made
+                    try:
+                        self.value = ser.loads(self.frames)
+                    finally:
+                        _local.made = previous
+                    if made and self.client is not None:
+                        self.client._hold_loaded(made)
                     self.loaded = True
                     self.frames = []
         return self.value
@@ -139,11 +155,12 @@ class Future(concurrent.futures.Future[Any]):
 class ObjectRef:
     """A reference to an object in the scheduler's store (from ``put``, or received in a task)."""
 
-    __slots__ = ("__weakref__", "_client", "object_id")
+    __slots__ = ("__weakref__", "_client", "_holder", "object_id")
 
     def __init__(self, object_id: str, client: Client | None) -> None:
         self.object_id = object_id
         self._client = client
+        self._holder: ObjectRef | None = None  # a ref loaded from a value: the object holding it here
 
     def __reduce__(self) -> tuple[Any, tuple[str, bool]]:
         ser.note_ref(self.object_id)
@@ -165,7 +182,11 @@ class ObjectRef:
 
 
 def _borrowed_ref(object_id: str) -> ObjectRef:
-    return ObjectRef(object_id, None)
+    ref = ObjectRef(object_id, None)
+    made = getattr(_local, "made", None)
+    if made is not None:
+        made.append(ref)
+    return ref
 
 
 ser.ref_factory = _borrowed_ref

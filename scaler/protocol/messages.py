@@ -21,11 +21,13 @@ class Msg(msgspec.Struct, tag=True, array_like=True, omit_defaults=True):
 
 
 class ObjHeader(msgspec.Struct, array_like=True):
-    """Announces one stored object travelling with a message: its id, frame count, error flag."""
+    """Announces one stored object travelling with a message: its id, frame count, error flag and,
+    from a worker, the refs inside it (kept alive while it is; see scaler/scheduler/holds.py)."""
 
     object_id: str
     nbufs: int
     is_error: bool = False
+    holds: list[str] = []
 
 
 # -- session --------------------------------------------------------------------------------
@@ -95,6 +97,8 @@ class SubmitTask(Msg):
 class PutObject(Msg):
     object_id: str
     nbufs: int
+    holds: list[str] = []  # refs inside the value: kept alive while the object is
+    lent_to: str = ""  # a task that keeps the object (and what it holds) until it ends
 
 
 class GetObject(Msg):

@@ -14,6 +14,7 @@ from typing import Any
 from scaler.protocol import messages as m
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.errors_payload import error_frames
+from scaler.scheduler.holds import Holds
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.queues import CapabilityQueues
@@ -61,6 +62,7 @@ class Engine:
         self.actor_servers: dict[str, Task] = {}
         self.dead_actors: dict[str, str] = {}
         self.durations: dict[str, float] = {}
+        self.holds = Holds(self.store, self.tasks, self.borrowers)
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -199,8 +201,12 @@ class Engine:
         self.dirty = True
 
     def put(self, client: bytes, msg: m.PutObject, frames: list[Any]) -> None:
-        self.store.add(msg.object_id, frames, False, client)
+        obj = self.store.add(msg.object_id, frames, False, client)
+        self.holds.by_client(obj, msg.holds, client)
         self._object_ready(msg.object_id)
+        lent_to = self.tasks.get(msg.lent_to) if msg.lent_to else None
+        if lent_to is not None:
+            self._borrow(lent_to, msg.object_id)
 
     def release(self, client: bytes, object_ids: list[str]) -> None:
         for object_id in object_ids:
@@ -440,7 +446,7 @@ class Engine:
         for header, object_id in zip(msg.objects, expected, strict=False):
             obj_frames = frames[pos : pos + header.nbufs]
             pos += header.nbufs
-            self._store_result(task, object_id, obj_frames, header.is_error)
+            self._store_result(task, object_id, obj_frames, header.is_error, header.holds)
             size = sum(len(f) for f in obj_frames)
             if size <= budget:
                 budget -= size
@@ -458,18 +464,23 @@ class Engine:
         result.objects = [m.ObjHeader(ids[0], len(frames), True)] if push else []
         self._close(task, result, frames if push else [])
 
-    def _store_result(self, task: Task, object_id: str, frames: list[Any], is_error: bool) -> None:
+    def _store_result(
+        self, task: Task, object_id: str, frames: list[Any], is_error: bool, holds: list[str] | None = None
+    ) -> None:
         wanted = (
             not task.released
             or object_id in self.waiting
             or object_id in self.get_waiters
             or object_id in self.borrowers
+            or object_id in self.store.holders
         )
         if not wanted:
             if len(frames) == 1 and not is_error:
                 shm.release(frames)
             return
         obj = self.store.add(object_id, frames, is_error, task.client)
+        if holds:
+            self.holds.by_task(obj, holds, task)
         if task.released:
             obj.pins += 1
             obj.released = True
@@ -659,6 +670,7 @@ class Engine:
             tasks=len(self.tasks),
             objects=len(self.store.objects),
             object_bytes=self.store.nbytes,
+            held_refs=len(self.store.holders),
             workers=len(self.pool.workers),
             clients=len(self.clients),
         )

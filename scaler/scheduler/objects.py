@@ -1,7 +1,11 @@
 """The scheduler's object store: payload frames kept by id, never unpickled.
 
-An object stays while its owner holds it (``released`` is false) or while any pending task is
-pinned to it. Frames are the zmq frames received, stored and re-sent without copying.
+An object stays while its owner holds it (``released`` is false), while any pending task is
+pinned to it, or while a stored object holds a ref to it (a ref inside a result or a put value:
+``hold``; which refs a peer may make its object hold is decided in ``holds.py``). ``pins`` counts
+the tasks and holders. A holder may name an object not stored yet (a result still being computed):
+``holders`` remembers it, and the object is pinned by its holders when it arrives. Frames are the
+zmq frames received, stored and re-sent without copying.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ class StoredObject:
     released: bool = False
     pins: int = 0
     on_workers: set[bytes] = field(default_factory=set)
+    holds: tuple[str, ...] = ()
 
 
 class ObjectStore:
@@ -29,6 +34,7 @@ class ObjectStore:
         self.objects: dict[str, StoredObject] = {}
         self.nbytes = 0
         self.freed_on_workers: dict[bytes, list[str]] = {}
+        self.holders: dict[str, list[str]] = {}  # held object id -> ids of the stored objects holding it
 
     def __contains__(self, object_id: str) -> bool:
         return object_id in self.objects
@@ -42,9 +48,22 @@ class ObjectStore:
             self._drop(old)
         nbytes = sum(len(f) for f in frames)
         obj = StoredObject(object_id, frames, is_error, nbytes, owner)
+        obj.pins = len(self.holders.get(object_id, ()))
         self.objects[object_id] = obj
         self.nbytes += nbytes
         return obj
+
+    def hold(self, holder: StoredObject, object_ids: list[str]) -> None:
+        """``holder`` holds refs to ``object_ids``: each stays (once stored) until ``holder`` goes."""
+        if holder.holds or self.objects.get(holder.object_id) is not holder:
+            return
+        held = tuple(object_id for object_id in dict.fromkeys(object_ids) if object_id != holder.object_id)
+        holder.holds = held
+        for object_id in held:
+            self.holders.setdefault(object_id, []).append(holder.object_id)
+            obj = self.objects.get(object_id)
+            if obj is not None:
+                obj.pins += 1
 
     def release(self, object_id: str) -> None:
         obj = self.objects.get(object_id)
@@ -78,12 +97,29 @@ class ObjectStore:
             obj.on_workers.discard(worker)
         self.freed_on_workers.pop(worker, None)
 
-    def _drop(self, obj: StoredObject) -> None:
-        if self.objects.get(obj.object_id) is obj:
+    def _drop(self, first: StoredObject) -> None:
+        """Remove an object, then what only it kept (iteratively: a long chain of holds is fine)."""
+        stack = [first]
+        while stack:
+            obj = stack.pop()
+            if self.objects.get(obj.object_id) is not obj:
+                continue
             del self.objects[obj.object_id]
             self.nbytes -= obj.nbytes
-        for worker in obj.on_workers:
-            self.freed_on_workers.setdefault(worker, []).append(obj.object_id)
-        if len(obj.frames) == 1:
-            shm.release(obj.frames)
-        obj.frames = []
+            for worker in obj.on_workers:
+                self.freed_on_workers.setdefault(worker, []).append(obj.object_id)
+            if len(obj.frames) == 1:
+                shm.release(obj.frames)
+            obj.frames = []
+            for object_id in obj.holds:
+                holders = self.holders.get(object_id)
+                if holders is not None:
+                    holders.remove(obj.object_id)
+                    if not holders:
+                        del self.holders[object_id]
+                held = self.objects.get(object_id)
+                if held is not None:
+                    held.pins -= 1
+                    if held.pins <= 0 and held.released:
+                        stack.append(held)
+            obj.holds = ()

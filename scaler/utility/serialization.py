@@ -10,7 +10,8 @@ code objects are pickled with ``marshal``, which keeps every field of the code o
 Object references inside arguments are found while pickling: a ref reduces to ``_load_ref(id)`` and
 records its id in the active ``collect_refs`` list. On the worker, ``resolve_refs`` supplies the
 values: a ref marked top-level (``Resolve``) is always replaced by its value; other refs are
-replaced when ``nested`` is true and otherwise arrive as refs (Ray semantics).
+replaced when ``nested`` is true and otherwise arrive as refs (Ray semantics). The refs inside a
+result or a put value are found the same way (``dumps_holding``): the stored object holds them.
 """
 
 from __future__ import annotations
@@ -126,6 +127,13 @@ def collect_refs() -> Iterator[list[tuple[str, bool]]]:
         yield found
     finally:
         _local.collected = previous
+
+
+def dumps_holding(obj: Any, shm_prefix: str | None = None) -> tuple[list[Any], list[str]]:
+    """``dumps(obj)`` and the ids of the refs inside ``obj``, each once: what its object holds."""
+    with collect_refs() as found:
+        frames = dumps(obj, shm_prefix)
+    return frames, list(dict.fromkeys(object_id for object_id, _ in found))
 
 
 def note_ref(object_id: str, top_level: bool = False) -> None:

@@ -2,7 +2,9 @@
 
 The executor keeps the raw frames of functions and objects it was sent until told to drop them,
 unpickles a function once, unpickles arguments afresh for every task (refs resolved as the task
-asks), and turns the outcome into a ``TaskDone`` plus result frames. An exception carrying
+asks), and turns the outcome into a ``TaskDone`` plus result frames; each result's header lists
+the refs inside it, which the task's own clients lend to the task before it reports
+(``runtime.settle``). An exception carrying
 ``__scaler_fatal__`` is reported as ``fatal``: the scheduler never retries it.
 """
 
@@ -56,9 +58,9 @@ class Executor:
             started = time.perf_counter()
             result = function(*args, **kwargs)
             duration = time.perf_counter() - started
-            runtime.settle()
-            self.running = False
             headers, out = self._results(msg, result)
+            runtime.settle([object_id for header in headers for object_id in header.holds])
+            self.running = False
         except TaskCancelledError:
             status = "cancelled"
         except BaseException as exc:
@@ -96,15 +98,15 @@ class Executor:
     def _results(msg: m.RunTask, result: Any) -> tuple[list[m.ObjHeader], list[Any]]:
         n = msg.num_returns
         if n == 1:
-            frames = ser.dumps(result)
-            return [m.ObjHeader(msg.task_id, len(frames))], frames
+            frames, holds = ser.dumps_holding(result)
+            return [m.ObjHeader(msg.task_id, len(frames), holds=holds)], frames
         values = [] if n == 0 else list(result)
         if len(values) != n:
             raise ValueError(f"task declared num_returns={n} but returned {len(values)} values")
         headers: list[m.ObjHeader] = []
         out: list[Any] = []
         for i, value in enumerate(values):
-            frames = ser.dumps(value)
-            headers.append(m.ObjHeader(f"{msg.task_id}#{i}", len(frames)))
+            frames, holds = ser.dumps_holding(value)
+            headers.append(m.ObjHeader(f"{msg.task_id}#{i}", len(frames), holds=holds))
             out.extend(frames)
         return headers, out

@@ -8,7 +8,7 @@ so its capacity is lent out meanwhile (DESIGN §3).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -51,13 +51,20 @@ def note_sender(client: Any) -> None:
         _senders.append(client)
 
 
-def settle(timeout: float = 30.0) -> None:
+def settle(held: Sequence[str] = (), timeout: float = 30.0) -> None:
     """Before a task's result leaves: wait until the scheduler has what the task's own clients
     sent (objects put, tasks submitted), so refs to them in the result resolve. Those go on
-    other connections than the result, and nothing else orders them."""
+    other connections than the result, and nothing else orders them.
+
+    ``held`` are the refs inside the result. Each client first lends them to the task: it drops its
+    own refs when the task's locals go, and its release must not free them before the result that
+    holds them is stored (the scheduler then keeps them while the result is kept)."""
+    task_id = current_task_id()
     while _senders:
         client = _senders.pop()
         if not client._closed:
+            if held and task_id:
+                client._lend(task_id, list(held))
             client.sync(timeout)
 
 

@@ -14,12 +14,13 @@ import zmq
 from scaler import Client, LocalCluster
 from scaler.protocol import messages as m
 from scaler.protocol.wire import encode, split_batch
+from scaler.utility.sockets import dial
 from tests.conftest import wait_until
 
 
 def _welcomed(address: str) -> tuple[zmq.Context[Any], zmq.Socket[Any]]:
     context: zmq.Context[Any] = zmq.Context()
-    raw = context.socket(zmq.DEALER)
+    raw = dial(context, "c", address, None)  # authenticated, then hostile
     raw.connect(address)
     raw.send_multipart([encode([m.Hello("client", m.PROTOCOL_VERSION, "hostile")])])
     if not raw.poll(10_000):

@@ -17,6 +17,7 @@ from scaler import Client, ConnectionFailedError, LocalCluster
 from scaler.errors import SchedulerShutdownError
 from scaler.protocol import messages as m
 from scaler.protocol.wire import encode, split_batch
+from scaler.utility.sockets import dial
 from tests.conftest import wait_until, wait_workers
 
 
@@ -67,7 +68,7 @@ while True:  # killed in the middle of this stream of submits and puts
 def test_malformed_frames_are_rejected_and_scheduler_keeps_serving(make_cluster: Callable[..., LocalCluster]) -> None:
     cluster = make_cluster(n_workers=1)
     context = zmq.Context()
-    raw = context.socket(zmq.DEALER)
+    raw = dial(context, "c", cluster.address, None)  # an authenticated peer that then misbehaves
     raw.connect(cluster.address)
     rng = random.Random(7)
     refused = 0
@@ -107,7 +108,7 @@ def test_malformed_frames_are_rejected_and_scheduler_keeps_serving(make_cluster:
 
 def test_wrong_protocol_version_gets_a_clear_refusal(shared_cluster: LocalCluster) -> None:
     context = zmq.Context()
-    raw = context.socket(zmq.DEALER)
+    raw = dial(context, "c", shared_cluster.address, None)
     raw.connect(shared_cluster.address)
     try:
         raw.send_multipart([encode([m.Hello("client", 999)])])

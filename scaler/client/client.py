@@ -36,6 +36,7 @@ from scaler.utility import shm
 from scaler.utility.capabilities import DEFAULT_TASK_REQUEST, canonical
 from scaler.utility.ids import IdMaker
 from scaler.utility.security import CurveKeys, auth_hint, keys_from_env
+from scaler.utility.sockets import SECRET_WAIT
 from scaler.worker import runtime
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class Client:
             self._on_failure,
             self.config.heartbeat_interval,
             self.config.peer_timeout,
+            min(SECRET_WAIT, self.config.connect_timeout),
         )
         hello = m.Hello(
             "client",

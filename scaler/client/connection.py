@@ -28,7 +28,7 @@ from zmq.utils.monitor import recv_monitor_message
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility.security import CurveKeys, auth_hint
-from scaler.utility.sockets import dial, readable, recv_frames, send_frames
+from scaler.utility.sockets import SECRET_WAIT, dial, readable, recv_frames, send_frames
 
 log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES = 8192
@@ -50,11 +50,12 @@ class Connection:
         on_failure: Callable[[str], None],
         heartbeat_interval: float,
         peer_timeout: float,
+        secret_wait: float = SECRET_WAIT,
     ) -> None:
         self.address = address
         self.keyed = keys is not None
         self.context = zmq.Context()
-        self.socket = dial(self.context, "c", address, keys, linger_ms=2000)
+        self.socket = dial(self.context, "c", address, keys, linger_ms=2000, secret_wait=secret_wait)
         self.monitor = self.socket.get_monitor_socket(_HANDSHAKE_FAILURES) if _HANDSHAKE_FAILURES else None
         self.socket.connect(address)
         self.on_batch = on_batch

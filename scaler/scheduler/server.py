@@ -74,8 +74,7 @@ class SchedulerServer:
         self.socket.bind(config.address)
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.port = parse_tcp(self.address)[1]
-        if self.secret is not None:
-            write_secret(self.port, self.secret)
+        write_secret(self.port, self.secret or b"")  # empty: peers on this host need none (and need not wait)
         self.monitor = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.out = Outbox(self.socket)
         self.engine = Engine(config, self.out)
@@ -334,7 +333,6 @@ class SchedulerServer:
         if self.authenticator is not None:
             self.authenticator.stop()
         self.context.term()
-        if self.secret is not None:
-            remove_secret(self.port, self.secret)
+        remove_secret(self.port, self.secret or b"")
         if self.shm_prefix:
             shm.remove_prefix(self.shm_prefix)

@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def remember_secret(port: int, secret: bytes) -> None:
 
 
 def write_secret(port: int, secret: bytes) -> Path:
-    """Publish ``secret`` for peers of this user on this host: 0600 in a 0700 directory."""
+    """Publish ``secret`` (empty: none needed) for peers of this user on this host: 0600 in a 0700 directory."""
     directory = secret_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
@@ -134,22 +135,32 @@ def remove_secret(port: int, secret: bytes) -> None:
         pass
 
 
-def find_secret(address: str) -> bytes | None:
-    """The secret for the scheduler at ``address``: $SCALER_CLUSTER_SECRET, one this process knows, or the file."""
+def find_secret(address: str, wait: float = 0.0) -> bytes | None:
+    """The secret for the scheduler at ``address``: $SCALER_CLUSTER_SECRET, one this process knows, or the file.
+
+    A scheduler publishes a file for its port in every mode (empty when it needs no secret), so a
+    missing file on a loopback address means it has not bound yet: wait up to ``wait`` seconds for it.
+    """
     value = os.environ.get(SECRET_ENV)
     if value:
         return value.encode()
     try:
-        _, port = parse_tcp(address)
+        host, port = parse_tcp(address)
     except ValueError:
         return None
     known = _known_secrets.get(port)
     if known is not None:
         return known
-    try:
-        return secret_path(port).read_bytes().strip() or None
-    except OSError:
-        return None
+    deadline = time.monotonic() + (wait if is_loopback(host) else 0.0)
+    while True:
+        try:
+            return secret_path(port).read_bytes().strip() or None
+        except FileNotFoundError:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+        except OSError:
+            return None
 
 
 def auth_hint(address: str, keyed: bool) -> str:

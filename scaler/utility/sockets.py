@@ -17,8 +17,17 @@ from zmq.backend import Socket as _BackendSocket
 from scaler.utility.ids import random_id
 from scaler.utility.security import CurveKeys, apply_secret, find_secret
 
+SECRET_WAIT = 5.0  # a scheduler started a moment ago may not have published its secret yet
 
-def dial(context: zmq.Context, kind: str, address: str, keys: CurveKeys | None, linger_ms: int = 1000) -> zmq.Socket:  # type: ignore[type-arg]
+
+def dial(
+    context: zmq.Context,  # type: ignore[type-arg]
+    kind: str,
+    address: str,
+    keys: CurveKeys | None,
+    linger_ms: int = 1000,
+    secret_wait: float = SECRET_WAIT,
+) -> zmq.Socket:  # type: ignore[type-arg]
     socket: zmq.Socket = context.socket(zmq.DEALER)  # type: ignore[type-arg]
     socket.setsockopt(zmq.IDENTITY, random_id(kind).encode())
     for option in (zmq.SNDHWM, zmq.RCVHWM):
@@ -27,7 +36,7 @@ def dial(context: zmq.Context, kind: str, address: str, keys: CurveKeys | None, 
     if keys is not None:
         keys.apply_client(socket)
     else:
-        secret = find_secret(address)
+        secret = find_secret(address, wait=secret_wait)
         if secret is not None:
             apply_secret(socket, secret)
     return socket

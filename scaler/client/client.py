@@ -3,6 +3,7 @@
 Submitting never blocks on the scheduler (only on the client's own backpressure bound): refs and
 futures among the arguments, also inside lists, dicts and tuples, become dependencies the
 scheduler waits for. Each function is shipped once per client and referred to by id afterwards.
+A client still open when the program ends is closed at exit (``close_all_clients``).
 """
 
 from __future__ import annotations
@@ -462,10 +463,8 @@ class Client:
     def close(self) -> None:
         if self._closed:
             return
-        if self._failure is None:
-            self._conn.send(m.Goodbye("client closed"))
-        self._closed = True
-        self._conn.close()
+        self._closed = True  # releases stop here: the Goodbye releases everything this client owns
+        self._conn.close(last=m.Goodbye("client closed") if self._failure is None else None)
         error = ConnectionFailedError("the client was closed")
         for task_id in list(self._pending):
             self._fail_task(task_id, error)
@@ -511,7 +510,9 @@ def _one_or_list(futures: list[Future], opts: TaskOptions) -> Future | list[Futu
 
 
 @atexit.register
-def _close_all() -> None:
+def close_all_clients() -> None:
+    """Close every open client: at exit, and before a ``LocalCluster`` stops at exit (each says
+    goodbye while its scheduler still listens, and its I/O thread ends before the process does)."""
     for client in list(_live_clients):
         try:
             client.close()

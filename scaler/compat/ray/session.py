@@ -5,10 +5,13 @@ With no address, ``init`` starts a ``LocalCluster`` of one worker sized like a R
 this machine's RAM in bytes), so ``num_cpus=2`` tasks on a 2-cpu cluster run one at a time as in
 Ray. ``address="tcp://..."`` (or ``SCALER_ADDRESS``) connects to a running scheduler instead.
 Inside a task the API connects itself to the task's scheduler, which counts as initialized.
+A program that ends without ``ray.shutdown()`` gets one at exit, as in Ray: the driver's client
+says goodbye first, then the local cluster stops.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -153,6 +156,9 @@ def shutdown() -> None:
     session.client.close()
     if session.cluster is not None:
         session.cluster.shutdown()
+
+
+atexit.register(shutdown)  # as Ray does; registered after the client's and the cluster's hooks, so it runs first
 
 
 def is_initialized() -> bool:

@@ -5,6 +5,7 @@ futures among the arguments, also inside lists, dicts and tuples, become depende
 scheduler waits for. Each function is shipped once per client and referred to by id afterwards.
 Refs inside a put value (and, through the worker, inside a task's result) are announced with it:
 the scheduler keeps their objects while the object holding them is kept.
+A client still open when the program ends is closed at exit (``close_all_clients``).
 """
 
 from __future__ import annotations
@@ -490,10 +491,8 @@ class Client:
     def close(self) -> None:
         if self._closed:
             return
-        if self._failure is None:
-            self._conn.send(m.Goodbye("client closed"))
-        self._closed = True
-        self._conn.close()
+        self._closed = True  # releases stop here: the Goodbye releases everything this client owns
+        self._conn.close(last=m.Goodbye("client closed") if self._failure is None else None)
         error = ConnectionFailedError("the client was closed")
         for task_id in list(self._pending):
             self._fail_task(task_id, error)
@@ -539,7 +538,9 @@ def _one_or_list(futures: list[Future], opts: TaskOptions) -> Future | list[Futu
 
 
 @atexit.register
-def _close_all() -> None:
+def close_all_clients() -> None:
+    """Close every open client: at exit, and before a ``LocalCluster`` stops at exit (each says
+    goodbye while its scheduler still listens, and its I/O thread ends before the process does)."""
     for client in list(_live_clients):
         try:
             client.close()

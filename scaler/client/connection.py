@@ -9,6 +9,9 @@ polling the socket itself, which another thread may be using) and receives under
 incoming batches are handed to a callback on that thread, outside the lock. A sender that sees
 input pending after its send wakes the I/O thread, since the ``FD`` only signals changes. A CURVE
 handshake refusal seen on the socket monitor fails the session clearly.
+
+At interpreter exit the owner's ``close`` (``Client``'s exit hook) stops and joins the I/O thread;
+the wake pipe is never closed under it, so a program that just ends leaves without a word.
 """
 
 from __future__ import annotations
@@ -69,10 +72,15 @@ class Connection:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)  # a full pipe already means a wake is pending
-        weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)  # never while a sender may write
+        # Closed once nothing can reach this object (no sender may write then, and the I/O thread,
+        # which holds it, has ended), but never at interpreter exit: the I/O thread may still poll
+        # them then. ``close`` stops it; at exit the OS closes the fds.
+        closer = weakref.finalize(self, _close_fds, self.wake_r, self.wake_w)
+        closer.atexit = False
         self.socket_fd = self.socket.getsockopt(zmq.FD)
         self.running = True
         self.linger_ms = 2000
+        self.last: Any = None
         self.last_heard = time.monotonic()
         self.thread = threading.Thread(target=self._loop, name="scaler-client-io", daemon=True)
         self.thread.start()
@@ -106,11 +114,15 @@ class Connection:
         except OSError:
             pass
 
-    def close(self, linger_ms: int = 2000) -> None:
-        """Stop the I/O thread; unsent messages get ``linger_ms`` to leave (none if never welcomed)."""
+    def close(self, linger_ms: int = 2000, last: Any = None) -> None:
+        """Stop the I/O thread; unsent messages get ``linger_ms`` to leave (none if never welcomed).
+
+        ``last`` (a ``Goodbye``) leaves after everything queued before the thread stops, whichever
+        thread queued it: the scheduler reads nothing from this session after it."""
         if not self.running:
             return
         self.linger_ms = linger_ms
+        self.last = last
         self.running = False
         try:
             os.write(self.wake_w, b"x")
@@ -152,6 +164,8 @@ class Connection:
                 if self.monitor is not None and self.monitor in ready:
                     self._check_monitor()
             with self.lock:
+                if self.last is not None:
+                    self.queue.append((self.last, None))
                 self._send_queued()
         except zmq.ZMQError as exc:
             self.on_failure(f"connection to {self.address} failed: {exc}")

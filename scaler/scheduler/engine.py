@@ -69,7 +69,10 @@ class Engine:
     def add_client(self, identity: bytes, name: str) -> None:
         self.clients[identity] = ClientState(identity, name)
 
-    def client_lost(self, identity: bytes, reason: str) -> None:
+    def client_lost(self, identity: bytes, reason: str, said_goodbye: bool = False) -> None:
+        """End a client's session: its tasks are cancelled (detached ones live on), its objects
+        released. A client that closed is the normal end of a program (INFO); one that vanished
+        without closing is a WARNING."""
         state = self.clients.pop(identity, None)
         if state is None:
             return
@@ -82,10 +85,9 @@ class Engine:
             self._cancel(task, force=True)
             cancelled += 1
         freed = self.store.release_owner(identity)
-        level = logging.WARNING if cancelled else logging.INFO
-        log.log(
-            level, "client %s left (%s): %d tasks cancelled, %d objects released", state.name, reason, cancelled, freed
-        )
+        level, how = (logging.INFO, "left") if said_goodbye else (logging.WARNING, "vanished without closing")
+        text = "client %s %s (%s): %d tasks cancelled, %d objects released"
+        log.log(level, text, state.name, how, reason, cancelled, freed)
 
     def submit(self, client: bytes, msg: m.SubmitTask, frames: list[Any]) -> None:
         state = self.clients[client]
@@ -291,7 +293,10 @@ class Engine:
         self.dirty = True
         self.maybe_idle = True
 
-    def worker_lost(self, identity: bytes, reason: str) -> None:
+    def worker_lost(self, identity: bytes, reason: str, said_goodbye: bool = False) -> None:
+        """Drop a worker; its unfinished tasks are re-queued or, past their retries, failed. Logged
+        at INFO when the worker said goodbye (or was told to go: draining) and took no work with
+        it; a WARNING when it vanished or its tasks had to be re-queued or failed."""
         worker = self.pool.remove(identity)
         if worker is None:
             return
@@ -313,7 +318,10 @@ class Engine:
         self.store.forget_worker(identity)
         self.dirty = True
         self.maybe_idle = True
-        log.warning("worker %s lost (%s): %d tasks re-queued, %d failed", worker.name, reason, requeued, failed)
+        if (said_goodbye or worker.draining) and not (requeued or failed):
+            log.info("worker %s left (%s)", worker.name, reason)
+        else:
+            log.warning("worker %s lost (%s): %d tasks re-queued, %d failed", worker.name, reason, requeued, failed)
 
     @staticmethod
     def _possibly_running(worker: WorkerState) -> set[Task]:

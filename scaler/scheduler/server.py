@@ -114,12 +114,18 @@ class SchedulerServer:
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         poller.register(self.monitor, zmq.POLLIN)
+        wake_r, wake_w = os.pipe()  # a stop signal wakes the poll (else it waits out its timeout)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        poller.register(wake_r, zmq.POLLIN)
         log.info("scheduler listening on %s", self.address)
         next_check = time.monotonic() + 0.5
         while self.running:
             self.turn += 1
             timeout = max(0.0, next_check - time.monotonic())
             ready = dict(poller.poll(int(timeout * 1000) + 1))
+            if wake_r in ready:
+                os.read(wake_r, 512)
             if self.monitor in ready:
                 self._drain_monitor()
             if self.socket in ready:
@@ -134,6 +140,9 @@ class SchedulerServer:
             if self.adapters.adapters:
                 self.adapters.tick(now)
             self.out.flush()
+        signal.set_wakeup_fd(-1)
+        os.close(wake_r)
+        os.close(wake_w)
         self.shutdown("scheduler stopped")
 
     def _drain_socket(self) -> None:
@@ -165,6 +174,7 @@ class SchedulerServer:
             # Only workers are dropped on this hint: their loss should re-queue tasks at once. A
             # client or adapter is dropped on Goodbye or silence, never on a possibly stale fd.
             if peer is not None and peer.kind == "worker" and peer.registered_turn < self.turn - 1:
+                self._drain_socket()  # what it sent before closing first: its Goodbye, if it said one
                 self._lost(peer, "connection closed")
 
     def _handle(self, frames: list[Any], now: float) -> None:
@@ -242,7 +252,7 @@ class SchedulerServer:
             reply.decisions = list(self.adapters.history)[-50:]
             self.out.send(identity, reply)
         elif kind is m.Goodbye:
-            self._lost(peer, msg.reason or "said goodbye")
+            self._lost(peer, msg.reason or "said goodbye", said_goodbye=True)
         elif kind is m.Hello:
             self._reject(identity, "second Hello on one session")
         else:
@@ -302,16 +312,16 @@ class SchedulerServer:
         if refuse:
             self.out.send(identity, m.Refused(reason))
 
-    def _lost(self, peer: Peer, reason: str) -> None:
+    def _lost(self, peer: Peer, reason: str, said_goodbye: bool = False) -> None:
         if self.peers.pop(peer.identity, None) is None:
             return
         self.out.remote.discard(peer.identity)
         if peer.fd >= 0 and self.by_fd.get(peer.fd) == peer.identity:
             del self.by_fd[peer.fd]
         if peer.kind == "worker":
-            self.engine.worker_lost(peer.identity, reason)
+            self.engine.worker_lost(peer.identity, reason, said_goodbye)
         elif peer.kind == "client":
-            self.engine.client_lost(peer.identity, reason)
+            self.engine.client_lost(peer.identity, reason, said_goodbye)
         elif peer.kind == "adapter":
             self.adapters.lost(peer.identity)
         else:

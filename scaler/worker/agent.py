@@ -206,7 +206,7 @@ class WorkerAgent:
         try:
             messages = child.reader.read()
         except (OSError, PipeClosed) as exc:
-            if child.process.poll() is None:
+            if child.process.poll() is None and not child.doomed:  # one this agent killed just closes
                 log.warning("task process pid %d: its pipe failed (%s); stopping it", child.pid, exc)
             del self.by_fd[fd]
             self.poller.unregister(fd)
@@ -532,7 +532,9 @@ class WorkerAgent:
                 self.up(m.TaskDone(task.msg.task_id, status, message=how, attempt=task.msg.attempt))
             if child.ready:
                 label = f" while running task {task.msg.task_id} ({task.msg.name})" if task is not None else ""
-                log.warning("%s%s", how, label)
+                # One this agent killed for a cancel, or with no task left in it, ended as intended.
+                intended = child.doomed and (task is None or task.cancel in ("force", "interrupt"))
+                log.log(logging.INFO if intended else logging.WARNING, "%s%s", how, label)
         limit = self.config.task_memory_limit_mb
         for child in list(self.running.values()):
             task = child.task

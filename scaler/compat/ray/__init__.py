@@ -6,6 +6,8 @@ Ray module, replacing its API with this one before Ray can start anything, so an
 program runs on Scaler. ``python -m scaler.compat.ray my_program.py [--address tcp://...]`` runs a
 Ray program this way. What is not supported raises ``NotImplementedError`` naming the API: any
 other public name of this module does (an ``AttributeError`` too, so ``hasattr`` stays false).
+``from scaler.compat.ray import scaler_init`` (OpenGRIS Scaler's entry point, not a Ray name, so
+never set on a patched Ray) picks a running scheduler or shapes the local cluster before any Ray call.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from scaler.compat.ray.refs import ObjectRef, cancel, get, put, wait
 from scaler.compat.ray.remote_function import RemoteFunction
 from scaler.compat.ray.resources import available_resources, cluster_resources, nodes
 from scaler.compat.ray.runtime_context import get_runtime_context
-from scaler.compat.ray.session import init, is_initialized, shutdown
+from scaler.compat.ray.session import init, is_initialized, scaler_init, shutdown
 from scaler.compat.ray.unsupported import module_getattr
 
 
@@ -68,6 +70,7 @@ __all__ = [
     "nodes",
     "put",
     "remote",
+    "scaler_init",
     "shutdown",
     "util",
     "wait",

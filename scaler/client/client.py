@@ -228,9 +228,16 @@ class Client:
 
     def put(self, value: Any) -> ObjectRef:
         self._check_open()
+        return self._put_frames(ser.dumps(value, self._shm_prefix), False)
+
+    def put_error(self, error: BaseException) -> ObjectRef:
+        """Store ``error`` as an object that raises it wherever it is read (``get``, task arguments)."""
+        self._check_open()
+        return self._put_frames(ser.dumps_exception(error), True)
+
+    def _put_frames(self, frames: list[Any], is_error: bool) -> ObjectRef:
         object_id = self._ids.next()
-        frames = ser.dumps(value, self._shm_prefix)
-        self._conn.send(m.PutObject(object_id, len(frames)), frames)
+        self._conn.send(m.PutObject(object_id, len(frames), is_error), frames)
         runtime.note_sender(self)
         return ObjectRef(object_id, self)
 

@@ -95,6 +95,7 @@ class SubmitTask(Msg):
 class PutObject(Msg):
     object_id: str
     nbufs: int
+    is_error: bool = False  # the payload is an error (``dumps_exception``) that every reader gets raised
 
 
 class GetObject(Msg):
@@ -141,7 +142,10 @@ class KVReply(Msg):
 
 
 class TaskResult(Msg):
-    """A task reached a terminal state. ``objects`` lists payloads pushed with it (may be empty)."""
+    """A task reached a terminal state. ``objects`` lists payloads pushed with it (may be empty).
+
+    With status "done" each result object holds its own outcome (``ObjHeader.is_error``: a
+    generator that raised part-way leaves values and errors); otherwise every result is the error."""
 
     task_id: str
     status: str  # "done" | "failed" | "cancelled"
@@ -262,7 +266,10 @@ class TasksStarted(Msg):
 
 
 class TaskDone(Msg):
-    """A task ended on a worker. status: done | error | crashed | cancelled | timeout | memory."""
+    """A task ended on a worker. status: done | error | fatal | crashed | cancelled | timeout | memory | missing.
+
+    An error/fatal normally carries one error object; one whose generator raised part-way carries
+    one object per result instead, values and errors (``scaler/worker/results.py``)."""
 
     task_id: str
     status: str

@@ -199,7 +199,7 @@ class Engine:
         self.dirty = True
 
     def put(self, client: bytes, msg: m.PutObject, frames: list[Any]) -> None:
-        self.store.add(msg.object_id, frames, False, client)
+        self.store.add(msg.object_id, frames, msg.is_error, client)
         self._object_ready(msg.object_id)
 
     def release(self, client: bytes, object_ids: list[str]) -> None:
@@ -408,21 +408,17 @@ class Engine:
             if status == "error" and task.retry_exceptions and task.attempts < task.max_retries:
                 task.attempts += 1
                 self._requeue(task)
+            elif any(not header.is_error for header in msg.objects):  # partial: see scaler/worker/results.py
+                self._finish_done(task, msg, frames)
             else:
                 self._finish(task, S.FAILED, frames, m.TaskResult(task.task_id, "failed"))
         elif status == "crashed":
             self._crashed(task, msg.message or f"worker {worker.name} lost its task process")
         elif status == "cancelled":
             self._finish_cancelled(task)
-        elif status == "missing":
-            self._finish(
-                task,
-                S.FAILED,
-                error_frames("ObjectLostError", f"{task.label}: {msg.message}"),
-                m.TaskResult(task.task_id, "failed"),
-            )
         else:
-            kind = {"timeout": "TaskTimeoutError", "memory": "MemoryLimitError"}.get(status, "ScalerError")
+            kinds = {"timeout": "TaskTimeoutError", "memory": "MemoryLimitError", "missing": "ObjectLostError"}
+            kind = kinds.get(status, "ScalerError")
             text = f"{task.label}: {msg.message or status}"
             self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
 
@@ -431,7 +427,7 @@ class Engine:
             text = f"{task.label}: worker returned {len(msg.objects)} objects, expected {task.num_returns}"
             self._finish(task, S.FAILED, error_frames("ScalerError", text), m.TaskResult(task.task_id, "failed"))
             return
-        task.move(S.DONE)
+        task.move(S.DONE if msg.status == "done" else S.FAILED)
         pos = 0
         pushed: list[m.ObjHeader] = []
         push_frames: list[Any] = []

@@ -234,9 +234,17 @@ class Client:
     def put(self, value: Any) -> ObjectRef:
         """Store ``value`` in the scheduler; refs and futures inside it stay alive while it does."""
         self._check_open()
-        object_id = self._ids.next()
         frames, holds = ser.dumps_holding(value, self._shm_prefix)
-        self._conn.send(m.PutObject(object_id, len(frames), holds), frames)
+        return self._put_frames(frames, holds, False)
+
+    def put_error(self, error: BaseException) -> ObjectRef:
+        """Store ``error`` as an object that raises it wherever it is read (``get``, task arguments)."""
+        self._check_open()
+        return self._put_frames(ser.dumps_exception(error), [], True)
+
+    def _put_frames(self, frames: list[Any], holds: list[str], is_error: bool) -> ObjectRef:
+        object_id = self._ids.next()
+        self._conn.send(m.PutObject(object_id, len(frames), holds, is_error=is_error), frames)
         runtime.note_sender(self)
         return ObjectRef(object_id, self)
 

@@ -99,6 +99,7 @@ class PutObject(Msg):
     nbufs: int
     holds: list[str] = []  # refs inside the value: kept alive while the object is
     lent_to: str = ""  # a task that keeps the object (and what it holds) until it ends
+    is_error: bool = False  # the payload is an error (``dumps_exception``) that every reader gets raised
 
 
 class GetObject(Msg):
@@ -145,7 +146,10 @@ class KVReply(Msg):
 
 
 class TaskResult(Msg):
-    """A task reached a terminal state. ``objects`` lists payloads pushed with it (may be empty)."""
+    """A task reached a terminal state. ``objects`` lists payloads pushed with it (may be empty).
+
+    With status "done" each result object holds its own outcome (``ObjHeader.is_error``: a
+    generator that raised part-way leaves values and errors); otherwise every result is the error."""
 
     task_id: str
     status: str  # "done" | "failed" | "cancelled"
@@ -266,7 +270,10 @@ class TasksStarted(Msg):
 
 
 class TaskDone(Msg):
-    """A task ended on a worker. status: done | error | crashed | cancelled | timeout | memory."""
+    """A task ended on a worker. status: done | error | fatal | crashed | cancelled | timeout | memory | missing.
+
+    An error/fatal normally carries one error object; one whose generator raised part-way carries
+    one object per result instead, values and errors (``scaler/worker/results.py``)."""
 
     task_id: str
     status: str

@@ -203,7 +203,7 @@ class Engine:
         self.dirty = True
 
     def put(self, client: bytes, msg: m.PutObject, frames: list[Any]) -> None:
-        obj = self.store.add(msg.object_id, frames, False, client)
+        obj = self.store.add(msg.object_id, frames, msg.is_error, client)
         self.holds.by_client(obj, msg.holds, client)
         self._object_ready(msg.object_id)
         lent_to = self.tasks.get(msg.lent_to) if msg.lent_to else None
@@ -422,21 +422,17 @@ class Engine:
             if status == "error" and task.retry_exceptions and task.attempts < task.max_retries:
                 task.attempts += 1
                 self._requeue(task)
+            elif any(not header.is_error for header in msg.objects):  # partial: see scaler/worker/results.py
+                self._finish_done(task, msg, frames)
             else:
                 self._finish(task, S.FAILED, frames, m.TaskResult(task.task_id, "failed"))
         elif status == "crashed":
             self._crashed(task, msg.message or f"worker {worker.name} lost its task process")
         elif status == "cancelled":
             self._finish_cancelled(task)
-        elif status == "missing":
-            self._finish(
-                task,
-                S.FAILED,
-                error_frames("ObjectLostError", f"{task.label}: {msg.message}"),
-                m.TaskResult(task.task_id, "failed"),
-            )
         else:
-            kind = {"timeout": "TaskTimeoutError", "memory": "MemoryLimitError"}.get(status, "ScalerError")
+            kinds = {"timeout": "TaskTimeoutError", "memory": "MemoryLimitError", "missing": "ObjectLostError"}
+            kind = kinds.get(status, "ScalerError")
             text = f"{task.label}: {msg.message or status}"
             self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
 
@@ -445,7 +441,7 @@ class Engine:
             text = f"{task.label}: worker returned {len(msg.objects)} objects, expected {task.num_returns}"
             self._finish(task, S.FAILED, error_frames("ScalerError", text), m.TaskResult(task.task_id, "failed"))
             return
-        task.move(S.DONE)
+        task.move(S.DONE if msg.status == "done" else S.FAILED)
         pos = 0
         pushed: list[m.ObjHeader] = []
         push_frames: list[Any] = []

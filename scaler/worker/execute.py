@@ -4,20 +4,22 @@ The executor keeps the raw frames of functions and objects it was sent until tol
 unpickles a function once, unpickles arguments afresh for every task (refs resolved as the task
 asks), and turns the outcome into a ``TaskDone`` plus result frames; each result's header lists
 the refs inside it, which the task's own clients lend to the task before it reports
-(``runtime.settle``). An exception carrying
-``__scaler_fatal__`` is reported as ``fatal``: the scheduler never retries it.
+(``runtime.settle``). An exception carrying ``__scaler_fatal__`` is reported as ``fatal``: the
+scheduler never retries it. A task with several results whose generator raised part-way is reported
+as ``error``/``fatal`` too, but with one object per result, each a value or the error (see
+``scaler/worker/results.py``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from scaler.errors import TaskCancelledError
 from scaler.protocol import messages as m
 from scaler.utility import serialization as ser
-from scaler.worker import runtime
+from scaler.worker import results, runtime
 
 
 class Executor:
@@ -57,10 +59,14 @@ class Executor:
                 args, kwargs = ser.loads(args_frames) if args_frames else ((), {})
             started = time.perf_counter()
             result = function(*args, **kwargs)
+            if msg.num_returns > 1 and isinstance(result, Iterator):
+                result = results.collect(result, msg.num_returns)
             duration = time.perf_counter() - started
-            headers, out = self._results(msg, result)
+            headers, out, error = results.encode(msg.task_id, msg.num_returns, result)
             runtime.settle([object_id for header in headers for object_id in header.holds])
             self.running = False
+            if error is not None:
+                status = "fatal" if getattr(error, "__scaler_fatal__", False) else "error"
         except TaskCancelledError:
             status = "cancelled"
         except BaseException as exc:
@@ -93,20 +99,3 @@ class Executor:
         if is_error:
             raise ser.loads_exception(frames)
         return ser.loads(frames)
-
-    @staticmethod
-    def _results(msg: m.RunTask, result: Any) -> tuple[list[m.ObjHeader], list[Any]]:
-        n = msg.num_returns
-        if n == 1:
-            frames, holds = ser.dumps_holding(result)
-            return [m.ObjHeader(msg.task_id, len(frames), holds=holds)], frames
-        values = [] if n == 0 else list(result)
-        if len(values) != n:
-            raise ValueError(f"task declared num_returns={n} but returned {len(values)} values")
-        headers: list[m.ObjHeader] = []
-        out: list[Any] = []
-        for i, value in enumerate(values):
-            frames, holds = ser.dumps_holding(value)
-            headers.append(m.ObjHeader(f"{msg.task_id}#{i}", len(frames), holds=holds))
-            out.extend(frames)
-        return headers, out

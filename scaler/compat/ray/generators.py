@@ -5,8 +5,23 @@ process, ``expand`` runs the generator and stores each yielded value as an objec
 returns a ``DynamicObjectRefGenerator`` of their refs as the task's one result. ``"dynamic"`` hands
 the caller that result's ref (``ray.get`` of it gives the generator of refs, as in Ray);
 ``"streaming"`` hands an ``ObjectRefGenerator`` whose ``next()`` gives the refs one by one. Refs
-become available when the whole generator has run, not value by value; if the generator raises,
-``next()`` gives one ref whose ``ray.get`` raises that error, then stops.
+become available when the whole generator has run, not value by value.
+
+A generator that raises keeps what it yielded, as in Ray: with ``"dynamic"`` or ``"streaming"``
+the refs of the values it yielded come first, then one ref whose ``ray.get`` raises the error (a
+``RayTaskError`` that is also an instance of the error's type), then the end; with
+``num_returns=N`` (1 too) the refs of the yielded values hold them and only the remaining refs
+raise (all N hold values if it raised after its N-th value). The worker iterates a
+``num_returns=N`` generator value by value (``scaler/worker/results.py``); ``expand`` returns a
+``Partial`` for the other modes so that the task ends with its error beside its result.
+
+Retries follow Scaler's rule for application errors in every mode: only with ``retry_exceptions``
+(and the error among its types, if a list) is a generator that raised re-run from the start, up to
+``max_retries`` times; the caller then sees the last attempt's values and error. Ray 2.60 (checked)
+differs with ``retry_exceptions``: it never retries a ``num_returns=N`` generator that raised after
+yielding (its worker has a TODO to), after the last retry of a ``"dynamic"`` one the dynamic ref
+itself raises instead of giving the values, and a ``"streaming"`` caller keeps the values of the
+first attempt that yielded them (the same values, for a generator that yields the same each run).
 """
 
 from __future__ import annotations
@@ -16,6 +31,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from scaler.compat.ray.refs import ObjectRef, RefStream, get
+from scaler.errors import TaskCancelledError
+from scaler.worker.results import Partial, collect
 
 STREAM_MODES = ("dynamic", "streaming")
 
@@ -37,8 +54,14 @@ def mode_of(num_returns: Any, is_generator: bool) -> str:
 class DynamicObjectRefGenerator(RefStream):
     """What ``ray.get`` of a ``num_returns="dynamic"`` task's ref gives: its refs, one per value."""
 
-    def __init__(self, refs: list[ObjectRef]) -> None:
+    def __init__(self, refs: list[ObjectRef], name: str = "") -> None:
         self._refs = list(refs)
+        self._name = name
+        for ref in self._refs:
+            ref._name = ref._name or name  # a ref's error names the generator's function, as Ray's does
+
+    def __reduce__(self) -> tuple[Any, tuple[list[ObjectRef], str]]:
+        return DynamicObjectRefGenerator, (self._refs, self._name)
 
     def __iter__(self) -> Iterator[ObjectRef]:
         return iter(list(self._refs))
@@ -119,17 +142,25 @@ class ObjectRefGenerator(RefStream):
 def expand(result: Any, mode: str, name: str) -> Any:
     """In the task process: the task's result for ``mode`` (see ``mode_of``)."""
     if mode == "one":
-        values = list(result)
-        if len(values) != 1:
-            raise ValueError(f"{name}: the generator yielded {len(values)} values, but num_returns=1")
-        return values[0]
+        return collect(iter(result), 1)
     if mode not in STREAM_MODES:
         return result
     from scaler.compat.ray.session import client
 
+    core = client()
     refs = []
-    for value in result:
-        core = client().put(value)
-        core._client = None  # owned by this process's client, kept until it disconnects
-        refs.append(ObjectRef(core, available=True))
-    return DynamicObjectRefGenerator(refs)
+    error: BaseException | None = None
+    try:
+        for value in result:
+            refs.append(_owned(core.put(value)))
+    except TaskCancelledError:
+        raise
+    except Exception as exc:
+        error = exc
+        refs.append(_owned(core.put_error(exc)))
+    return Partial([DynamicObjectRefGenerator(refs, name)], error)
+
+
+def _owned(core_ref: Any) -> ObjectRef:
+    core_ref._client = None  # owned by this process's client, kept until it disconnects
+    return ObjectRef(core_ref, available=True)

@@ -2,13 +2,15 @@
 
 A function is shipped once per client. When a call needs more than the plain function
 (``runtime_env`` variables, ``retry_exceptions`` as a list of types, generators), a small
-picklable wrapper made once per option set and session does that work in the task process.
+picklable wrapper made once per option set and session does that work in the task process. A
+``num_returns=N`` generator is iterated by the worker (``scaler/worker/results.py``); the wrapper
+hands it over guarded, so that the env vars and the retry filter also apply while it yields.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from scaler.client.client import TaskOptions
@@ -17,6 +19,7 @@ from scaler.compat.ray import options as opt
 from scaler.compat.ray.refs import ObjectRef
 from scaler.compat.ray.session import Session, client, session
 from scaler.utility.serialization import Resolve
+from scaler.worker.results import Partial
 
 
 class TaskWrapper:
@@ -39,11 +42,33 @@ class TaskWrapper:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             with opt.env_applied(self.env_vars):
-                return gen.expand(self.function(*args, **kwargs), self.mode, self.__name__)
+                result = gen.expand(self.function(*args, **kwargs), self.mode, self.__name__)
         except BaseException as exc:
-            if self.retry_types is not None and not isinstance(exc, self.retry_types):
-                exc.__scaler_fatal__ = True  # type: ignore[attr-defined]
+            self._filter(exc)
             raise
+        if isinstance(result, Partial) and result.error is not None:
+            self._filter(result.error)
+        elif inspect.isgenerator(result):  # num_returns=N: the worker iterates it (scaler/worker/results.py)
+            return self._guarded(result)
+        return result
+
+    def _filter(self, exc: BaseException) -> None:
+        """An error not among ``retry_exceptions``' types is never retried."""
+        if self.retry_types is not None and not isinstance(exc, self.retry_types):
+            exc.__scaler_fatal__ = True  # type: ignore[attr-defined]
+
+    def _guarded(self, generator: Iterator[Any]) -> Iterator[Any]:
+        """``generator``'s values, each produced with the env vars set and its error filtered."""
+        while True:
+            try:
+                with opt.env_applied(self.env_vars):
+                    value = next(generator)
+            except StopIteration:
+                return
+            except BaseException as exc:
+                self._filter(exc)
+                raise
+            yield value
 
 
 def mark_top_level(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

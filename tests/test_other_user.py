@@ -105,7 +105,7 @@ def test_another_uid_is_refused_and_my_own_clients_need_no_step(as_nobody: list[
         assert client.submit(os.getuid).result(30) == 0
         secret = find_secret(cluster.address)
         port = int(cluster.address.rsplit(":", 1)[1])
-        assert secret is not None and secret_path(port).read_bytes() == secret
+        assert secret is not None and secret_path(port).read_bytes().split(b"\n")[0] == secret
         assert secret_path(port).stat().st_mode & 0o077 == 0 and secret_path(port).parent.stat().st_mode & 0o077 == 0
         outcome = attempt(as_nobody, cluster.address, {})
         assert outcome.startswith("REFUSED") and "cluster secret" in outcome, outcome
@@ -129,6 +129,29 @@ def test_a_scheduler_started_by_hand_is_found_by_a_client_of_the_same_user() -> 
         assert scheduler.stdout is not None and scheduler.stdout.readline().startswith(b"SCALER_ADDRESS")
         with Client(address) as client:
             assert client.submit(pow, 2, 8).result(30) == 256
+    finally:
+        worker.terminate()
+        scheduler.terminate()
+        worker.wait(10)
+        scheduler.wait(10)
+
+
+def test_a_client_started_with_the_scheduler_is_not_misled_by_a_killed_schedulers_secret() -> None:
+    from scaler.utility.net import free_port
+    from scaler.utility.security import write_secret
+
+    port = free_port()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    path = write_secret(port, b"stale" * 8)
+    path.write_bytes(b"stale" * 8 + b"\n" + str(gone.pid).encode())  # as a SIGKILLed scheduler leaves it
+    address = f"tcp://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
+    scheduler = subprocess.Popen([sys.executable, "-m", "scaler.scheduler.main", address], env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "scaler.worker.main", address], env=env)
+    try:
+        with Client(address) as client:  # dialed before the scheduler has bound, most likely
+            assert client.submit(pow, 3, 3).result(30) == 27
     finally:
         worker.terminate()
         scheduler.terminate()

@@ -120,7 +120,7 @@ def write_secret(port: int, secret: bytes) -> Path:
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(secret)
+        f.write(secret + b"\n" + str(os.getpid()).encode())
     os.replace(temporary, path)
     return path
 
@@ -129,7 +129,7 @@ def remove_secret(port: int, secret: bytes) -> None:
     """Remove the published secret of ``port`` if it is still ours (a newer cluster may own the port)."""
     path = secret_path(port)
     try:
-        if path.read_bytes() == secret:
+        if _read_published(path) == (secret, os.getpid()):
             path.unlink()
     except OSError:
         pass
@@ -138,8 +138,9 @@ def remove_secret(port: int, secret: bytes) -> None:
 def find_secret(address: str, wait: float = 0.0) -> bytes | None:
     """The secret for the scheduler at ``address``: $SCALER_CLUSTER_SECRET, one this process knows, or the file.
 
-    A scheduler publishes a file for its port in every mode (empty when it needs no secret), so a
-    missing file on a loopback address means it has not bound yet: wait up to ``wait`` seconds for it.
+    A scheduler publishes a file for its port in every mode (an empty secret when it needs none) with
+    its pid, so a missing file, or one left by a scheduler that is gone, on a loopback address means
+    the scheduler has not bound yet: wait up to ``wait`` seconds for a live one's file.
     """
     value = os.environ.get(SECRET_ENV)
     if value:
@@ -154,13 +155,33 @@ def find_secret(address: str, wait: float = 0.0) -> bytes | None:
     deadline = time.monotonic() + (wait if is_loopback(host) else 0.0)
     while True:
         try:
-            return secret_path(port).read_bytes().strip() or None
-        except FileNotFoundError:
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.05)
+            secret, pid = _read_published(secret_path(port))
         except OSError:
             return None
+        if pid is not None and _running(pid):
+            return secret or None
+        if time.monotonic() >= deadline:
+            return secret or None
+        time.sleep(0.05)
+
+
+def _read_published(path: Path) -> tuple[bytes, int | None]:
+    """(secret, publishing scheduler's pid) from a published file; (b"", None) when there is none."""
+    try:
+        secret, _, pid = path.read_bytes().partition(b"\n")
+    except FileNotFoundError:
+        return b"", None
+    return secret.strip(), int(pid) if pid.strip().isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def auth_hint(address: str, keyed: bool) -> str:

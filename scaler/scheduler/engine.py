@@ -77,6 +77,8 @@ class Engine:
             if task is None or task.detached:
                 continue
             task.released = True
+            if task.actor_id:  # a non-detached actor dies with its owner, as in Ray
+                self._actor_died(task.actor_id, f"its owner, client {state.name}, left ({reason})")
             self._cancel(task, force=True)
             cancelled += 1
         freed = self.store.release_owner(identity)

@@ -4,7 +4,7 @@ The scheduler here waits 30 s for a silent peer, so anything noticed within a fe
 noticed through the connection: a SIGKILLed client's work is cancelled, a SIGKILLed task process's
 own client is dropped with it, and an actor dies with the process that created it, failing the calls
 other processes made to it with ``ActorDiedError``. A peer that reconnects under the same identity
-is kept.
+is kept, and the Ray names of Scaler's errors are raised where Ray raises them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 import zmq
 
 from scaler import Client, LocalCluster
-from scaler.errors import WorkerCrashedError
+from scaler.errors import WorkerCrashedError, WorkerLostError
 from scaler.protocol import messages as m
 from scaler.protocol.wire import encode, split_batch
 from scaler.utility import shm
@@ -223,6 +223,40 @@ def test_a_peer_that_reconnects_under_its_identity_is_kept_and_one_that_does_not
         assert took < NOTICED_WITHIN, f"a closed connection was noticed after {took:.1f}s (peer timeout 30s)"
 
 
+def kill_my_worker() -> None:
+    os.kill(os.getppid(), signal.SIGKILL)
+
+
+NODE_DIES = """
+import os, signal, sys
+from scaler.compat import ray
+ray.init(address=sys.argv[1])
+
+@ray.remote(max_retries=0)
+def kill_my_worker():
+    os.kill(os.getppid(), signal.SIGKILL)
+
+try:
+    ray.get(kill_my_worker.remote(), timeout=60)
+except ray.exceptions.NodeDiedError as exc:
+    assert "kill_my_worker" in str(exc) and not isinstance(exc, ray.exceptions.WorkerCrashedError)
+    print("NodeDiedError")
+"""
+
+
+def test_a_task_whose_worker_was_lost_fails_with_worker_lost_and_ray_calls_it_node_died(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(n_workers=3)
+    with Client(cluster.address) as client:
+        wait_workers(client, 3)
+        with pytest.raises(WorkerLostError, match="kill_my_worker") as caught:
+            client.options(max_retries=0).submit(kill_my_worker).result(60)
+        assert isinstance(caught.value, WorkerCrashedError), "core code catching WorkerCrashedError still does"
+        with script(NODE_DIES, cluster.address) as driver:
+            assert read_line(driver, "NodeDiedError") == "NodeDiedError"
+
+
 def test_the_watch_drops_only_peers_without_a_connection() -> None:
     """A disconnect hint is checked against the ROUTER: a stale hint never drops a connected peer."""
     from scaler.scheduler.liveness import GRACE, ConnectionWatch
@@ -257,3 +291,35 @@ def test_the_watch_drops_only_peers_without_a_connection() -> None:
     finally:
         watch.close()
         router.close(0)
+
+
+MIRROR = """
+import ast, sys
+sys.modules["ray"] = None  # never import the installed Ray here
+from scaler.compat.ray import exceptions as rx
+
+for i, (scaler_type, _) in enumerate(rx.FROM_SCALER):
+    for earlier, _ in rx.FROM_SCALER[:i]:
+        assert not issubclass(scaler_type, earlier), f"{scaler_type.__name__} is shadowed by {earlier.__name__}"
+if len(sys.argv) > 1:
+    tree = ast.parse(open(sys.argv[1]).read())
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            ours = getattr(rx, node.name, None)
+            assert node.name in rx.__all__ and isinstance(ours, type), f"ray.exceptions.{node.name} is missing"
+            for base in node.bases:
+                name = base.id if isinstance(base, ast.Name) else ""
+                expected = getattr(rx, name, None) or __builtins__.__dict__.get(name) if name else None
+                if expected is not None:
+                    assert issubclass(ours, expected), f"{node.name} must derive from {name}"
+print("MIRROR OK")
+"""
+
+
+def test_the_exceptions_mirror_rays_classes_and_the_table_lists_subclasses_first() -> None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("ray")  # finds the installed Ray's files without importing it
+    source = [os.path.join(os.path.dirname(spec.origin), "exceptions.py")] if spec and spec.origin else []
+    result = subprocess.run([sys.executable, "-c", MIRROR, *source], capture_output=True, text=True, env=_env())
+    assert result.returncode == 0 and "MIRROR OK" in result.stdout, result.stderr[-3000:]

@@ -16,6 +16,7 @@ from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.errors_payload import error_frames
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.outbox import Outbox
+from scaler.scheduler.owners import DeadOwners
 from scaler.scheduler.queues import CapabilityQueues
 from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
 from scaler.scheduler.workers import WorkerPool, WorkerState
@@ -61,6 +62,7 @@ class Engine:
         self.actor_servers: dict[str, Task] = {}
         self.dead_actors: dict[str, str] = {}
         self.durations: dict[str, float] = {}
+        self.dead_owners = DeadOwners()
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -72,7 +74,8 @@ class Engine:
         if state is None:
             return
         cancelled = 0
-        for task_id in list(state.tasks):
+        task_ids = list(state.tasks)
+        for task_id in task_ids:
             task = self.tasks.get(task_id)
             if task is None or task.detached:
                 continue
@@ -82,9 +85,15 @@ class Engine:
             self._cancel(task, force=True)
             cancelled += 1
         freed = self.store.release_owner(identity)
+        self.dead_owners.remember([*task_ids, *freed], f"client {state.name}")
         level = logging.WARNING if cancelled else logging.INFO
         log.log(
-            level, "client %s left (%s): %d tasks cancelled, %d objects released", state.name, reason, cancelled, freed
+            level,
+            "client %s left (%s): %d tasks cancelled, %d objects released",
+            state.name,
+            reason,
+            cancelled,
+            len(freed),
         )
 
     def submit(self, client: bytes, msg: m.SubmitTask, frames: list[Any]) -> None:
@@ -177,10 +186,8 @@ class Engine:
             self.waiting[dep].append(task)
             task.missing += 1
             return
-        frames = error_frames(
-            "ObjectLostError",
-            f"{task.label}: argument object {dep} does not exist (released, or its owner disconnected)",
-        )
+        kind, text = self.dead_owners.why_missing(dep)
+        frames = error_frames(kind, f"{task.label}: argument {text}")
         self._finish(task, S.FAILED, frames, m.TaskResult(task.task_id, "failed"))
 
     def _borrow(self, task: Task, object_id: str) -> None:
@@ -223,8 +230,9 @@ class Engine:
         if producer is not None and producer.state not in TERMINAL:
             self.get_waiters[object_id].append(peer)
             return
-        message = f"object {object_id} does not exist (released, or its owner disconnected)"
-        self.out.send(peer, m.ObjectReply(object_id, False, message=message))
+        kind, message = self.dead_owners.why_missing(object_id)
+        frames = error_frames(kind, message)
+        self.out.send(peer, m.ObjectReply(object_id, False, len(frames), True, message), frames)
 
     def _adopt(self, parent_id: str, child_id: str) -> None:
         parent = self.tasks.get(parent_id)
@@ -283,6 +291,10 @@ class Engine:
     # -- workers ----------------------------------------------------------------------------
 
     def add_worker(self, worker: WorkerState) -> None:
+        for name in worker.total:  # an actor's own worker: which run of its host task it is
+            host = self.actor_servers.get(name[len(DEDICATED_PREFIX) :]) if name.startswith(DEDICATED_PREFIX) else None
+            if host is not None:
+                worker.host_attempts = host.attempts
         self.pool.add(worker)
         self.dirty = True
         self.maybe_idle = True
@@ -299,7 +311,7 @@ class Engine:
             if task.cancel_requested:
                 self._finish_cancelled(task)
             elif was_running:
-                if self._crashed(task, f"worker {worker.name} was lost ({reason})"):
+                if self._crashed(task, f"worker {worker.name} was lost ({reason})", "WorkerLostError", worker):
                     requeued += 1
                 else:
                     failed += 1
@@ -334,8 +346,10 @@ class Engine:
         self.queues.push(task, front=True)
         self.dirty = True
 
-    def _crashed(self, task: Task, why: str) -> bool:
-        """Count a worker death against ``task``; re-queue it (True) or fail it past max_retries."""
+    def _crashed(
+        self, task: Task, why: str, kind: str = "WorkerCrashedError", worker: WorkerState | None = None
+    ) -> bool:
+        """Count a worker death against ``task``; re-queue it (True) or fail it past max_retries with ``kind``."""
         task.attempts += 1
         if task.attempts <= task.max_retries:
             self.counts["retried"] += 1
@@ -343,15 +357,26 @@ class Engine:
             self._requeue(task)
             return True
         if task.calls_actor:
+            restarting = self._restarting(task.calls_actor, worker)
             text = f"{task.label}: actor {task.calls_actor} died while running it ({why})"
-            self._finish(task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed"))
+            text += "; it is restarting" if restarting else ""
+            kind = "ActorUnavailableError" if restarting else "ActorDiedError"
+            self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
             return False
         text = (
             f"{task.label} failed: the worker process running it died {task.attempts} times "
             f"(max_retries={task.max_retries}); last: {why}"
         )
-        self._finish(task, S.FAILED, error_frames("WorkerCrashedError", text), m.TaskResult(task.task_id, "failed"))
+        self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
         return False
+
+    def _restarting(self, actor_id: str, worker: WorkerState | None) -> bool:
+        """The actor restarts after the death of ``worker``'s process (counted already, or restarts left)."""
+        host = self.actor_servers.get(actor_id)
+        if host is None or host.cancel_requested or actor_id in self.dead_actors:
+            return False
+        counted = worker is not None and 0 <= worker.host_attempts < host.attempts
+        return counted or host.attempts < host.max_retries
 
     def started(self, identity: bytes, task_ids: list[str]) -> None:
         worker = self.pool.workers.get(identity)

@@ -15,14 +15,17 @@ if TYPE_CHECKING:
     from scaler.cluster.local_cluster import LocalCluster, LocalClusterConfig
     from scaler.errors import (
         ActorDiedError,
+        ActorUnavailableError,
         BackpressureError,
         ConnectionFailedError,
         MemoryLimitError,
         ObjectLostError,
+        OwnerDiedError,
         ScalerError,
         TaskCancelledError,
         TaskTimeoutError,
         WorkerCrashedError,
+        WorkerLostError,
     )
 
 __version__ = "0.1.0"
@@ -35,17 +38,21 @@ _WHERE = {
     "LocalCluster": "scaler.cluster.local_cluster",
     "LocalClusterConfig": "scaler.cluster.local_cluster",
     "ActorDiedError": "scaler.errors",
+    "ActorUnavailableError": "scaler.errors",
     "BackpressureError": "scaler.errors",
     "ConnectionFailedError": "scaler.errors",
     "MemoryLimitError": "scaler.errors",
     "ObjectLostError": "scaler.errors",
+    "OwnerDiedError": "scaler.errors",
     "ScalerError": "scaler.errors",
     "TaskCancelledError": "scaler.errors",
     "TaskTimeoutError": "scaler.errors",
     "WorkerCrashedError": "scaler.errors",
+    "WorkerLostError": "scaler.errors",
 }
 __all__ = [
     "ActorDiedError",
+    "ActorUnavailableError",
     "BackpressureError",
     "Client",
     "ClientConfig",
@@ -56,11 +63,13 @@ __all__ = [
     "MemoryLimitError",
     "ObjectLostError",
     "ObjectRef",
+    "OwnerDiedError",
     "ScalerError",
     "TaskCancelledError",
     "TaskOptions",
     "TaskTimeoutError",
     "WorkerCrashedError",
+    "WorkerLostError",
 ]
 
 

@@ -17,6 +17,10 @@ class WorkerCrashedError(ScalerError):
     """The worker process running the task died more often than ``max_retries`` allows."""
 
 
+class WorkerLostError(WorkerCrashedError):
+    """As ``WorkerCrashedError``, the last time because the whole worker was lost (its host or agent died)."""
+
+
 class TaskTimeoutError(ScalerError, TimeoutError):
     """The task ran longer than its ``timeout`` and was killed."""
 
@@ -29,8 +33,16 @@ class ActorDiedError(ScalerError):
     """The actor a method call was sent to has died (killed, crashed past its restarts, or never started)."""
 
 
+class ActorUnavailableError(ActorDiedError):
+    """The actor's process died while running this call, and the actor is restarting (``max_restarts``)."""
+
+
 class ObjectLostError(ScalerError):
     """An object a task or client needs no longer exists (released, or its owner disconnected)."""
+
+
+class OwnerDiedError(ObjectLostError):
+    """The object is gone because the client that created it (its owner) disconnected or died."""
 
 
 class BackpressureError(ScalerError):

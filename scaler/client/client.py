@@ -449,8 +449,8 @@ class Client:
     def _on_object(self, msg: m.ObjectReply, payload: list[Any]) -> None:
         with self._fetch_lock:
             waiters = self._fetches.pop(msg.object_id, [])
-        if not msg.found:
-            value: Any = ObjectLostError(msg.message)
+        if not msg.found:  # with a payload: the error to raise (e.g. OwnerDiedError)
+            value: Any = ser.loads_exception(payload) if payload else ObjectLostError(msg.message)
         elif msg.is_error:
             value = ser.loads_exception(payload)
         else:

@@ -158,6 +158,8 @@ class TaskResult(Msg):
 
 
 class ObjectReply(Msg):
+    """An object's payload; if not ``found``, the payload (if any) is the error to raise, e.g. ``OwnerDiedError``."""
+
     object_id: str
     found: bool
     nbufs: int = 0

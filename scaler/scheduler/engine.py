@@ -17,6 +17,7 @@ from scaler.scheduler.errors_payload import error_frames
 from scaler.scheduler.holds import Holds
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.outbox import Outbox
+from scaler.scheduler.owners import DeadOwners
 from scaler.scheduler.queues import CapabilityQueues
 from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
 from scaler.scheduler.workers import WorkerPool, WorkerState
@@ -63,6 +64,7 @@ class Engine:
         self.dead_actors: dict[str, str] = {}
         self.durations: dict[str, float] = {}
         self.holds = Holds(self.store, self.tasks, self.borrowers)
+        self.dead_owners = DeadOwners()
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -77,17 +79,21 @@ class Engine:
         if state is None:
             return
         cancelled = 0
-        for task_id in list(state.tasks):
+        task_ids = list(state.tasks)
+        for task_id in task_ids:
             task = self.tasks.get(task_id)
             if task is None or task.detached:
                 continue
             task.released = True
+            if task.actor_id:  # a non-detached actor dies with its owner, as in Ray
+                self._actor_died(task.actor_id, f"its owner, client {state.name}, left ({reason})")
             self._cancel(task, force=True)
             cancelled += 1
         freed = self.store.release_owner(identity)
+        self.dead_owners.remember([*task_ids, *freed], f"client {state.name}")
         level, how = (logging.INFO, "left") if said_goodbye else (logging.WARNING, "vanished without closing")
         text = "client %s %s (%s): %d tasks cancelled, %d objects released"
-        log.log(level, text, state.name, how, reason, cancelled, freed)
+        log.log(level, text, state.name, how, reason, cancelled, len(freed))
 
     def submit(self, client: bytes, msg: m.SubmitTask, frames: list[Any]) -> None:
         state = self.clients[client]
@@ -179,10 +185,8 @@ class Engine:
             self.waiting[dep].append(task)
             task.missing += 1
             return
-        frames = error_frames(
-            "ObjectLostError",
-            f"{task.label}: argument object {dep} does not exist (released, or its owner disconnected)",
-        )
+        kind, text = self.dead_owners.why_missing(dep)
+        frames = error_frames(kind, f"{task.label}: argument {text}")
         self._finish(task, S.FAILED, frames, m.TaskResult(task.task_id, "failed"))
 
     def _borrow(self, task: Task, object_id: str) -> None:
@@ -229,8 +233,9 @@ class Engine:
         if producer is not None and producer.state not in TERMINAL:
             self.get_waiters[object_id].append(peer)
             return
-        message = f"object {object_id} does not exist (released, or its owner disconnected)"
-        self.out.send(peer, m.ObjectReply(object_id, False, message=message))
+        kind, message = self.dead_owners.why_missing(object_id)
+        frames = error_frames(kind, message)
+        self.out.send(peer, m.ObjectReply(object_id, False, len(frames), True, message), frames)
 
     def _adopt(self, parent_id: str, child_id: str) -> None:
         parent = self.tasks.get(parent_id)
@@ -289,6 +294,10 @@ class Engine:
     # -- workers ----------------------------------------------------------------------------
 
     def add_worker(self, worker: WorkerState) -> None:
+        for name in worker.total:  # an actor's own worker: which run of its host task it is
+            host = self.actor_servers.get(name[len(DEDICATED_PREFIX) :]) if name.startswith(DEDICATED_PREFIX) else None
+            if host is not None:
+                worker.host_attempts = host.attempts
         self.pool.add(worker)
         self.dirty = True
         self.maybe_idle = True
@@ -308,7 +317,7 @@ class Engine:
             if task.cancel_requested:
                 self._finish_cancelled(task)
             elif was_running:
-                if self._crashed(task, f"worker {worker.name} was lost ({reason})"):
+                if self._crashed(task, f"worker {worker.name} was lost ({reason})", "WorkerLostError", worker):
                     requeued += 1
                 else:
                     failed += 1
@@ -346,8 +355,10 @@ class Engine:
         self.queues.push(task, front=True)
         self.dirty = True
 
-    def _crashed(self, task: Task, why: str) -> bool:
-        """Count a worker death against ``task``; re-queue it (True) or fail it past max_retries."""
+    def _crashed(
+        self, task: Task, why: str, kind: str = "WorkerCrashedError", worker: WorkerState | None = None
+    ) -> bool:
+        """Count a worker death against ``task``; re-queue it (True) or fail it past max_retries with ``kind``."""
         task.attempts += 1
         if task.attempts <= task.max_retries:
             self.counts["retried"] += 1
@@ -355,15 +366,26 @@ class Engine:
             self._requeue(task)
             return True
         if task.calls_actor:
+            restarting = self._restarting(task.calls_actor, worker)
             text = f"{task.label}: actor {task.calls_actor} died while running it ({why})"
-            self._finish(task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed"))
+            text += "; it is restarting" if restarting else ""
+            kind = "ActorUnavailableError" if restarting else "ActorDiedError"
+            self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
             return False
         text = (
             f"{task.label} failed: the worker process running it died {task.attempts} times "
             f"(max_retries={task.max_retries}); last: {why}"
         )
-        self._finish(task, S.FAILED, error_frames("WorkerCrashedError", text), m.TaskResult(task.task_id, "failed"))
+        self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
         return False
+
+    def _restarting(self, actor_id: str, worker: WorkerState | None) -> bool:
+        """The actor restarts after the death of ``worker``'s process (counted already, or restarts left)."""
+        host = self.actor_servers.get(actor_id)
+        if host is None or host.cancel_requested or actor_id in self.dead_actors:
+            return False
+        counted = worker is not None and 0 <= worker.host_attempts < host.attempts
+        return counted or host.attempts < host.max_retries
 
     def started(self, identity: bytes, task_ids: list[str]) -> None:
         worker = self.pool.workers.get(identity)

@@ -86,11 +86,12 @@ class ObjectStore:
         if obj.pins <= 0 and obj.released:
             self._drop(obj)
 
-    def release_owner(self, owner: bytes) -> int:
+    def release_owner(self, owner: bytes) -> list[str]:
+        """Release every object of ``owner``; the ids it held."""
         ids = [o.object_id for o in self.objects.values() if o.owner == owner]
         for object_id in ids:
             self.release(object_id)
-        return len(ids)
+        return ids
 
     def forget_worker(self, worker: bytes) -> None:
         for obj in self.objects.values():

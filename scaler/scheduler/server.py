@@ -1,8 +1,11 @@
 """The scheduler process: one ROUTER socket, sessions (hello, heartbeats, goodbye), the loop.
 
 The loop drains every ready message, lets the engine place tasks once per turn, and flushes one
-batch per peer: batching is what makes per-task cost small. A disconnect seen by the socket
-monitor ends a peer's session at once; silence past ``peer_timeout`` ends it otherwise.
+batch per peer: batching is what makes per-task cost small. A peer whose connection closed (its
+process died, even by SIGKILL) is dropped within a fraction of a second unless it reconnected
+(``scaler/scheduler/liveness.py``); silence past ``peer_timeout`` drops it otherwise. Both take
+the same path: a lost worker's tasks are re-queued, a lost client's tasks cancelled (its
+non-detached actors die with it) and its objects released.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from scaler.protocol.wire import ProtocolError, split_batch
 from scaler.scheduler.adapters import AdapterSessions
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.engine import Engine
+from scaler.scheduler.liveness import ConnectionWatch
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.workers import WorkerState
 from scaler.utility import shm
@@ -38,7 +42,6 @@ from scaler.utility.security import (
 from scaler.utility.sockets import readable, recv_frames
 
 log = logging.getLogger(__name__)
-SRCFD = getattr(zmq, "SRCFD", 2)
 KINDS = ("client", "worker", "adapter", "monitor")
 CLIENT_MSGS = (m.SubmitTask, m.PutObject, m.Release, m.CancelTasks, m.KVPut, m.KVGet, m.KVDelete)
 WORKER_MSGS = (m.TasksStarted, m.TaskDone, m.TaskBlocked, m.TaskUnblocked, m.Reclaimed, m.TaskOutput)
@@ -50,8 +53,6 @@ class Peer:
     kind: str
     name: str
     last_seen: float
-    fd: int
-    registered_turn: int
 
 
 class SchedulerServer:
@@ -75,16 +76,14 @@ class SchedulerServer:
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.port = parse_tcp(self.address)[1]
         write_secret(self.port, self.secret or b"")  # empty: peers on this host need none (and need not wait)
-        self.monitor = self.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self.out = Outbox(self.socket)
+        self.watch = ConnectionWatch(self.socket, self.out.remote)
         self.engine = Engine(config, self.out)
         self.adapters = AdapterSessions(self.engine, config.scaling)
         self.peers: dict[bytes, Peer] = {}
         self.domain = shm.host_domain()
         self.shm_prefix = f"scaler-{os.getpid()}-{os.urandom(3).hex()}-" if shm.available() else ""
         shm.enable(self.shm_prefix)
-        self.by_fd: dict[int, bytes] = {}
-        self.turn = 0
         self.running = True
         self.malformed = 0
 
@@ -113,24 +112,30 @@ class SchedulerServer:
         signal.signal(signal.SIGINT, self.stop)
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
-        poller.register(self.monitor, zmq.POLLIN)
+        poller.register(self.watch.monitor, zmq.POLLIN)
         wake_r, wake_w = os.pipe()  # a stop signal wakes the poll (else it waits out its timeout)
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
         poller.register(wake_r, zmq.POLLIN)
         log.info("scheduler listening on %s", self.address)
         next_check = time.monotonic() + 0.5
+        watch = self.watch
         while self.running:
-            self.turn += 1
-            timeout = max(0.0, next_check - time.monotonic())
+            due = watch.next_due()
+            timeout = max(0.0, min(next_check, due if due is not None else next_check) - time.monotonic())
             ready = dict(poller.poll(int(timeout * 1000) + 1))
             if wake_r in ready:
                 os.read(wake_r, 512)
-            if self.monitor in ready:
-                self._drain_monitor()
+            if watch.monitor in ready:
+                watch.drain_monitor(time.monotonic())
             if self.socket in ready:
                 self._drain_socket()
             now = time.monotonic()
+            if watch.suspects:
+                for identity in watch.gone(now):
+                    peer = self.peers.get(identity)
+                    if peer is not None:
+                        self._lost(peer, "connection closed")
             if now >= next_check:
                 next_check = now + 0.5
                 self._check_timeouts(now)
@@ -159,24 +164,6 @@ class SchedulerServer:
             if self.engine.dirty and i % 512 == 511:
                 self.engine.schedule()
 
-    def _drain_monitor(self) -> None:
-        from zmq.utils.monitor import recv_monitor_message
-
-        while True:
-            try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            identity = self.by_fd.pop(int(event.get("value", -1)), None)
-            peer = self.peers.get(identity) if identity is not None else None
-            # A peer that said hello in the previous turn may own a reused fd whose stale
-            # disconnect event is only now visible; it is left to the heartbeat timeout.
-            # Only workers are dropped on this hint: their loss should re-queue tasks at once. A
-            # client or adapter is dropped on Goodbye or silence, never on a possibly stale fd.
-            if peer is not None and peer.kind == "worker" and peer.registered_turn < self.turn - 1:
-                self._drain_socket()  # what it sent before closing first: its Goodbye, if it said one
-                self._lost(peer, "connection closed")
-
     def _handle(self, frames: list[Any], now: float) -> None:
         identity = frames[0].bytes
         try:
@@ -185,11 +172,15 @@ class SchedulerServer:
             self._reject(identity, str(exc))
             return
         peer = self.peers.get(identity)
+        if peer is not None and self.watch.refresh and identity in self.watch.refresh:
+            self.watch.heard(identity, frames[1], now)
         for msg, payload in batch:
             kind = type(msg)
             if peer is None:
                 if kind is m.Hello:
-                    peer = self._hello(identity, msg, frames[1], now)
+                    peer = self._hello(identity, msg, now)
+                    if peer is not None:
+                        self.watch.joined(identity, frames[1], now)
                 elif kind is m.Goodbye:
                     return
                 else:
@@ -258,7 +249,7 @@ class SchedulerServer:
         else:
             self._reject(identity, f"{kind.__name__} is not a message a {peer.kind} may send")
 
-    def _hello(self, identity: bytes, msg: m.Hello, first: Any, now: float) -> Peer | None:
+    def _hello(self, identity: bytes, msg: m.Hello, now: float) -> Peer | None:
         if msg.version != m.PROTOCOL_VERSION:
             reason = (
                 f"protocol version {msg.version} is not supported: this scheduler speaks version {m.PROTOCOL_VERSION}"
@@ -281,14 +272,8 @@ class SchedulerServer:
             )
         elif msg.kind == "client":
             self.engine.add_client(identity, name)
-        try:
-            fd = int(first.get(SRCFD))
-        except (zmq.ZMQError, TypeError, ValueError):
-            fd = -1
-        peer = Peer(identity, msg.kind, name, now, fd, self.turn)
+        peer = Peer(identity, msg.kind, name, now)
         self.peers[identity] = peer
-        if fd >= 0:
-            self.by_fd[fd] = identity
         local = msg.domain == self.domain
         if not local:
             self.out.remote.add(identity)
@@ -316,8 +301,7 @@ class SchedulerServer:
         if self.peers.pop(peer.identity, None) is None:
             return
         self.out.remote.discard(peer.identity)
-        if peer.fd >= 0 and self.by_fd.get(peer.fd) == peer.identity:
-            del self.by_fd[peer.fd]
+        self.watch.left(peer.identity)
         if peer.kind == "worker":
             self.engine.worker_lost(peer.identity, reason, said_goodbye)
         elif peer.kind == "client":
@@ -338,7 +322,7 @@ class SchedulerServer:
         self.out.flush()
         log.info("scheduler shut down: %s", reason)
         time.sleep(0.05)
-        self.monitor.close(0)
+        self.watch.close()
         self.socket.close(200)
         if self.authenticator is not None:
             self.authenticator.stop()

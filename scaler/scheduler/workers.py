@@ -31,6 +31,7 @@ class WorkerState:
     host: str = ""
     unit: str = ""
     load: int = 0  # tasks its agent last said it runs (heartbeat)
+    host_attempts: int = -1  # an actor's dedicated worker: its host task's crashes counted when it joined
     idle_since: float | None = field(default_factory=time.monotonic)
 
     def fits_free(self, request: Capabilities) -> bool:

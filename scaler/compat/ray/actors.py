@@ -201,7 +201,10 @@ class ActorClass:
                 client()._cancel_ids([host.task_id], True)
                 if options.get("get_if_exists"):
                     return stored  # type: ignore[no-any-return]
-                raise ValueError(f"Actor with name '{name}' already exists in the namespace {_namespace(options)}")
+                raise rx.ActorAlreadyExistsError(
+                    f"The name {name} (namespace={_namespace(options)}) is already taken. Please use a different "
+                    f"name or get the existing actor using ray.get_actor('{name}', namespace='{_namespace(options)}')"
+                )
         return handle
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -37,18 +37,6 @@ _API = (
     "DynamicObjectRefGenerator",
 )
 _UTIL_API = ("as_completed", "map_unordered", "ActorPool", "get_node_ip_address")
-_EXCEPTIONS = (
-    "RayError",
-    "RayTaskError",
-    "GetTimeoutError",
-    "TaskCancelledError",
-    "WorkerCrashedError",
-    "RayActorError",
-    "ActorDiedError",
-    "ObjectLostError",
-    "OutOfMemoryError",
-    "RaySystemError",
-)
 
 
 def _compat() -> types.ModuleType:
@@ -75,7 +63,7 @@ def patch_installed_ray() -> bool:
 
     real_exceptions = sys.modules.get("ray.exceptions")
     if real_exceptions is not None:
-        for name in _EXCEPTIONS:
+        for name in exceptions.__all__:  # all of them, or Ray's classes would not derive from ours
             setattr(real_exceptions, name, getattr(exceptions, name))
     real_util = sys.modules.get("ray.util")
     if real_util is not None:

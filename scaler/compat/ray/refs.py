@@ -17,7 +17,6 @@ import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from scaler import errors as core_errors
 from scaler.client.future import Future
 from scaler.client.future import ObjectRef as CoreRef
 from scaler.compat.ray import exceptions as rx
@@ -109,24 +108,13 @@ class RefStream:
         raise NotImplementedError
 
 
-# Scaler's errors and the ray.exceptions type each becomes; first match wins (ScalerError last).
-_RAY_ERRORS: tuple[tuple[type[BaseException], type[rx.RayError]], ...] = (
-    (core_errors.TaskCancelledError, rx.TaskCancelledError),
-    (core_errors.ActorDiedError, rx.ActorDiedError),
-    (core_errors.WorkerCrashedError, rx.WorkerCrashedError),
-    (core_errors.ObjectLostError, rx.ObjectLostError),
-    (core_errors.MemoryLimitError, rx.OutOfMemoryError),
-    (core_errors.ScalerError, rx.RaySystemError),
-)
-
-
-def translate(exc: BaseException, name: str) -> BaseException:
+def translate(exc: BaseException, name: str, object_id: str = "") -> BaseException:
     """A Scaler or task exception as the ray.exceptions type a Ray program expects."""
     if isinstance(exc, rx.RayError):
         return exc
-    for core_type, ray_type in _RAY_ERRORS:
-        if isinstance(exc, core_type):
-            return ray_type(str(exc))
+    error = rx.from_scaler(exc, object_id)
+    if error is not None:
+        return error
     cause = exc.__cause__
     text = cause.text if isinstance(cause, RemoteTraceback) else ""
     return rx.RayTaskError(name, text, exc).as_instanceof_cause()
@@ -147,10 +135,11 @@ def _get_one(ref: Any, timeout: float | None) -> Any:
     except concurrent.futures.TimeoutError:
         raise rx.GetTimeoutError(f"ray.get timed out after {timeout}s waiting for {ref!r}") from None
     except concurrent.futures.CancelledError as exc:
-        raise rx.TaskCancelledError(str(exc) or f"{ref!r} was cancelled") from None
+        cancelled = rx.from_scaler(exc) or rx.TaskCancelledError(error_message=str(exc) or f"{ref!r} was cancelled")
+        raise cancelled from None
     except BaseException as exc:
         name = getattr(inner, "_ray_name", "") or ref._name or ref.task_id()
-        raise translate(exc, name) from None
+        raise translate(exc, name, inner.object_id) from None
 
 
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:

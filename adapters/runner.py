@@ -29,7 +29,7 @@ from scaler.adapters.units import ACTIVE, UnitTable
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
-from scaler.utility.security import CurveKeys
+from scaler.utility.security import CurveKeys, auth_hint
 from scaler.utility.sockets import dial
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class AdapterRunner:
         self.connected: set[str] = set()
         self.acked = ""
         self.stopping = asyncio.Event()
+        self.refused = False
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -106,7 +107,21 @@ class AdapterRunner:
         self.stopping.set()
 
     async def _send(self, msgs: list[Any]) -> None:
-        await self.sock.send_multipart([encode(msgs)])
+        try:
+            await self.sock.send_multipart([encode(msgs)], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            # No pipe to the scheduler: libzmq ended the session for good (the handshake was refused).
+            # Awaiting a blocking send would never return, deaf to stop(); dropping lets the runner stop
+            # on SIGTERM or after death_timeout without word from the scheduler.
+            if not self.refused:
+                self.refused = True
+                hint = auth_hint(self.config.scheduler, self.config.curve_keys is not None)
+                log.error(
+                    "adapter %s: the scheduler %s refused the connection (%s)",
+                    self.config.name,
+                    self.config.scheduler,
+                    hint,
+                )
 
     async def _receive(self, frames: list[Any]) -> None:
         try:

@@ -60,7 +60,13 @@ class AdapterSessions:
     def report(self, identity: bytes, name: str, msg: m.AdapterState) -> None:
         session = self.adapters.get(identity)
         if session is None:
-            session = self.adapters[identity] = AdapterSession(identity, msg.adapter or name)
+            name = msg.adapter or name
+            for old in [s for s in self.adapters.values() if s.name == name]:
+                # The same adapter, restarted: a killed one said no Goodbye and would stay until
+                # peer_timeout, its units counted beside the new session's (which now lists them).
+                log.warning("adapter %s reconnected from a new process; its old session is dropped", name)
+                del self.adapters[old.identity]
+            session = self.adapters[identity] = AdapterSession(identity, name)
         session.state = msg
         session.fresh = True
         live = {u.unit_id for u in msg.units if u.state in (*ACTIVE, "draining")}

@@ -35,7 +35,7 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
-from scaler.utility.security import CurveKeys
+from scaler.utility.security import CurveKeys, auth_hint
 from scaler.utility.sockets import dial, readable, recv_frames, send_frames
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
@@ -73,6 +73,7 @@ class WorkerAgent:
         self.started_ids: dict[str, None] = {}
         self.last_heard = time.monotonic()
         self.welcome: m.Welcome | None = None
+        self.refused = False
         self.alive = True
         self.slots = max(1, int(self.free.get("cpu", 1)))
         self.durations: dict[str, float] = {}  # function id -> recent run time (a decaying max)
@@ -108,7 +109,16 @@ class WorkerAgent:
                     log.warning("could not reach task process pid %d: %s", child.pid, exc)
             self.down = {}
         if self.up_msgs:
-            send_frames(self.upstream, [encode(self.up_msgs), *self.up_frames])
+            try:
+                send_frames(self.upstream, [encode(self.up_msgs), *self.up_frames], noblock=True)
+            except zmq.Again:
+                # No unlimited pipe to the scheduler: libzmq ended the session for good (the handshake
+                # was refused: a wrong or stale cluster secret, or wrong keys). A blocking send would
+                # wait forever, deaf to SIGTERM; dropping lets the death timeout end the worker.
+                if not self.refused:
+                    self.refused = True
+                    hint = auth_hint(self.config.scheduler, self.config.curve_keys is not None)
+                    log.error("the scheduler %s refused this worker's connection (%s)", self.config.scheduler, hint)
             self.up_msgs, self.up_frames = [], []
 
     def _spawn(self) -> Child:

@@ -151,7 +151,7 @@ class Client:
         if args or kwargs:
             with ser.collect_refs() as found:
                 frames = ser.dumps((args, kwargs), self._shm_prefix)
-            nbytes = ser.frames_nbytes(frames)
+            nbytes = shm.payload_nbytes(frames)  # a shared-memory argument counts its real size
             if opts.resolve_nested:
                 deps = [object_id for object_id, _ in found]
             else:

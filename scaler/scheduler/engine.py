@@ -97,7 +97,7 @@ class Engine:
 
     def submit(self, client: bytes, msg: m.SubmitTask, frames: list[Any]) -> None:
         state = self.clients[client]
-        nbytes = sum(len(f) for f in frames)
+        nbytes = shm.payload_nbytes(frames)  # shared-memory arguments count their real size
         reason = self._refuse_reason(state, msg, nbytes)
         if reason is None:
             try:

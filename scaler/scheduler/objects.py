@@ -46,7 +46,7 @@ class ObjectStore:
         old = self.objects.get(object_id)
         if old is not None:
             self._drop(old)
-        nbytes = sum(len(f) for f in frames)
+        nbytes = shm.payload_nbytes(frames)
         obj = StoredObject(object_id, frames, is_error, nbytes, owner)
         obj.pins = len(self.holders.get(object_id, ()))
         self.objects[object_id] = obj

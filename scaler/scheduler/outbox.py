@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import zmq
@@ -9,6 +10,8 @@ import zmq
 from scaler.protocol.wire import encode
 from scaler.utility import shm
 from scaler.utility.sockets import send_frames
+
+log = logging.getLogger(__name__)
 
 
 class Outbox:
@@ -33,7 +36,11 @@ class Outbox:
         socket = self._socket
         for identity, (msgs, frames) in pending.items():
             if frames and identity in self.remote:
-                frames = shm.expand(frames)
+                try:
+                    frames = shm.expand(frames)
+                except (OSError, ValueError) as exc:  # a segment its writer unlinked after handing it over
+                    log.error("dropped a batch of %d messages to peer %s: %s", len(msgs), identity.hex(), exc)
+                    continue
             try:
                 send_frames(socket, [identity, encode(msgs), *frames])
             except zmq.ZMQError:

@@ -24,6 +24,7 @@ from scaler.protocol.wire import ProtocolError, split_batch
 from scaler.scheduler.adapters import AdapterSessions
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.engine import Engine
+from scaler.scheduler.intake import Intake, Rejected
 from scaler.scheduler.liveness import ConnectionWatch
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.workers import WorkerState
@@ -53,6 +54,7 @@ class Peer:
     kind: str
     name: str
     last_seen: float
+    shm_prefix: str = ""  # segments this peer may hand over start with it ("": none)
 
 
 class SchedulerServer:
@@ -79,6 +81,9 @@ class SchedulerServer:
         self.out = Outbox(self.socket)
         self.watch = ConnectionWatch(self.socket, self.out.remote)
         self.engine = Engine(config, self.out)
+        self.intake = Intake(self.engine.store, self.engine.tasks)
+        self.joined = 0
+        self.tick_errors = 0
         self.adapters = AdapterSessions(self.engine, config.scaling)
         self.peers: dict[bytes, Peer] = {}
         self.domain = shm.host_domain()
@@ -143,12 +148,22 @@ class SchedulerServer:
             if self.engine.dirty or self.engine.maybe_idle:
                 self.engine.schedule()
             if self.adapters.adapters:
-                self.adapters.tick(now)
+                self._tick_adapters(now)
             self.out.flush()
         signal.set_wakeup_fd(-1)
         os.close(wake_r)
         os.close(wake_w)
         self.shutdown("scheduler stopped")
+
+    def _tick_adapters(self, now: float) -> None:
+        """One scaling round. Reports are checked on entry, so an error here is a bug: it is logged and
+        the round skipped, and the scheduler goes on serving (queued work and stored objects are kept)."""
+        try:
+            self.adapters.tick(now)
+        except Exception:
+            self.tick_errors += 1
+            if self.tick_errors <= 5 or self.tick_errors % 1000 == 0:
+                log.exception("scaling round failed (%d so far); the scheduler keeps serving", self.tick_errors)
 
     def _drain_socket(self) -> None:
         socket = self.socket
@@ -189,10 +204,14 @@ class SchedulerServer:
                 continue
             peer.last_seen = now
             try:
+                self.intake.check(peer.kind, peer.shm_prefix, msg, payload)
                 self._dispatch(peer, msg, payload)
+            except Rejected as exc:
+                self._reject(identity, f"{kind.__name__} from {peer.kind} {peer.name}: {exc}")
             except Exception:
                 self.malformed += 1
-                log.exception("error handling %s from %s %s; message dropped", kind.__name__, peer.kind, peer.name)
+                if self.malformed <= 20 or self.malformed % 1000 == 0:
+                    log.exception("error handling %s from %s %s; message dropped", kind.__name__, peer.kind, peer.name)
 
     def _dispatch(self, peer: Peer, msg: Any, payload: list[Any]) -> None:
         kind = type(msg)
@@ -272,9 +291,10 @@ class SchedulerServer:
             )
         elif msg.kind == "client":
             self.engine.add_client(identity, name)
-        peer = Peer(identity, msg.kind, name, now)
+        local = msg.domain == self.domain and bool(self.shm_prefix)
+        self.joined += 1
+        peer = Peer(identity, msg.kind, name, now, f"{self.shm_prefix}{self.joined:x}-" if local else "")
         self.peers[identity] = peer
-        local = msg.domain == self.domain
         if not local:
             self.out.remote.add(identity)
         welcome = m.Welcome(
@@ -282,7 +302,7 @@ class SchedulerServer:
             self.config.heartbeat_interval,
             self.config.max_queued_tasks,
             self.config.max_queued_bytes,
-            self.shm_prefix if local else "",
+            peer.shm_prefix,
         )
         self.out.send(identity, welcome)
         log.info("%s %s joined (pid %d on %s) %s", msg.kind, name, msg.pid, msg.host or "?", msg.capabilities)

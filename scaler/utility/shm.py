@@ -22,6 +22,7 @@ import mmap
 import os
 import queue
 import socket
+import stat
 import struct
 import threading
 from collections.abc import Sequence
@@ -114,6 +115,41 @@ def descriptor_name(frame: Any) -> str | None:
     if "/" in name or not name.startswith("scaler-"):
         return None
     return name
+
+
+def check_descriptors(frames: Sequence[Any], own_prefix: str) -> None:
+    """Refuse (ValueError) a descriptor frame that does not name a live segment of the sending peer.
+
+    ``own_prefix`` is the prefix the scheduler gave that peer ("" for a peer that got none): a peer
+    can then never make the scheduler read, forward or unlink another peer's segment, or any other
+    file."""
+    for frame in frames:
+        name = descriptor_name(frame)
+        if name is None:
+            continue
+        if not own_prefix or not name.startswith(own_prefix):
+            raise ValueError(f"shared-memory descriptor {name!r} names no segment of this peer")
+        try:
+            info = os.stat(os.path.join(SHM_DIR, name), follow_symlinks=False)
+        except OSError:
+            raise ValueError(f"shared-memory segment {name!r} does not exist") from None
+        if not stat.S_ISREG(info.st_mode) or info.st_size < len(SEG_MAGIC) + 4:
+            raise ValueError(f"shared-memory segment {name!r} is not a segment")
+
+
+def payload_nbytes(frames: Sequence[Any]) -> int:
+    """The bytes a payload holds, wherever they live: a descriptor counts as its segment's size."""
+    total = 0
+    for frame in frames:
+        name = descriptor_name(frame)
+        if name is None:
+            total += _length(frame)
+            continue
+        try:
+            total += os.stat(os.path.join(SHM_DIR, name)).st_size
+        except OSError:
+            total += _length(frame)
+    return total
 
 
 def _map(name: str) -> memoryview:

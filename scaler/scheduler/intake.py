@@ -1,0 +1,111 @@
+"""Every value a peer sends is checked here, where it enters, before the engine or the policy sees it.
+
+The engine, the object store and the scaling policy trust what they are handed: a capability string
+that does not parse, a group with ``max_units < min_units``, or a shared-memory descriptor naming a
+file that is gone would otherwise fail later, inside the loop, far from the peer that sent it (and
+stop the scheduler for everyone). ``check`` raises ``Rejected`` with the reason; the server drops the
+message, counts it in ``rejected_messages`` and logs it with the peer. Limits that are the engine's
+own policy (``num_returns``, refs per task) stay with the engine, which refuses by name.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from scaler.adapters.provider import UnitState
+from scaler.protocol import messages as m
+from scaler.scheduler.objects import ObjectStore
+from scaler.scheduler.tasks import Task, producer_of
+from scaler.utility import shm
+from scaler.utility.capabilities import CapabilityError, parse_capabilities
+
+UNIT_STATES = frozenset(state.value for state in UnitState)
+MAX_UNITS = 100_000
+MAX_RETRIES = 1_000
+MAX_ID = 256  # characters in any id or name a peer chooses
+
+
+class Rejected(ValueError):
+    """A message that must not reach the engine; the text says why."""
+
+
+def _id(value: str, what: str) -> None:
+    if not value or len(value) > MAX_ID:
+        raise Rejected(f"{what} must be 1 to {MAX_ID} characters, got {len(value)}")
+
+
+def _number(value: float, what: str, low: float = 0.0, high: float = math.inf) -> None:
+    if not (low <= value <= high) or (isinstance(value, float) and not math.isfinite(value)):
+        raise Rejected(f"{what} must be between {low:g} and {high:g}, got {value!r}")
+
+
+def _capabilities(text: str, what: str) -> None:
+    try:
+        parse_capabilities(text)
+    except CapabilityError as exc:
+        raise Rejected(f"{what}: {exc}") from None
+
+
+class Intake:
+    def __init__(self, store: ObjectStore, tasks: dict[str, Task]) -> None:
+        self.store = store
+        self.tasks = tasks
+
+    def check(self, kind: str, shm_prefix: str, msg: Any, payload: list[Any]) -> None:
+        """Raise ``Rejected`` unless ``msg`` (with ``payload``) from a peer of ``kind`` may be served."""
+        if payload:
+            try:
+                shm.check_descriptors(payload, shm_prefix)
+            except ValueError as exc:
+                raise Rejected(str(exc)) from None
+        checker = _CHECKS.get(type(msg))
+        if checker is not None:
+            checker(self, msg)
+
+    def _submit(self, msg: m.SubmitTask) -> None:
+        _id(msg.task_id, "task_id")
+        _id(msg.func_id, "func_id")
+        if "#" in msg.task_id:
+            raise Rejected(f"task_id {msg.task_id!r} contains '#', which result ids use")
+        if msg.task_id in self.tasks or msg.task_id in self.store:
+            raise Rejected(f"task_id {msg.task_id!r} is already in use")
+        _capabilities(msg.capabilities, "capabilities")
+        _number(msg.max_retries, "max_retries", 0, MAX_RETRIES)
+        _number(msg.timeout, "timeout", 0)
+        _number(msg.num_returns, "num_returns", 0)
+
+    def _put(self, msg: m.PutObject) -> None:
+        _id(msg.object_id, "object_id")
+        if msg.object_id in self.store:
+            raise Rejected(f"object {msg.object_id!r} already exists; an object is never overwritten")
+        if producer_of(msg.object_id) in self.tasks:
+            raise Rejected(f"object id {msg.object_id!r} is a task's result")
+
+    def _adapter_state(self, msg: m.AdapterState) -> None:
+        _id(msg.adapter, "adapter")
+        names: set[str] = set()
+        for group in msg.groups:
+            where = f"group {group.name!r}"
+            _id(group.name, "group name")
+            if group.name in names:
+                raise Rejected(f"{where} is declared twice")
+            names.add(group.name)
+            _capabilities(group.capabilities, f"{where} capabilities")
+            _number(group.workers_per_unit, f"{where} workers_per_unit", 1, MAX_UNITS)
+            _number(group.min_units, f"{where} min_units", 0, MAX_UNITS)
+            _number(group.max_units, f"{where} max_units", group.min_units, MAX_UNITS)
+            _number(group.cost, f"{where} cost", 0)
+        for unit in msg.units:
+            _id(unit.unit_id, "unit_id")
+            if unit.group not in names:
+                raise Rejected(f"unit {unit.unit_id!r} names group {unit.group!r}, which the adapter does not declare")
+            if unit.state not in UNIT_STATES:
+                raise Rejected(f"unit {unit.unit_id!r} has unknown state {unit.state!r}")
+
+
+_CHECKS: dict[type, Any] = {
+    m.SubmitTask: Intake._submit,
+    m.PutObject: Intake._put,
+    m.AdapterState: Intake._adapter_state,
+}

@@ -234,3 +234,22 @@ def test_hostile_values_of_every_message_from_every_peer_kind_never_stop_the_sch
             waiting.cancel()
             for peer in peers.values():
                 peer.close()
+
+
+def test_one_id_does_not_reveal_the_next(cluster: LocalCluster) -> None:
+    with Client(cluster.address) as owner:
+        first, second = owner.put("first"), owner.put("second")
+        prefix, _, rest = first.object_id.rpartition(".")
+        counter = int(rest.split("-")[0], 16)
+        guesses = [f"{prefix}.{counter + 1:x}", f"{prefix}.{counter + 1:x}-{rest.split('-')[-1]}"]
+        assert second.object_id not in guesses
+        thief = RawPeer(cluster.address, "client")
+        try:
+            for guess in guesses:
+                thief.socket.send_multipart([encode([m.GetObject(guess)])])
+                assert thief.socket.poll(10_000)
+                ((reply, _),) = split_batch(thief.socket.recv_multipart())
+                assert isinstance(reply, m.ObjectReply) and not reply.found
+            assert owner.get(second, timeout=10) == "second"
+        finally:
+            thief.close()

@@ -26,6 +26,7 @@ from scaler.errors import WorkerCrashedError, WorkerLostError
 from scaler.protocol import messages as m
 from scaler.protocol.wire import encode, split_batch
 from scaler.utility import shm
+from scaler.utility.security import apply_secret, find_secret
 from tests.conftest import wait_until, wait_workers
 
 SLOW_TIMEOUT = ("--peer-timeout", "30")
@@ -175,6 +176,9 @@ def dial(address: str, identity: bytes) -> zmq.Socket[Any]:
     socket: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.IDENTITY, identity)
     socket.setsockopt(zmq.LINGER, 0)
+    secret = find_secret(address, wait=5)
+    if secret is not None:
+        apply_secret(socket, secret)  # an authenticated peer: what is tested is its connection, not its key
     socket.connect(address)
     return socket
 

@@ -253,3 +253,11 @@ def test_one_id_does_not_reveal_the_next(cluster: LocalCluster) -> None:
             assert owner.get(second, timeout=10) == "second"
         finally:
             thief.close()
+
+
+def test_a_named_entry_is_never_overwritten_by_another_client(cluster: LocalCluster) -> None:
+    with Client(cluster.address) as first, Client(cluster.address) as second:
+        assert first.kv_put("ray-actor/tests/shared", "first's") == "first's"
+        assert second.kv_put("ray-actor/tests/shared", "second's") == "first's", "another client overwrote it"
+        assert first.kv_put("ray-actor/tests/shared", "first's again") == "first's again", "its writer may"
+        assert second.kv_get("ray-actor/tests/shared") == "first's again"

@@ -59,6 +59,7 @@ class Engine:
         self.maybe_idle = False
         self.counts = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0, "rejected": 0}
         self.kv: dict[str, list[Any]] = {}
+        self.kv_owners: dict[str, bytes] = {}
         self.borrowers: defaultdict[str, list[Task]] = defaultdict(list)
         self.actor_servers: dict[str, Task] = {}
         self.dead_actors: dict[str, str] = {}
@@ -556,8 +557,10 @@ class Engine:
                 self.out.send(worker.identity, m.Shutdown(f"actor {actor_id} died: {reason}"))
 
     def kv_put(self, peer: bytes, msg: m.KVPut, frames: list[Any]) -> None:
-        if not (msg.if_absent and msg.key in self.kv):
+        owner = self.kv_owners.get(msg.key)
+        if owner is None or (owner == peer and not msg.if_absent):  # an entry is only ever its writer's
             self.kv[msg.key] = frames
+            self.kv_owners[msg.key] = peer
         stored = self.kv[msg.key]
         self.out.send(peer, m.KVReply(msg.key, True, len(stored)), stored)
 
@@ -570,6 +573,7 @@ class Engine:
 
     def kv_delete(self, key: str) -> None:
         self.kv.pop(key, None)
+        self.kv_owners.pop(key, None)
 
     def _object_ready(self, object_id: str) -> None:
         obj = self.store.get(object_id)

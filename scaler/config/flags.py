@@ -17,7 +17,12 @@ _PATH = re.compile(r" - at `(\$[^`]*)`$")
 
 
 class FlagError(ValueError):
-    """A command-line value out of bounds; the message names the flag."""
+    """A command-line value out of bounds; the message names the flag (``key``: its Struct field)."""
+
+    def __init__(self, key: str, why: str) -> None:
+        self.key = key
+        self.why = why
+        super().__init__(f"--{key.replace('_', '-')}: {why}" if key else why)
 
 
 def where_and_why(exc: msgspec.ValidationError) -> tuple[str, str]:
@@ -33,6 +38,4 @@ def check_flags(values: dict[str, Any], schema: type[S]) -> S:
         return msgspec.convert(values, schema)
     except msgspec.ValidationError as exc:
         path, why = where_and_why(exc)
-        if not path.startswith("$."):
-            raise FlagError(why) from exc
-        raise FlagError(f"--{path[2:].replace('_', '-')}: {why}") from exc
+        raise FlagError(path[2:] if path.startswith("$.") else "", why) from exc

@@ -83,3 +83,10 @@ class SchedulerFlags(SchedulerSection, frozen=True, forbid_unknown_fields=True, 
     """``scaler_scheduler``'s flags: the ``[scheduler]`` keys plus the ones only a flag sets."""
 
     max_message_bytes: AtLeastOne = 4 << 30
+
+
+# The numeric tuning knobs each command takes as flags (``scaler_init`` passes the same ones through).
+SCHEDULER_TUNING: tuple[str, ...] = tuple(
+    name for name in SchedulerFlags.__struct_fields__ if name not in ("address", "curve_keys", "insecure")
+)
+WORKER_TUNING: tuple[str, ...] = WorkerFlags.__struct_fields__

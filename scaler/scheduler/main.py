@@ -14,22 +14,13 @@ import msgspec
 
 from scaler.config import ConfigError, load_config
 from scaler.config.flags import FlagError, check_flags
-from scaler.config.schema import SchedulerFlags
+from scaler.config.schema import SCHEDULER_TUNING, SchedulerFlags
 from scaler.scaling.model import ScalingConfig
 from scaler.scheduler.config import SchedulerConfig
 from scaler.utility import shm
 from scaler.utility.lifetime import die_with_parent, parent_from_env
 from scaler.utility.logs import setup_logging
 from scaler.utility.security import SecurityError
-
-_NUMERIC_FLAGS = (
-    "heartbeat_interval",
-    "peer_timeout",
-    "max_queued_tasks",
-    "max_queued_bytes",
-    "max_message_bytes",
-    "prefetch",
-)
 
 
 def parse_args(argv: list[str] | None) -> SchedulerConfig:
@@ -81,7 +72,7 @@ def parse_args(argv: list[str] | None) -> SchedulerConfig:
     }
     given = {k: v for k, v in flags.items() if v is not None}
     try:
-        check_flags({k: v for k, v in given.items() if k in _NUMERIC_FLAGS}, SchedulerFlags)
+        check_flags({k: v for k, v in given.items() if k in SCHEDULER_TUNING}, SchedulerFlags)
     except FlagError as exc:
         p.error(str(exc))
     base.update(given)

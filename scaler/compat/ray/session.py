@@ -28,6 +28,8 @@ import psutil
 from scaler.client.client import Client, ClientConfig
 from scaler.cluster.local_cluster import LocalCluster, LocalClusterConfig
 from scaler.compat.ray.options import capability_string, runtime_env_vars
+from scaler.config.flags import FlagError, check_flags
+from scaler.config.schema import SCHEDULER_TUNING, WORKER_TUNING, SchedulerFlags, WorkerFlags
 from scaler.utility.capabilities import CapabilityError, canonical
 from scaler.worker import runtime
 
@@ -245,19 +247,8 @@ def scaler_init(
 
 
 _SCALER_INIT_OPTIONS = tuple(scaler_init.__kwdefaults__ or {})
-_SCHEDULER_FLAGS = (
-    "heartbeat_interval",
-    "peer_timeout",
-    "max_queued_tasks",
-    "max_queued_bytes",
-    "max_message_bytes",
-    "prefetch",
-)
-_WORKER_FLAGS = ("heartbeat_interval", "death_timeout", "task_memory_limit_mb", "cancel_grace")
-_INTEGERS = {"n_workers": 1, "port": 0, "max_queued_tasks": 1, "max_queued_bytes": 1, "max_message_bytes": 1}
-_INTEGERS["prefetch"] = 0  # the smallest value each integer option takes
-_SECONDS = ("start_timeout", "heartbeat_interval", "peer_timeout", "death_timeout")  # > 0
-_AT_LEAST_ZERO = ("cancel_grace", "task_memory_limit_mb")  # 0: no grace; no memory limit
+_INTEGERS = {"n_workers": 1, "port": 0}  # the smallest value each integer option takes
+_SECONDS = ("start_timeout",)  # > 0; the scheduler's and workers' own knobs follow their commands' rules
 
 
 def _local_cluster_config(options: dict[str, Any]) -> LocalClusterConfig:
@@ -266,18 +257,21 @@ def _local_cluster_config(options: dict[str, Any]) -> LocalClusterConfig:
         if name in _INTEGERS:
             if isinstance(value, bool) or not isinstance(value, int) or value < _INTEGERS[name]:
                 raise ValueError(f"scaler_init({name}={value!r}): expected an integer >= {_INTEGERS[name]}")
-        elif name in _SECONDS or name in _AT_LEAST_ZERO:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not ok or not (value > 0 if name in _SECONDS else value >= 0):
-                raise ValueError(
-                    f"scaler_init({name}={value!r}): expected a number {'>' if name in _SECONDS else '>='} 0"
-                )
+        elif name in _SECONDS:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"scaler_init({name}={value!r}): expected a number > 0")
         elif name == "insecure" and not isinstance(value, bool):
             raise ValueError(f"scaler_init(insecure={value!r}): expected True or False")
         elif name in ("host", "curve_keys", "log_level") and not isinstance(value, str):
             raise ValueError(f"scaler_init({name}={value!r}): expected a string")
     if options.get("port", 0) > 65535:
         raise ValueError(f"scaler_init(port={options['port']}): expected a TCP port (0 for any free one)")
+    for names, schema in ((SCHEDULER_TUNING, SchedulerFlags), (WORKER_TUNING, WorkerFlags)):
+        given = {name: options[name] for name in names if name in options}
+        try:
+            check_flags(given, schema)
+        except FlagError as exc:
+            raise ValueError(f"scaler_init({exc.key}={given.get(exc.key)!r}): {exc.why}") from None
     beat, timeout = options.get("heartbeat_interval", 1.0), options.get("peer_timeout", 10.0)
     if beat >= timeout:
         raise ValueError(
@@ -301,8 +295,8 @@ def _local_cluster_config(options: dict[str, Any]) -> LocalClusterConfig:
         host=options.get("host", "127.0.0.1"),
         port=options.get("port", 0),
         log_level=level,
-        scheduler_args=_flags(options, _SCHEDULER_FLAGS),
-        worker_args=_flags(options, _WORKER_FLAGS),
+        scheduler_args=_flags(options, SCHEDULER_TUNING),
+        worker_args=_flags(options, WORKER_TUNING),
         start_timeout=float(options.get("start_timeout", 30.0)),
         curve_keys=options.get("curve_keys"),
         insecure=options.get("insecure", False),

@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,25 +64,22 @@ def _interpreter_for_nobody() -> str:
 
 
 @pytest.fixture(scope="module")
-def as_nobody(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+def as_nobody() -> Iterator[list[str]]:
     if os.geteuid() != 0:
         pytest.skip("switching to another uid needs root")
-    home = tmp_path_factory.mktemp("nobody")
+    home = Path(tempfile.mkdtemp(prefix="scaler-nobody-"))  # not pytest's tmp dirs: a concurrent run may prune them
     for name in PACKAGES:
         shutil.copytree(_site_dir(name), home / name)
     shutil.copytree(ROOT / "scaler", home / "scaler", ignore=shutil.ignore_patterns("__pycache__"))
     for path in [home, *home.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    parent = home
-    while parent != parent.parent:
-        parent.chmod(parent.stat().st_mode | 0o005)
-        parent = parent.parent
-    return [
+    yield [
         _interpreter_for_nobody(),
         "-I",
         "-c",
         f"import sys; sys.path.insert(0, {str(home)!r}); exec(sys.argv.pop(1))",
     ]
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def attempt(argv: list[str], address: str, env: dict[str, str]) -> str:

@@ -73,9 +73,9 @@ class Engine:
         self.clients[identity] = ClientState(identity, name)
 
     def client_lost(self, identity: bytes, reason: str, said_goodbye: bool = False) -> None:
-        """End a client's session: its tasks are cancelled (detached ones live on), its objects
-        released. A client that closed is the normal end of a program (INFO); one that vanished
-        without closing is a WARNING."""
+        """End a client's session: its tasks are cancelled (detached ones live on). A client that
+        closed is the normal end of a program (INFO): its objects are released, and those that
+        other objects hold stay. One that vanished without closing died (WARNING): its objects go."""
         state = self.clients.pop(identity, None)
         if state is None:
             return
@@ -90,7 +90,7 @@ class Engine:
                 self._actor_died(task.actor_id, f"its owner, client {state.name}, left ({reason})")
             self._cancel(task, force=True)
             cancelled += 1
-        freed = self.store.release_owner(identity)
+        freed = self.store.release_owner(identity) if said_goodbye else self.store.lose_owner(identity)
         self.dead_owners.remember([*task_ids, *freed], f"client {state.name}")
         level, how = (logging.INFO, "left") if said_goodbye else (logging.WARNING, "vanished without closing")
         text = "client %s %s (%s): %d tasks cancelled, %d objects released"

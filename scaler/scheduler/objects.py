@@ -93,6 +93,16 @@ class ObjectStore:
             self.release(object_id)
         return ids
 
+    def lose_owner(self, owner: bytes) -> list[str]:
+        """``owner`` died (it did not close): its objects go even where others hold them, as in Ray,
+        where an object does not outlive its owner; readers then get ``OwnerDiedError``."""
+        lost = [obj for obj in self.objects.values() if obj.owner == owner]
+        for obj in lost:
+            obj.released = True
+            obj.pins = 0
+            self._drop(obj)
+        return [obj.object_id for obj in lost]
+
     def forget_worker(self, worker: bytes) -> None:
         for obj in self.objects.values():
             obj.on_workers.discard(worker)

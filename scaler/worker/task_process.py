@@ -223,6 +223,9 @@ def serve_fd(fd: int) -> None:
     install_finder()
     sys.path.insert(0, os.getcwd())
     TaskProcess(fd).serve()
+    client_module = sys.modules.get("scaler.client.client")
+    if client_module is not None:  # a normal end: the tasks' own clients close, so what they own and
+        client_module.close_all_clients()  # others hold stays (a killed process's objects go with it)
 
 
 def main() -> None:

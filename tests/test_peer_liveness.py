@@ -10,13 +10,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from scaler import Client, ClientConfig, ConnectionFailedError, LocalCluster
+from scaler import Client, ClientConfig, ConnectionFailedError, LocalCluster, WorkerCrashedError
+from scaler.utility.net import free_port
+from scaler.utility.security import generate
 from tests.conftest import wait_until, wait_workers
 
 
@@ -43,3 +49,110 @@ def test_client_notices_a_killed_scheduler_from_the_dropped_connection(
             client.submit(pow, 2, 2)
     finally:
         client.close()
+
+
+def _start_scheduler_without_workers(make_cluster: Callable[..., LocalCluster]) -> str:
+    cluster = make_cluster(n_workers=0)
+    return cluster.address
+
+
+def _worker_env(tmp_path: Path, secret: str | None) -> dict[str, str]:
+    env = dict(os.environ, SCALER_LOG_LEVEL="INFO", XDG_RUNTIME_DIR=str(tmp_path))  # no secret file found there
+    env.pop("SCALER_CLUSTER_SECRET", None)
+    env.pop("SCALER_CURVE_KEYS", None)
+    if secret is not None:
+        env["SCALER_CLUSTER_SECRET"] = secret
+    return env
+
+
+def _wait_exit(process: subprocess.Popen[str], limit: float) -> tuple[int, str, float]:
+    start = time.monotonic()
+    try:
+        _, stderr = process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+        raise AssertionError(f"still running after {limit:g}s; it logged:\n{stderr}") from None
+    assert process.returncode is not None
+    return process.returncode, stderr, time.monotonic() - start
+
+
+@pytest.mark.parametrize("credentials", ["wrong secret", "no secret", "curve keys"])
+def test_worker_that_fails_the_handshake_says_why_and_exits_nonzero(
+    make_cluster: Callable[..., LocalCluster], tmp_path: Path, credentials: str
+) -> None:
+    address = _start_scheduler_without_workers(make_cluster)
+    args: list[str] = []
+    secret = "not-the-cluster-secret" if credentials == "wrong secret" else None
+    if credentials == "curve keys":
+        args = ["--curve-keys", str(generate(tmp_path / "keys").directory)]
+    argv = [sys.executable, "-m", "scaler.worker.main", address, "--death-timeout", "60", *args]
+    process = subprocess.Popen(argv, env=_worker_env(tmp_path, secret), stderr=subprocess.PIPE, text=True)
+    code, stderr, took = _wait_exit(process, 15.0)
+    assert code != 0, stderr
+    assert took < 10.0, "at the handshake failure, not after the 60 s death timeout"
+    assert address in stderr and "handshake" in stderr, stderr
+    assert ("secret" in stderr) if credentials != "curve keys" else ("CURVE" in stderr), stderr
+
+
+def test_worker_that_never_joins_exits_nonzero_after_its_death_timeout(tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    argv = [sys.executable, "-m", "scaler.worker.main", address, "--death-timeout", "2"]
+    process = subprocess.Popen(argv, env=_worker_env(tmp_path, "any"), stderr=subprocess.PIPE, text=True)
+    code, stderr, took = _wait_exit(process, 20.0)
+    assert code != 0, "a worker that never joined failed: a supervisor should see it"
+    assert took >= 1.5 and address in stderr, stderr
+
+
+def test_adapter_that_fails_the_handshake_says_why_and_exits_nonzero(
+    make_cluster: Callable[..., LocalCluster], tmp_path: Path
+) -> None:
+    address = _start_scheduler_without_workers(make_cluster)
+    config = tmp_path / "deploy.toml"
+    config.write_text(
+        f"""
+[scheduler]
+address = "{address}"
+[[adapter]]
+provider = "fake"
+name = "liveness"
+reconcile_interval = 0.2
+state_dir = "{tmp_path / "state"}"
+[[adapter.group]]
+name = "cpu"
+capabilities = "cpu=1"
+max_units = 1
+"""
+    )
+    argv = [sys.executable, "-m", "scaler.adapters.fake.main", "--config", str(config)]
+    process = subprocess.Popen(argv, env=_worker_env(tmp_path, "wrong"), stderr=subprocess.PIPE, text=True)
+    code, stderr, took = _wait_exit(process, 15.0)
+    assert code != 0, stderr
+    assert took < 10.0 and address in stderr and "handshake" in stderr, stderr
+
+
+def agent_pid() -> int:
+    return os.getppid()
+
+
+def test_worker_dropped_while_frozen_says_hello_again_and_takes_new_work(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(n_workers=1, scheduler_args=("--peer-timeout", "3"), worker_args=("--death-timeout", "30"))
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        worker = cluster.workers[0]
+        # Its only slot is busy when it freezes; the scheduler gives up on this task (no retries).
+        doomed = client.options(max_retries=0).submit(time.sleep, 300)
+        wait_until(lambda: client.scheduler_status().status.get("tasks_running", 0) == 1)
+        os.kill(worker.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: client.scheduler_status().status["workers"] == 0, 20)
+            with pytest.raises(WorkerCrashedError):
+                doomed.result(10)
+        finally:
+            os.kill(worker.pid, signal.SIGCONT)
+        # The same worker (its one slot freed of the abandoned task) runs what comes next.
+        assert client.submit(agent_pid).result(20) == worker.pid
+        assert worker.poll() is None
+        assert client.scheduler_status().status["workers"] == 1

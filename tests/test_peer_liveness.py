@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from scaler import Client, ClientConfig, ConnectionFailedError, LocalCluster, WorkerCrashedError
+from scaler.scheduler.config import SchedulerConfig
 from scaler.utility.net import free_port
 from scaler.utility.security import generate
 from tests.conftest import wait_until, wait_workers
@@ -156,3 +157,54 @@ def test_worker_dropped_while_frozen_says_hello_again_and_takes_new_work(
         assert client.submit(agent_pid).result(20) == worker.pid
         assert worker.poll() is None
         assert client.scheduler_status().status["workers"] == 1
+
+
+# A prefetched task may start in the moment before its worker hears that its client is gone: per
+# worker, the one running, the one staged behind it in a task process, and ``prefetch`` parked ones.
+LATE_START_BOUND = 2 * (SchedulerConfig().prefetch + 2)
+
+
+RECORDING_CLIENT = """
+import sys, time
+from scaler import Client
+
+def record_start(path, seconds):
+    import time
+    with open(path, "a") as f:
+        f.write(f"{time.time()!r}\\n")
+    time.sleep(seconds)
+
+client = Client(sys.argv[1])
+futures = [client.submit(record_start, sys.argv[2], 0.005) for _ in range(1000)]
+client.sync()  # the scheduler holds all 1,000 now
+print("SUBMITTED", flush=True)
+time.sleep(600)
+"""
+
+
+def test_tasks_of_a_killed_client_do_not_start(make_cluster: Callable[..., LocalCluster], tmp_path: Path) -> None:
+    # A 30 s peer timeout: the scheduler must act on the dropped connection, not on silence.
+    cluster = make_cluster(n_workers=2, scheduler_args=("--peer-timeout", "30"))
+    starts = tmp_path / "starts"
+    starts.touch()
+    env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
+    argv = [sys.executable, "-c", RECORDING_CLIENT, cluster.address, str(starts)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        with Client(cluster.address) as observer:
+            wait_workers(observer, 2)
+            assert process.stdout is not None and process.stdout.readline().strip() == "SUBMITTED"
+            killed_at = time.time()
+            process.kill()
+            process.wait()
+            wait_until(lambda: observer.scheduler_status().status["tasks"] == 0, 20)
+            time.sleep(max(1.0, killed_at + 2.5 - time.time()))  # what was on its way to start has started
+            times = [float(line) for line in starts.read_text().split()]
+            late = [t for t in times if t > killed_at]
+            very_late = [t for t in times if t > killed_at + 1.5]
+            counts = f"{len(times)} started, {len(late)} after the kill, {len(very_late)} over 1.5 s after it"
+            assert len(late) <= LATE_START_BOUND and not very_late, counts
+            assert len(times) < 1000 - LATE_START_BOUND, "the client was killed with most of its tasks queued"
+            assert observer.scheduler_status().status["clients"] == 1
+    finally:
+        process.kill()

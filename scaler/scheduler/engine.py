@@ -13,6 +13,7 @@ from typing import Any
 
 from scaler.protocol import messages as m
 from scaler.scheduler.config import SchedulerConfig
+from scaler.scheduler.departed import withdraw_work
 from scaler.scheduler.errors_payload import error_frames
 from scaler.scheduler.holds import Holds
 from scaler.scheduler.objects import ObjectStore
@@ -73,14 +74,7 @@ class Engine:
         state = self.clients.pop(identity, None)
         if state is None:
             return
-        cancelled = 0
-        for task_id in list(state.tasks):
-            task = self.tasks.get(task_id)
-            if task is None or task.detached:
-                continue
-            task.released = True
-            self._cancel(task, force=True)
-            cancelled += 1
+        cancelled = withdraw_work(self, state)
         freed = self.store.release_owner(identity)
         level = logging.WARNING if cancelled else logging.INFO
         log.log(

@@ -42,6 +42,7 @@ SRCFD = getattr(zmq, "SRCFD", 2)
 KINDS = ("client", "worker", "adapter", "monitor")
 CLIENT_MSGS = (m.SubmitTask, m.PutObject, m.Release, m.CancelTasks, m.KVPut, m.KVGet, m.KVDelete)
 WORKER_MSGS = (m.TasksStarted, m.TaskDone, m.TaskBlocked, m.TaskUnblocked, m.Reclaimed, m.TaskOutput)
+DROPPED_ON_DISCONNECT = ("worker", "client")
 
 
 @dataclass(slots=True, eq=False)
@@ -163,9 +164,10 @@ class SchedulerServer:
             peer = self.peers.get(identity) if identity is not None else None
             # A peer that said hello in the previous turn may own a reused fd whose stale
             # disconnect event is only now visible; it is left to the heartbeat timeout.
-            # Only workers are dropped on this hint: their loss should re-queue tasks at once. A
-            # client or adapter is dropped on Goodbye or silence, never on a possibly stale fd.
-            if peer is not None and peer.kind == "worker" and peer.registered_turn < self.turn - 1:
+            # Workers and clients are dropped on this hint: a worker's tasks are re-queued at once,
+            # and a client's work stops before it starts (its end of the session fails at the same
+            # drop, so neither side carries on). An adapter is dropped on Goodbye or silence.
+            if peer is not None and peer.kind in DROPPED_ON_DISCONNECT and peer.registered_turn < self.turn - 1:
                 self._lost(peer, "connection closed")
 
     def _handle(self, frames: list[Any], now: float) -> None:

@@ -159,6 +159,48 @@ def test_worker_dropped_while_frozen_says_hello_again_and_takes_new_work(
         assert client.scheduler_status().status["workers"] == 1
 
 
+def _start_scheduler(address: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "scaler.scheduler.main", address, "--log-level", "WARNING"]
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().startswith("SCALER_ADDRESS")
+    return process
+
+
+AGENT_PID_CLIENT = """
+import os, sys
+from scaler import Client
+with Client(sys.argv[1]) as client:
+    print(client.submit(os.getppid).result(30))
+"""
+
+
+def test_worker_rejoins_a_scheduler_restarted_with_a_new_secret(tmp_path: Path) -> None:
+    # Everyone finds the secret in the file a scheduler publishes for its port (none in the environment).
+    env = _worker_env(tmp_path, None)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    secret_file = tmp_path / "scaler" / f"{address.rsplit(':', 1)[1]}.secret"
+    processes = [_start_scheduler(address, env)]
+    worker = subprocess.Popen([sys.executable, "-m", "scaler.worker.main", address, "--death-timeout", "30"], env=env)
+    processes.append(worker)
+    try:
+        ask = [sys.executable, "-c", AGENT_PID_CLIENT, address]
+        assert subprocess.run(ask, env=env, capture_output=True, text=True, timeout=60).stdout.split() == [
+            str(worker.pid)
+        ]
+        old_secret = secret_file.read_bytes()
+        processes[0].kill()  # its secret file stays behind
+        processes[0].wait()
+        processes.append(_start_scheduler(address, env))
+        assert secret_file.read_bytes() != old_secret
+        result = subprocess.run(ask, env=env, capture_output=True, text=True, timeout=60)
+        assert result.stdout.split() == [str(worker.pid)], result.stderr
+        assert worker.poll() is None
+    finally:
+        for process in reversed(processes):
+            process.kill()
+            process.wait()
+
+
 # A prefetched task may start in the moment before its worker hears that its client is gone: per
 # worker, the one running, the one staged behind it in a task process, and ``prefetch`` parked ones.
 LATE_START_BOUND = 2 * (SchedulerConfig().prefetch + 2)

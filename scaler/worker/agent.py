@@ -13,8 +13,9 @@ exits non-zero after ``death_timeout`` (a supervisor should see that it failed);
 0 after that long without a word. A worker the scheduler dropped (it was frozen past the peer
 timeout, or the scheduler restarted) is told so by a ``Refused``: every task it held is the
 scheduler's again (re-queued or failed there), so it kills the processes still running them, drops
-the rest, dials again under a new identity and says hello. Time it spent frozen does not count as
-the scheduler's silence.
+the rest, dials again under a new identity and says hello; so does one whose handshake was
+refused after a new cluster secret was published for its port (a scheduler restarted there). Time
+it spent frozen does not count as the scheduler's silence.
 
 Staging. A task that waits for capacity is sent ahead to a task process busy with a task of the
 same capabilities, at most one per process, if that running task is short: its function's last
@@ -46,7 +47,7 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
-from scaler.utility.security import CurveKeys, auth_hint
+from scaler.utility.security import CurveKeys, auth_hint, find_secret
 from scaler.utility.sockets import HANDSHAKE_REFUSED, dial, event_name, readable, recv_frames, send_frames
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
@@ -94,6 +95,7 @@ class WorkerAgent:
 
     def _dial(self) -> None:
         """A DEALER to the scheduler (a new identity each time), its handshake watched by a monitor."""
+        self.secret = find_secret(self.config.scheduler) if self.keys is None else None  # what dial() uses
         self.upstream = dial(self.context, "w", self.config.scheduler, self.keys)
         self.monitor = self.upstream.get_monitor_socket(HANDSHAKE_REFUSED)
         self.upstream.connect(self.config.scheduler)
@@ -230,6 +232,10 @@ class WorkerAgent:
 
     def _handshake_refused(self, what: str) -> None:
         address = self.config.scheduler
+        if self.keys is None and find_secret(address) not in (None, self.secret):
+            # A scheduler (re)started on this port has published a new secret since this worker dialed.
+            self.dropped = f"it refused the handshake ({what}) with the old cluster secret; a new one is published"
+            return
         self._fail(
             f"the handshake with scheduler {address} failed ({what}): {auth_hint(address, self.keys is not None)}"
         )

@@ -86,3 +86,6 @@ def main_for(provider: str, argv: list[str] | None = None) -> None:
         )
         raise SystemExit(2)
     asyncio.run(run_all(runners))
+    code = max(runner.exit_code for runner in runners)
+    if code:
+        raise SystemExit(code)

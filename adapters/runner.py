@@ -8,6 +8,11 @@ drained). Units booting past ``boot_timeout`` are terminated and so replaced. Un
 lists that this runner did not start are orphans: terminated, or adopted, by policy, at start and
 on every reconcile. On stop it terminates everything it started. Provider calls run in the
 event loop; providers push blocking work to threads.
+
+Sends to the scheduler never wait: a handshake the scheduler refused (wrong or missing secret or
+CURVE keys) ends libzmq's connection for good, which the socket monitor reports; the runner logs
+what to check and stops with ``exit_code`` 1, as it does when the scheduler refuses it or never
+answers within ``death_timeout``.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import zmq.asyncio
 from scaler.adapters.errors import ProviderError, classify
 from scaler.adapters.provider import Provider, UnitState, WorkerGroup
 from scaler.adapters.units import ACTIVE, UnitTable
+from zmq.utils.monitor import parse_monitor_message
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility.security import CurveKeys, auth_hint
-from scaler.utility.sockets import dial
+from scaler.utility.sockets import HANDSHAKE_REFUSED, dial, event_name
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +69,8 @@ class AdapterRunner:
         self.connected: set[str] = set()
         self.acked = ""
         self.stopping = asyncio.Event()
-        self.refused = False
+        self.welcomed = False
+        self.exit_code = 0
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -71,8 +78,12 @@ class AdapterRunner:
         context = zmq.asyncio.Context()
         keys = CurveKeys(self.config.curve_keys) if self.config.curve_keys else None
         sock: Any = dial(context, "d", self.config.scheduler, keys)
+        monitor: Any = sock.get_monitor_socket(HANDSHAKE_REFUSED)
         sock.connect(self.config.scheduler)
         self.sock = sock
+        poller = zmq.asyncio.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         try:
             await self.reconcile(starting=True)
             hello = m.Hello("adapter", m.PROTOCOL_VERSION, self.config.name, pid=os.getpid(), host=socket.gethostname())
@@ -81,7 +92,12 @@ class AdapterRunner:
             next_reconcile = time.monotonic() + self.config.reconcile_interval
             while not self.stopping.is_set():
                 timeout = max(0.0, next_reconcile - time.monotonic())
-                if await sock.poll(int(timeout * 1000) + 1):
+                ready = dict(await poller.poll(int(timeout * 1000) + 1))
+                if monitor in ready:
+                    event = parse_monitor_message(await monitor.recv_multipart())
+                    self._fail(self._refused_handshake(event_name(event["event"])))
+                    break
+                if sock in ready:
                     last_heard = time.monotonic()
                     await self._receive(await sock.recv_multipart(copy=False))
                 if time.monotonic() >= next_reconcile:
@@ -89,17 +105,26 @@ class AdapterRunner:
                     await self.reconcile()
                     await self._send([self._state()])
                     if time.monotonic() - last_heard > self.config.death_timeout:
-                        log.error(
-                            "adapter %s: no word from the scheduler for %.0fs; stopping",
-                            self.config.name,
-                            self.config.death_timeout,
-                        )
+                        if not self.welcomed:
+                            hint = auth_hint(self.config.scheduler, self.config.curve_keys is not None)
+                            self._fail(
+                                f"no answer from scheduler {self.config.scheduler} within "
+                                f"{self.config.death_timeout:g}s (is it running and reachable? {hint})"
+                            )
+                        else:
+                            log.error(
+                                "adapter %s: no word from the scheduler for %.0fs; stopping",
+                                self.config.name,
+                                self.config.death_timeout,
+                            )
                         break
         finally:
             await self.terminate_all("the adapter is stopping")
             try:
                 await self._send([m.Goodbye("adapter stopping")])
             finally:
+                sock.disable_monitor()
+                monitor.close(0)
                 sock.close(500)
                 context.term()
 
@@ -109,19 +134,20 @@ class AdapterRunner:
     async def _send(self, msgs: list[Any]) -> None:
         try:
             await self.sock.send_multipart([encode(msgs)], flags=zmq.NOBLOCK)
-        except zmq.Again:
-            # No pipe to the scheduler: libzmq ended the session for good (the handshake was refused).
-            # Awaiting a blocking send would never return, deaf to stop(); dropping lets the runner stop
-            # on SIGTERM or after death_timeout without word from the scheduler.
-            if not self.refused:
-                self.refused = True
-                hint = auth_hint(self.config.scheduler, self.config.curve_keys is not None)
-                log.error(
-                    "adapter %s: the scheduler %s refused the connection (%s)",
-                    self.config.name,
-                    self.config.scheduler,
-                    hint,
-                )
+        except zmq.Again:  # no connection will take it: libzmq gave up on a refused handshake
+            self._fail(self._refused_handshake("the connection is closed"))
+
+    def _refused_handshake(self, what: str) -> str:
+        address = self.config.scheduler
+        hint = auth_hint(address, self.config.curve_keys is not None)
+        return f"the handshake with scheduler {address} failed ({what}): {hint}"
+
+    def _fail(self, text: str) -> None:
+        """Stop with a non-zero exit code (a supervisor should see that this adapter failed), saying why."""
+        if self.exit_code == 0:
+            log.error("adapter %s stops: %s", self.config.name, text)
+            self.exit_code = 1
+        self.stopping.set()
 
     async def _receive(self, frames: list[Any]) -> None:
         try:
@@ -133,8 +159,12 @@ class AdapterRunner:
             if isinstance(msg, m.ScaleCommand):
                 await self.apply(msg)
                 await self._send([self._state()])
-            elif isinstance(msg, (m.Shutdown, m.Refused)):
-                log.info("adapter %s: scheduler says %s", self.config.name, getattr(msg, "reason", ""))
+            elif isinstance(msg, m.Welcome):
+                self.welcomed = True
+            elif isinstance(msg, m.Refused):
+                self._fail(f"scheduler {self.config.scheduler} refused this adapter: {msg.reason}")
+            elif isinstance(msg, m.Shutdown):
+                log.info("adapter %s: scheduler says %s", self.config.name, msg.reason)
                 self.stopping.set()
 
     def _state(self) -> m.AdapterState:

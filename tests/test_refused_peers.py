@@ -51,11 +51,10 @@ def exits_within(process: subprocess.Popen[bytes], seconds: float) -> bool:
         return False
 
 
-def test_refused_worker_exits_at_its_death_timeout(scheduler: str) -> None:
-    worker = spawn("scaler.worker.main", scheduler, "--death-timeout", "2")
-    start = time.monotonic()
-    assert exits_within(worker, 20), "the refused worker hung instead of leaving after its death timeout"
-    assert time.monotonic() - start >= 1.5
+def test_refused_worker_exits_non_zero_without_waiting_out_its_death_timeout(scheduler: str) -> None:
+    worker = spawn("scaler.worker.main", scheduler, "--death-timeout", "60")
+    assert exits_within(worker, 20), "the refused worker hung instead of leaving"
+    assert worker.returncode != 0, "a supervisor must see that the worker failed"
 
 
 def test_refused_worker_obeys_sigterm(scheduler: str) -> None:

@@ -10,6 +10,12 @@ incoming batches are handed to a callback on that thread, outside the lock. A se
 input pending after its send wakes the I/O thread, since the ``FD`` only signals changes. A CURVE
 handshake refusal seen on the socket monitor fails the session clearly.
 
+So does a dropped connection (``EVENT_DISCONNECTED``), at once and after handing on what arrived
+before it (a ``Shutdown`` says why). The DEALER would reconnect by itself, but no grace is given
+for that: a restarted scheduler has lost every task, object and session of this client, and even
+the same scheduler ends a session whose connection dropped (and what was in flight is lost), so
+pending futures could never complete: failing them now beats the peer timeout.
+
 At interpreter exit the owner's ``close`` (``Client``'s exit hook) stops and joins the I/O thread;
 the wake pipe is never closed under it, so a program that just ends leaves without a word.
 """
@@ -42,6 +48,7 @@ _HANDSHAKE_FAILURES = (
     | getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", 0)
     | getattr(zmq, "EVENT_HANDSHAKE_FAILED_NO_DETAIL", 0)
 )
+_WATCHED = _HANDSHAKE_FAILURES | zmq.EVENT_DISCONNECTED
 
 
 class Connection:
@@ -59,7 +66,7 @@ class Connection:
         self.keyed = keys is not None
         self.context = zmq.Context()
         self.socket = dial(self.context, "c", address, keys, linger_ms=2000, secret_wait=secret_wait)
-        self.monitor = self.socket.get_monitor_socket(_HANDSHAKE_FAILURES) if _HANDSHAKE_FAILURES else None
+        self.monitor = self.socket.get_monitor_socket(_WATCHED)
         self.socket.connect(address)
         self.on_batch = on_batch
         self.on_failure = on_failure
@@ -229,10 +236,23 @@ class Connection:
                 event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
+            if event["event"] == zmq.EVENT_DISCONNECTED:
+                while batches := self._receive_locked():
+                    for frames in batches:
+                        self._deliver(frames)
+                self.on_failure(
+                    f"lost the connection to scheduler {self.address} (it stopped or was killed, or dropped "
+                    "this client); the tasks and objects it held for this client are gone"
+                )
+                continue
             self.on_failure(
                 f"scheduler {self.address} refused the connection during the handshake "
                 f"(event {event['event']!r}): {auth_hint(self.address, self.keyed)}"
             )
+
+    def _receive_locked(self) -> list[list[Any]]:
+        with self.lock:
+            return self._receive() if self.running else []
 
 
 def _close_fds(*fds: int) -> None:

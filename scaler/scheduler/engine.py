@@ -13,6 +13,7 @@ from typing import Any
 
 from scaler.protocol import messages as m
 from scaler.scheduler.config import SchedulerConfig
+from scaler.scheduler.departed import withdraw_work
 from scaler.scheduler.errors_payload import error_frames
 from scaler.scheduler.holds import Holds
 from scaler.scheduler.objects import ObjectStore
@@ -79,17 +80,8 @@ class Engine:
         state = self.clients.pop(identity, None)
         if state is None:
             return
-        cancelled = 0
         task_ids = list(state.tasks)
-        for task_id in task_ids:
-            task = self.tasks.get(task_id)
-            if task is None or task.detached:
-                continue
-            task.released = True
-            if task.actor_id:  # a non-detached actor dies with its owner, as in Ray
-                self._actor_died(task.actor_id, f"its owner, client {state.name}, left ({reason})")
-            self._cancel(task, force=True)
-            cancelled += 1
+        cancelled = withdraw_work(self, state, f"its owner, client {state.name}, left ({reason})")
         freed = self.store.release_owner(identity) if said_goodbye else self.store.lose_owner(identity)
         self.dead_owners.remember([*task_ids, *freed], f"client {state.name}")
         level, how = (logging.INFO, "left") if said_goodbye else (logging.WARNING, "vanished without closing")

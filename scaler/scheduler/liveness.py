@@ -31,7 +31,7 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import encode
 from scaler.utility.sockets import readable, send_frames
 
-GRACE = 0.3  # seconds a peer on this host whose connection closed has to reconnect before it is dropped
+GRACE = 0.05  # seconds a peer on this host whose connection closed has to reconnect before it is dropped
 REMOTE_GRACE = 2.0  # the same for a peer on another host
 CLOSED_MEMORY = 5.0  # a Hello read this soon after a close on its descriptor makes its peer suspect
 SRCFD = getattr(zmq, "SRCFD", 2)

@@ -194,7 +194,11 @@ def auth_hint(address: str, keyed: bool) -> str:
             f"{secret_dir()}/<port>.secret (it is readable only by the user who started the scheduler); "
             "one bound to another interface requires CURVE keys"
         )
-    return "does it require CURVE keys, or was it restarted with a new secret?"
+    source = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else f"{secret_dir()}/<port>.secret"
+    return (
+        f"check the cluster secret this peer used (from {source}): is it the one the scheduler was started with "
+        "(a restarted scheduler may have a new one), or does the scheduler require CURVE keys?"
+    )
 
 
 def apply_secret(socket: zmq.Socket, secret: bytes) -> None:  # type: ignore[type-arg]

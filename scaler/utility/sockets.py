@@ -42,6 +42,20 @@ def dial(
     return socket
 
 
+# libzmq gives up on a connection whose handshake failed on authentication or on the protocol (a
+# security mismatch): no reconnect, and a DEALER's blocking send then waits for ever. A connection
+# that dropped mid-handshake (EVENT_HANDSHAKE_FAILED_NO_DETAIL) is retried.
+HANDSHAKE_REFUSED = int(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+
+
+def event_name(event: Any) -> str:
+    """A monitor event's name (``EVENT_HANDSHAKE_FAILED_AUTH``) for a log line."""
+    try:
+        return str(zmq.Event(int(event)).name)
+    except ValueError:
+        return str(event)
+
+
 _send = _BackendSocket.send
 _recv = _BackendSocket.recv
 _get = _BackendSocket.get

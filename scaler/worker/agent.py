@@ -6,6 +6,17 @@ timeout and memory limits, replaces crashed ones, and exits when the scheduler i
 ``TasksStarted`` is sent lazily (with the next batch going up, or within 50 ms) and not at all
 for tasks that finished first: an extra scheduler wake-up per task costs latency on small hosts.
 
+Liveness. Sends to the scheduler never block: a handshake the scheduler refused (wrong or missing
+secret or CURVE keys) ends libzmq's connection for good, which the socket monitor reports; the
+worker logs what to check and exits non-zero at once. One that never heard from its scheduler
+exits non-zero after ``death_timeout`` (a supervisor should see that it failed); one that did exits
+0 after that long without a word. A worker the scheduler dropped (it was frozen past the peer
+timeout, or the scheduler restarted) is told so by a ``Refused``: every task it held is the
+scheduler's again (re-queued or failed there), so it kills the processes still running them, drops
+the rest, dials again under a new identity and says hello; so does one whose handshake was
+refused after a new cluster secret was published for its port (a scheduler restarted there). Time
+it spent frozen does not count as the scheduler's silence.
+
 Staging. A task that waits for capacity is sent ahead to a task process busy with a task of the
 same capabilities, at most one per process, if that running task is short: its function's last
 runs here took under ``STAGE_BEHIND`` seconds, and so far it has run less than that. The process
@@ -30,13 +41,14 @@ from typing import Any
 
 import msgspec
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
-from scaler.utility.security import CurveKeys, auth_hint
-from scaler.utility.sockets import dial, readable, recv_frames, send_frames
+from scaler.utility.security import CurveKeys, auth_hint, find_secret
+from scaler.utility.sockets import HANDSHAKE_REFUSED, dial, event_name, readable, recv_frames, send_frames
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
 from scaler.worker.object_cache import ObjectCache
@@ -45,6 +57,7 @@ from scaler.worker.pipe import PipeClosed
 log = logging.getLogger(__name__)
 STAGE_BEHIND = 0.1
 STAGE_PATIENCE = 0.5  # a task staged behind one running longer than this is taken back
+FROZEN_AFTER = 1.0  # a loop turn this late means the agent did not run (SIGSTOP, a suspended host)
 
 
 class WorkerAgent:
@@ -54,13 +67,11 @@ class WorkerAgent:
         self.free = self.capabilities.as_dict()
         self.name = config.name or f"{socket.gethostname()}:{os.getpid()}"
         self.context = zmq.Context()
-        keys = CurveKeys(config.curve_keys) if config.curve_keys is not None else None
-        self.upstream = dial(self.context, "w", config.scheduler, keys)
-        self.upstream.connect(config.scheduler)
+        self.keys = CurveKeys(config.curve_keys) if config.curve_keys is not None else None
+        self.poller = zmq.Poller()
+        self._dial()
         env = {"SCALER_CURVE_KEYS": str(config.curve_keys)} if config.curve_keys else {}
         self.pool = ChildPool(config.scheduler, env)
-        self.poller = zmq.Poller()
-        self.poller.register(self.upstream, zmq.POLLIN)
         self.by_fd: dict[int, Child] = {}
         self.backlog: deque[LocalTask] = deque()
         self.running: dict[str, Child] = {}
@@ -73,12 +84,30 @@ class WorkerAgent:
         self.started_ids: dict[str, None] = {}
         self.last_heard = time.monotonic()
         self.welcome: m.Welcome | None = None
-        self.refused = False
+        self.joined = False  # welcomed at least once
+        self.dropped: str | None = None  # the scheduler no longer knows this session: why
+        self.exit_code = 0
         self.alive = True
         self.slots = max(1, int(self.free.get("cpu", 1)))
         self.durations: dict[str, float] = {}  # function id -> recent run time (a decaying max)
 
     # -- plumbing ---------------------------------------------------------------------------
+
+    def _dial(self) -> None:
+        """A DEALER to the scheduler (a new identity each time), its handshake watched by a monitor."""
+        self.secret = find_secret(self.config.scheduler) if self.keys is None else None  # what dial() uses
+        self.upstream = dial(self.context, "w", self.config.scheduler, self.keys)
+        self.monitor = self.upstream.get_monitor_socket(HANDSHAKE_REFUSED)
+        self.upstream.connect(self.config.scheduler)
+        self.poller.register(self.upstream, zmq.POLLIN)
+        self.poller.register(self.monitor, zmq.POLLIN)
+
+    def _hang_up(self, linger_ms: int) -> None:
+        self.poller.unregister(self.upstream)
+        self.poller.unregister(self.monitor)
+        self.upstream.disable_monitor()
+        self.monitor.close(0)
+        self.upstream.close(linger_ms)
 
     def up(self, msg: Any, frames: list[Any] | None = None) -> None:
         self.up_msgs.append(msg)
@@ -111,14 +140,8 @@ class WorkerAgent:
         if self.up_msgs:
             try:
                 send_frames(self.upstream, [encode(self.up_msgs), *self.up_frames], noblock=True)
-            except zmq.Again:
-                # No unlimited pipe to the scheduler: libzmq ended the session for good (the handshake
-                # was refused: a wrong or stale cluster secret, or wrong keys). A blocking send would
-                # wait forever, deaf to SIGTERM; dropping lets the death timeout end the worker.
-                if not self.refused:
-                    self.refused = True
-                    hint = auth_hint(self.config.scheduler, self.config.curve_keys is not None)
-                    log.error("the scheduler %s refused this worker's connection (%s)", self.config.scheduler, hint)
+            except zmq.Again:  # no connection will take it: libzmq gave up on a refused handshake
+                self._handshake_refused("the connection is closed")
             self.up_msgs, self.up_frames = [], []
 
     def _spawn(self) -> Child:
@@ -141,24 +164,15 @@ class WorkerAgent:
 
     # -- main loop --------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self) -> int:
+        """Serve until told to stop or the scheduler is gone; the process's exit code."""
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        hello = m.Hello(
-            "worker",
-            m.PROTOCOL_VERSION,
-            self.name,
-            self.capabilities.key,
-            os.getpid(),
-            socket.gethostname(),
-            shm.host_domain(),
-            self.config.unit_id,
-        )
-        self.up(hello)
+        self.up(self._hello())
         self.flush()
         for _ in range(self.slots):
             self._spawn()
-        next_tick = next_beat = time.monotonic()
+        next_tick = next_beat = last_turn = time.monotonic()
         log.info("worker %s (%s) connecting to %s", self.name, self.capabilities.key, self.config.scheduler)
         try:
             while self.alive:
@@ -167,11 +181,19 @@ class WorkerAgent:
                     if what is self.upstream:
                         self._drain_upstream()
                         continue
+                    if what is self.monitor:
+                        self._check_monitor()
+                        continue
                     if events & zmq.POLLOUT:
                         self._write_child(what)
                     if events & zmq.POLLIN:
                         self._read_child(what)
+                if self.dropped is not None:
+                    self._rejoin()
                 now = time.monotonic()
+                if now - last_turn > FROZEN_AFTER:
+                    self.last_heard += now - last_turn  # frozen: the scheduler was not silent meanwhile
+                last_turn = now
                 if now >= next_tick:
                     next_tick = now + 0.05
                     self._tick(now)
@@ -184,14 +206,93 @@ class WorkerAgent:
                 self.flush()
         finally:
             self._close()
+        return self.exit_code
+
+    def _hello(self) -> m.Hello:
+        return m.Hello(
+            "worker",
+            m.PROTOCOL_VERSION,
+            self.name,
+            self.capabilities.key,
+            os.getpid(),
+            socket.gethostname(),
+            shm.host_domain(),
+            self.config.unit_id,
+        )
 
     def _stop(self, *_: Any) -> None:
         self.alive = False
 
+    def _fail(self, text: str) -> None:
+        """Exit non-zero (a supervisor should restart or report this worker), saying why."""
+        if self.alive:
+            log.error("worker exits: %s", text)
+            self.exit_code = 1
+            self.alive = False
+
+    def _handshake_refused(self, what: str) -> None:
+        address = self.config.scheduler
+        if self.keys is None and find_secret(address) not in (None, self.secret):
+            # A scheduler (re)started on this port has published a new secret since this worker dialed.
+            self.dropped = f"it refused the handshake ({what}) with the old cluster secret; a new one is published"
+            return
+        self._fail(
+            f"the handshake with scheduler {address} failed ({what}): {auth_hint(address, self.keys is not None)}"
+        )
+
+    def _check_monitor(self) -> None:
+        while True:
+            try:
+                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._handshake_refused(event_name(event["event"]))
+
+    def _rejoin(self) -> None:
+        """The scheduler dropped this worker: start a new session, holding no task of the old one."""
+        reason, self.dropped = self.dropped, None
+        abandoned = self._abandon_tasks()
+        log.warning(
+            "scheduler %s no longer knows this worker (%s); %d tasks it held are the scheduler's again; "
+            "saying hello again",
+            self.config.scheduler,
+            reason,
+            abandoned,
+        )
+        self._hang_up(0)
+        self._dial()
+        self.welcome = None
+        self.up(self._hello())
+        self.flush()
+
+    def _abandon_tasks(self) -> int:
+        """Forget every task of a dropped session (the scheduler re-queued or failed them all): kill
+        the processes running or holding one, drop those waiting here. How many there were."""
+        ids = {task.msg.task_id for task in self.backlog}
+        ids.update(task.msg.task_id for waiting in self.fetching.values() for task in waiting)
+        for child in list(self.pool.children.values()):
+            task, staged = child.task, child.staged
+            if task is None and staged is None:
+                continue
+            child.staged = None
+            if staged is not None:
+                ids.add(staged.msg.task_id)
+            if task is not None:
+                ids.add(task.msg.task_id)
+                self._release(child, task)
+            child.doomed = True
+            self.pool.kill(child)
+            self.down.pop(child.identity, None)
+        self.backlog.clear()
+        self.fetching.clear()
+        self.started_ids.clear()
+        self.up_msgs, self.up_frames = [], []
+        return len(ids)
+
     def _drain_upstream(self) -> None:
         sock = self.upstream
         for _ in range(10_000):
-            if not readable(sock):
+            if self.dropped is not None or not readable(sock):
                 return
             frames = recv_frames(sock)
             self._handle_batch(frames, b"", self._from_scheduler, "the scheduler")
@@ -238,6 +339,8 @@ class WorkerAgent:
                 log.exception("error handling %s from %s; message dropped", type(msg).__name__, who)
 
     def _from_scheduler(self, _: bytes, msg: Any, payload: list[Any]) -> None:
+        if self.dropped is not None:
+            return  # the rest of a session the scheduler has ended
         self.last_heard = time.monotonic()
         kind = type(msg)
         if kind is m.RunTask:
@@ -253,6 +356,7 @@ class WorkerAgent:
             self._object_arrived(msg, payload)
         elif kind is m.Welcome:
             self.welcome = msg
+            self.joined = True
             for child in self.pool.children.values():
                 if child.ready:
                     self.down_send(child, msg)
@@ -261,8 +365,10 @@ class WorkerAgent:
             log.info("scheduler shut down (%s); worker exits", msg.reason)
             self.alive = False
         elif kind is m.Refused:
-            log.error("scheduler refused this worker: %s", msg.reason)
-            self.alive = False
+            if self.welcome is not None:  # only "say Hello first" comes after a Welcome
+                self.dropped = msg.reason
+            else:
+                self._fail(f"scheduler {self.config.scheduler} refused this worker: {msg.reason}")
 
     # -- tasks ------------------------------------------------------------------------------
 
@@ -570,10 +676,15 @@ class WorkerAgent:
                     self.flush()
                     self._forget(child)
         if now - self.last_heard > self.config.death_timeout:
-            log.error(
-                "no word from scheduler %s for %.0fs; worker exits", self.config.scheduler, self.config.death_timeout
-            )
-            self.alive = False
+            address, timeout = self.config.scheduler, self.config.death_timeout
+            if not self.joined:
+                hint = auth_hint(address, self.keys is not None)
+                self._fail(
+                    f"no answer from scheduler {address} within {timeout:g}s (is it running and reachable? {hint})"
+                )
+            else:
+                log.error("no word from scheduler %s for %.0fs; worker exits", address, timeout)
+                self.alive = False
 
     def _close(self) -> None:
         try:
@@ -582,5 +693,5 @@ class WorkerAgent:
         except zmq.ZMQError:
             pass
         self.pool.stop_all()
-        self.upstream.close(500)
+        self._hang_up(500)
         self.context.term()

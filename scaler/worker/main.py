@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     except (SecurityError, ValueError) as exc:
         print(f"scaler_worker: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    agent.run()
-    os._exit(0)
+    os._exit(agent.run())
 
 
 if __name__ == "__main__":

@@ -261,3 +261,28 @@ def test_a_named_entry_is_never_overwritten_by_another_client(cluster: LocalClus
         assert second.kv_put("ray-actor/tests/shared", "second's") == "first's", "another client overwrote it"
         assert first.kv_put("ray-actor/tests/shared", "first's again") == "first's again", "its writer may"
         assert second.kv_get("ray-actor/tests/shared") == "first's again"
+
+
+def test_a_named_entry_is_deleted_only_by_its_writer_while_it_lives(cluster: LocalCluster) -> None:
+    with Client(cluster.address) as first:
+        first.kv_put("ray-actor/tests/mine", "first's")
+        with Client(cluster.address) as second:
+            second.kv_delete("ray-actor/tests/mine")
+            assert second.kv_put("ray-actor/tests/mine", "second's") == "first's", "deleted, then taken over"
+        first.kv_delete("ray-actor/tests/mine")
+        assert first.kv_get("ray-actor/tests/mine") is None
+
+
+def test_capabilities_that_add_up_to_infinity_are_rejected_and_nothing_stops(cluster: LocalCluster) -> None:
+    with Client(cluster.address) as client:
+        hostile = RawPeer(cluster.address, "client")
+        try:
+            before = status(client)["rejected_messages"]
+            hostile.send(m.PutObject("fn-1", 1), [b"\x80\x05N."])
+            hostile.send(m.SubmitTask("t-1", "fn-1", "cpu=1e308,cpu=1e308", [], 0), [])
+            time.sleep(0.5)
+            assert status(client)["rejected_messages"] == before + 1
+            assert client.submit(pow, 2, 3).result(15) == 8
+            assert cluster.scheduler is not None and cluster.scheduler.poll() is None
+        finally:
+            hostile.close()

@@ -103,16 +103,18 @@ def test_another_uid_is_refused_and_my_own_clients_need_no_step(as_nobody: list[
     with LocalCluster(n_workers=1) as cluster, Client(cluster.address) as client:
         assert client.submit(os.getuid).result(30) == 0
         secret = find_secret(cluster.address)
-        port = int(cluster.address.rsplit(":", 1)[1])
-        assert secret is not None and secret_path(port).read_bytes().split(b"\n")[0] == secret
-        assert secret_path(port).stat().st_mode & 0o077 == 0 and secret_path(port).parent.stat().st_mode & 0o077 == 0
+        assert secret is not None and secret_path(cluster.address).read_bytes().split(b"\n")[0] == secret
+        assert (
+            secret_path(cluster.address).stat().st_mode & 0o077 == 0
+            and secret_path(cluster.address).parent.stat().st_mode & 0o077 == 0
+        )
         outcome = attempt(as_nobody, cluster.address, {})
         assert outcome.startswith("REFUSED") and "cluster secret" in outcome, outcome
         wrong = attempt(as_nobody, cluster.address, {SECRET_ENV: "0" * 48})
         assert wrong.startswith("REFUSED"), wrong
         control = attempt(as_nobody, cluster.address, {SECRET_ENV: secret.decode()})
         assert control == "RAN AS UID 0", "the harness itself must be able to reach the cluster"
-    assert not secret_path(port).exists(), "a stopped scheduler removes its secret"
+    assert not secret_path(cluster.address).exists(), "a stopped scheduler removes its secret"
 
 
 def test_a_scheduler_started_by_hand_is_found_by_a_client_of_the_same_user() -> None:
@@ -142,9 +144,9 @@ def test_a_client_started_with_the_scheduler_is_not_misled_by_a_killed_scheduler
     port = free_port()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    path = write_secret(port, b"stale" * 8)
-    path.write_bytes(b"stale" * 8 + b"\n" + str(gone.pid).encode())  # as a SIGKILLed scheduler leaves it
     address = f"tcp://127.0.0.1:{port}"
+    path = write_secret(address, b"stale" * 8)
+    path.write_bytes(b"stale" * 8 + b"\n" + str(gone.pid).encode())  # as a SIGKILLed scheduler leaves it
     env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
     scheduler = subprocess.Popen([sys.executable, "-m", "scaler.scheduler.main", address], env=env)
     worker = subprocess.Popen([sys.executable, "-m", "scaler.worker.main", address], env=env)
@@ -156,3 +158,21 @@ def test_a_client_started_with_the_scheduler_is_not_misled_by_a_killed_scheduler
         scheduler.terminate()
         worker.wait(10)
         scheduler.wait(10)
+
+
+def test_the_secret_is_only_ever_offered_to_the_loopback_scheduler_it_belongs_to(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scaler.utility.security import SECRET_ADDRESS_ENV, write_secret
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="scaler-xdg-"))
+    write_secret("tcp://127.0.0.1:41000", b"one")
+    write_secret("tcp://127.0.0.2:41000", b"two")
+    assert find_secret("tcp://127.0.0.1:41000") == b"one" and find_secret("tcp://localhost:41000") == b"one"
+    assert find_secret("tcp://127.0.0.2:41000") == b"two", "two loopback hosts on one port keep their own"
+    assert find_secret("tcp://203.0.113.9:41000") is None, "never to another host, whatever the port"
+    monkeypatch.setenv(SECRET_ENV, "from-env")
+    monkeypatch.setenv(SECRET_ADDRESS_ENV, "tcp://127.0.0.1:41000")
+    assert find_secret("tcp://127.0.0.1:41000") == b"from-env"
+    assert find_secret("tcp://127.0.0.2:41000") == b"two", "an inherited secret is only for its own cluster"
+    assert find_secret("tcp://203.0.113.9:41000") is None

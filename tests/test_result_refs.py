@@ -240,3 +240,21 @@ def test_a_long_chain_of_holds_is_freed_without_recursion() -> None:
     assert len(engine.store.objects) == 20_000
     engine.release(b"c", ["link19999"])
     assert not engine.store.objects and not engine.store.holders
+
+
+def _put_inside() -> list[Any]:
+    from scaler import Client as InTask
+
+    return [InTask().put(list(range(10)))]
+
+
+def test_a_worker_stopped_normally_leaves_the_refs_its_tasks_returned() -> None:
+    with LocalCluster(n_workers=1) as cluster, Client(cluster.address) as client:
+        [ref] = client.submit(_put_inside).result(30)
+        assert client.get(ref, timeout=10) == list(range(10))
+        cluster.add_worker()
+        first = cluster.workers[0]
+        first.terminate()  # a normal stop (scale-down, drain): nothing died
+        assert first.wait(15) == 0
+        time.sleep(1.0)
+        assert client.get(ref, timeout=10) == list(range(10)), "a normal stop is not an owner's death"

@@ -24,7 +24,7 @@ from pathlib import Path
 from scaler.utility import shm
 from scaler.utility.capabilities import canonical
 from scaler.utility.net import free_port, is_loopback
-from scaler.utility.security import SECRET_ENV, CurveKeys, check_bind, new_secret, remember_secret
+from scaler.utility.security import CurveKeys, check_bind, new_secret, remember_secret, secret_env
 
 _live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
@@ -65,7 +65,6 @@ class LocalCluster:
         elif is_loopback(base.host):
             # The scheduler requires this secret; its workers and in-task clients get it here, never in argv.
             self._secret = new_secret()
-            self._env[SECRET_ENV] = self._secret.decode()
         self._env.update(base.extra_env)
         self._start()
         _live.add(self)
@@ -83,12 +82,14 @@ class LocalCluster:
                 security += ["--curve-keys", os.path.abspath(self.config.curve_keys)]
             if self.config.insecure:
                 security.append("--insecure")
+            if self._secret is not None:
+                self._env.update(secret_env(self.bind_address, self._secret))
             argv = ["scaler.scheduler.main", self.bind_address, *security, *self.config.scheduler_args]
             self.scheduler = self._spawn(argv, stdout=subprocess.PIPE)
             self.workers = [self.add_worker() for _ in range(self.n_workers)]
             if self._wait_scheduler():
                 if self._secret is not None:
-                    remember_secret(port, self._secret)
+                    remember_secret(self.bind_address, self._secret)
                 return
             self.shutdown()
             if self.config.port or attempt == 4:

@@ -32,6 +32,16 @@ def where_and_why(exc: msgspec.ValidationError) -> tuple[str, str]:
     return (found.group(1), text[: found.start()]) if found else ("", text)
 
 
+def timing_problem(heartbeat_interval: float, peer_timeout: float) -> str:
+    """Why these two cannot work together ("" if they can): a live peer must beat before it is dropped."""
+    if peer_timeout <= 2 * heartbeat_interval:
+        return (
+            f"peer_timeout ({peer_timeout:g}s) must exceed twice heartbeat_interval ({heartbeat_interval:g}s), "
+            "or live peers are dropped between two heartbeats"
+        )
+    return ""
+
+
 def check_flags(values: dict[str, Any], schema: type[S]) -> S:
     """``values`` (flag names with underscores) decoded into ``schema``, or ``FlagError`` naming the flag."""
     try:

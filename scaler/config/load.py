@@ -12,7 +12,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from scaler.config.flags import where_and_why
+from scaler.config.flags import timing_problem, where_and_why
 from scaler.config.schema import Config
 from scaler.utility.capabilities import CapabilityError, parse_capabilities
 from scaler.utility.net import parse_tcp
@@ -49,6 +49,9 @@ def _check(source: Path, config: Config) -> None:
         parse_tcp(config.scheduler.address)
     except ValueError as exc:
         fail("$.scheduler.address", str(exc))
+    why = timing_problem(config.scheduler.heartbeat_interval, config.scheduler.peer_timeout)
+    if why:
+        fail("$.scheduler.peer_timeout", why)
     names: set[str] = set()
     for i, adapter in enumerate(config.adapter):
         where = f"$.adapter[{i}]"

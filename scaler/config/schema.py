@@ -14,8 +14,9 @@ import msgspec
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]  # an interval or timeout: zero would spin or never wait
 Delay = Annotated[float, msgspec.Meta(ge=0)]  # a wait that may be zero
-Count = Annotated[int, msgspec.Meta(ge=0)]
-AtLeastOne = Annotated[int, msgspec.Meta(ge=1)]
+LIMIT = 2**62  # what every count and byte limit stays under (peers encode them as 64-bit integers)
+Count = Annotated[int, msgspec.Meta(ge=0, le=LIMIT)]
+AtLeastOne = Annotated[int, msgspec.Meta(ge=1, le=LIMIT)]
 
 
 class Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -563,7 +563,10 @@ class Engine:
         else:
             self.out.send(peer, m.KVReply(key, True, len(stored)), stored)
 
-    def kv_delete(self, key: str) -> None:
+    def kv_delete(self, peer: bytes, key: str) -> None:
+        owner = self.kv_owners.get(key)
+        if owner is not None and owner != peer and owner in self.clients:
+            return  # only its writer deletes a live client's entry (a gone one's: anyone, e.g. ray.kill)
         self.kv.pop(key, None)
         self.kv_owners.pop(key, None)
 

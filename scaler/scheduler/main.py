@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from scaler.config import ConfigError, load_config
-from scaler.config.flags import FlagError, check_flags
+from scaler.config.flags import FlagError, check_flags, timing_problem
 from scaler.config.schema import SCHEDULER_TUNING, SchedulerFlags
 from scaler.scaling.model import ScalingConfig
 from scaler.scheduler.config import SchedulerConfig
@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None) -> SchedulerConfig:
     except FlagError as exc:
         p.error(str(exc))
     base.update(given)
+    beat, timeout = base.get("heartbeat_interval", d.heartbeat_interval), base.get("peer_timeout", d.peer_timeout)
+    why = timing_problem(float(beat), float(timeout))  # type: ignore[arg-type]
+    if why:
+        p.error(f"--peer-timeout/--heartbeat-interval: {why}")
     base["log_level"] = a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO")
     return replace(d, scaling=scaling, **base)  # type: ignore[arg-type]
 

@@ -33,11 +33,11 @@ from scaler.utility.capabilities import CapabilityError, parse_capabilities
 from scaler.utility.net import is_loopback, parse_tcp
 from scaler.utility.security import (
     PLAIN_USER,
-    SECRET_ENV,
     CurveKeys,
     check_bind,
     new_secret,
     remove_secret,
+    secret_from_env,
     write_secret,
 )
 from scaler.utility.sockets import readable, recv_frames
@@ -57,6 +57,15 @@ class Peer:
     shm_prefix: str = ""  # segments this peer may hand over start with it ("": none)
 
 
+def _published_as(bound: str) -> str:
+    """Where same-host peers look up this scheduler's secret: its own loopback address, the loopback
+    address of a wildcard bind (an empty secret: they need none), else nowhere."""
+    host, port = parse_tcp(bound)
+    if is_loopback(host):
+        return bound
+    return f"tcp://127.0.0.1:{port}" if host in ("0.0.0.0", "*") else ""
+
+
 class SchedulerServer:
     def __init__(self, config: SchedulerConfig) -> None:
         check_bind(config.address, CurveKeys(config.curve_keys) if config.curve_keys else None, config.insecure)
@@ -73,11 +82,13 @@ class SchedulerServer:
         if config.curve_keys is not None:
             self._setup_curve(CurveKeys(config.curve_keys))
         elif is_loopback(parse_tcp(config.address)[0]):
-            self._setup_secret(os.environ.get(SECRET_ENV, "").encode() or new_secret())
+            self._setup_secret(secret_from_env(config.address) or new_secret())
         self.socket.bind(config.address)
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.port = parse_tcp(self.address)[1]
-        write_secret(self.port, self.secret or b"")  # empty: peers on this host need none (and need not wait)
+        self.published = _published_as(self.address)
+        if self.published:  # empty: peers on this host need none (and need not wait for it)
+            write_secret(self.published, self.secret or b"")
         self.out = Outbox(self.socket)
         self.watch = ConnectionWatch(self.socket, self.out.remote)
         self.engine = Engine(config, self.out)
@@ -229,7 +240,7 @@ class SchedulerServer:
             elif kind is m.KVGet:
                 engine.kv_get(identity, msg.key)
             elif kind is m.KVDelete:
-                engine.kv_delete(msg.key)
+                engine.kv_delete(identity, msg.key)
             else:
                 engine.cancel(identity, msg.task_ids, msg.force, msg.recursive)
         elif peer.kind == "worker" and kind in WORKER_MSGS:
@@ -347,6 +358,7 @@ class SchedulerServer:
         if self.authenticator is not None:
             self.authenticator.stop()
         self.context.term()
-        remove_secret(self.port, self.secret or b"")
+        if self.published:
+            remove_secret(self.published, self.secret or b"")
         if self.shm_prefix:
             shm.remove_prefix(self.shm_prefix)

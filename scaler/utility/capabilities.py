@@ -62,7 +62,10 @@ def parse_capabilities(text: str) -> Capabilities:
                 raise CapabilityError(f"capability {item!r}: quantity must be a finite number >= 0")
             if not _NAME.match(name):
                 raise CapabilityError(f"capability {item!r}: bad name {name!r}")
-            quantities[name] = quantities.get(name, 0.0) + amount
+            total = quantities.get(name, 0.0) + amount
+            if total == float("inf"):  # a repeated name adds up: the sum must be finite too
+                raise CapabilityError(f"capability {name!r}: the quantities given add up to more than a float holds")
+            quantities[name] = total
         else:
             if not _NAME.match(item):
                 raise CapabilityError(f"capability {item!r}: bad label name")

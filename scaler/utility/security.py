@@ -4,7 +4,7 @@ Every peer authenticates, loopback included: on a shared host another local user
 to submit work (which would run as the cluster's user) or read objects.
 
 - **Same host, no keys** (a scheduler bound to loopback): the scheduler uses ZMQ's PLAIN mechanism
-  with a random per-cluster secret. It writes the secret to ``<secret dir>/<port>.secret`` (0600, in
+  with a random per-cluster secret. It writes the secret to ``<secret dir>/<host>-<port>.secret`` (0600, in
   a 0700 directory: ``$XDG_RUNTIME_DIR/scaler``, else ``~/.cache/scaler/secrets``) and removes it when
   it stops. A peer dialing that port finds it there with no step from the user; processes a cluster
   starts get it in ``$SCALER_CLUSTER_SECRET`` (environment, never a command line). PLAIN's check
@@ -87,8 +87,20 @@ def keys_from_env() -> CurveKeys | None:
 
 
 SECRET_ENV = "SCALER_CLUSTER_SECRET"
+SECRET_ADDRESS_ENV = "SCALER_CLUSTER_SECRET_ADDRESS"  # the scheduler $SCALER_CLUSTER_SECRET is for
 PLAIN_USER = b"scaler"
-_known_secrets: dict[int, bytes] = {}  # port -> secret, for clusters this process started
+_known_secrets: dict[tuple[str, int], bytes] = {}  # (host, port) -> secret, for clusters this process started
+
+
+def _loopback_key(address: str) -> tuple[str, int] | None:
+    """(host, port) of a loopback scheduler address, host spelled one way; None for any other address."""
+    try:
+        host, port = parse_tcp(address)
+    except ValueError:
+        return None
+    if not is_loopback(host):
+        return None
+    return ("127.0.0.1" if host == "localhost" else host.strip("[]")), port
 
 
 def secret_dir() -> Path:
@@ -98,25 +110,45 @@ def secret_dir() -> Path:
     return Path.home() / ".cache" / "scaler" / "secrets"
 
 
-def secret_path(port: int) -> Path:
-    return secret_dir() / f"{port}.secret"
+def secret_path(address: str) -> Path:
+    key = _loopback_key(address)
+    if key is None:
+        raise ValueError(f"{address} is not a loopback address: a cluster secret is only ever used on loopback")
+    return secret_dir() / f"{key[0]}-{key[1]}.secret"
 
 
 def new_secret() -> bytes:
     return secrets.token_hex(24).encode()
 
 
-def remember_secret(port: int, secret: bytes) -> None:
+def remember_secret(address: str, secret: bytes) -> None:
     """Let this process's peers dial a cluster it started without reading a file."""
-    _known_secrets[port] = secret
+    key = _loopback_key(address)
+    if key is not None:
+        _known_secrets[key] = secret
 
 
-def write_secret(port: int, secret: bytes) -> Path:
+def secret_env(address: str, secret: bytes) -> dict[str, str]:
+    """The environment that hands ``secret`` to the processes a cluster at ``address`` starts."""
+    return {SECRET_ENV: secret.decode(), SECRET_ADDRESS_ENV: address}
+
+
+def secret_from_env(address: str) -> bytes | None:
+    """$SCALER_CLUSTER_SECRET, if it is meant for ``address`` (a loopback one)."""
+    value = os.environ.get(SECRET_ENV)
+    meant_for = os.environ.get(SECRET_ADDRESS_ENV)
+    key = _loopback_key(address)
+    if not value or key is None or (meant_for and _loopback_key(meant_for) != key):
+        return None
+    return value.encode()
+
+
+def write_secret(address: str, secret: bytes) -> Path:
     """Publish ``secret`` (empty: none needed) for peers of this user on this host: 0600 in a 0700 directory."""
     directory = secret_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
-    path = secret_path(port)
+    path = secret_path(address)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -125,37 +157,37 @@ def write_secret(port: int, secret: bytes) -> Path:
     return path
 
 
-def remove_secret(port: int, secret: bytes) -> None:
-    """Remove the published secret of ``port`` if it is still ours (a newer cluster may own the port)."""
-    path = secret_path(port)
+def remove_secret(address: str, secret: bytes) -> None:
+    """Remove the published secret of ``address`` if it is still ours (a newer cluster may own it)."""
     try:
+        path = secret_path(address)
         if _read_published(path) == (secret, os.getpid()):
             path.unlink()
-    except OSError:
+    except (OSError, ValueError):
         pass
 
 
 def find_secret(address: str, wait: float = 0.0) -> bytes | None:
-    """The secret for the scheduler at ``address``: $SCALER_CLUSTER_SECRET, one this process knows, or the file.
+    """The secret for the loopback scheduler at ``address``: $SCALER_CLUSTER_SECRET meant for it, one this
+    process knows, or the published file; never any for another address (the secret stays on loopback).
 
-    A scheduler publishes a file for its port in every mode (an empty secret when it needs none) with
-    its pid, so a missing file, or one left by a scheduler that is gone, on a loopback address means
-    the scheduler has not bound yet: wait up to ``wait`` seconds for a live one's file.
+    A scheduler publishes a file for its address in every mode (an empty secret when it needs none)
+    with its pid, so a missing file, or one left by a scheduler that is gone, means the scheduler has
+    not bound yet: wait up to ``wait`` seconds for a live one's file.
     """
-    value = os.environ.get(SECRET_ENV)
-    if value:
-        return value.encode()
-    try:
-        host, port = parse_tcp(address)
-    except ValueError:
+    key = _loopback_key(address)
+    if key is None:
         return None
-    known = _known_secrets.get(port)
+    from_env = secret_from_env(address)
+    if from_env is not None:
+        return from_env
+    known = _known_secrets.get(key)
     if known is not None:
         return known
-    deadline = time.monotonic() + (wait if is_loopback(host) else 0.0)
+    deadline = time.monotonic() + wait
     while True:
         try:
-            secret, pid = _read_published(secret_path(port))
+            secret, pid = _read_published(secret_path(address))
         except OSError:
             return None
         if pid is not None and _running(pid):
@@ -191,10 +223,10 @@ def auth_hint(address: str, keyed: bool) -> str:
     if find_secret(address) is None:
         return (
             f"a scheduler on loopback requires its cluster secret: none found in ${SECRET_ENV} or "
-            f"{secret_dir()}/<port>.secret (it is readable only by the user who started the scheduler); "
+            f"{secret_dir()}/<host>-<port>.secret (it is readable only by the user who started the scheduler); "
             "one bound to another interface requires CURVE keys"
         )
-    source = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else f"{secret_dir()}/<port>.secret"
+    source = f"${SECRET_ENV}" if os.environ.get(SECRET_ENV) else f"{secret_dir()}/<host>-<port>.secret"
     return (
         f"check the cluster secret this peer used (from {source}): is it the one the scheduler was started with "
         "(a restarted scheduler may have a new one), or does the scheduler require CURVE keys?"

@@ -35,6 +35,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections import deque
 from typing import Any
@@ -687,11 +688,20 @@ class WorkerAgent:
                 self.alive = False
 
     def _close(self) -> None:
+        idle = [child for child in self.pool.children.values() if child.task is None and child.ready]
+        for child in idle:  # they end on their own, so their tasks' clients close: what others hold stays
+            self.down_send(child, m.Shutdown("worker exiting"))
         try:
             self.up(m.Goodbye("worker exiting"))
             self.flush()
         except zmq.ZMQError:
             pass
+        deadline = time.monotonic() + 1.0
+        for child in idle:
+            try:
+                child.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
         self.pool.stop_all()
         self._hang_up(500)
         self.context.term()

@@ -28,7 +28,7 @@ import psutil
 from scaler.client.client import Client, ClientConfig
 from scaler.cluster.local_cluster import LocalCluster, LocalClusterConfig
 from scaler.compat.ray.options import capability_string, runtime_env_vars
-from scaler.config.flags import FlagError, check_flags
+from scaler.config.flags import FlagError, check_flags, timing_problem
 from scaler.config.schema import SCHEDULER_TUNING, WORKER_TUNING, SchedulerFlags, WorkerFlags
 from scaler.utility.capabilities import CapabilityError, canonical
 from scaler.worker import runtime
@@ -272,11 +272,9 @@ def _local_cluster_config(options: dict[str, Any]) -> LocalClusterConfig:
             check_flags(given, schema)
         except FlagError as exc:
             raise ValueError(f"scaler_init({exc.key}={given.get(exc.key)!r}): {exc.why}") from None
-    beat, timeout = options.get("heartbeat_interval", 1.0), options.get("peer_timeout", 10.0)
-    if beat >= timeout:
-        raise ValueError(
-            f"scaler_init(): heartbeat_interval ({beat:g}s) must be shorter than peer_timeout ({timeout:g}s)"
-        )
+    why = timing_problem(options.get("heartbeat_interval", 1.0), options.get("peer_timeout", 10.0))
+    if why:
+        raise ValueError(f"scaler_init(): {why}")
     level = str(options.get("log_level", "WARNING")).upper()
     if not isinstance(logging.getLevelName(level), int):
         raise ValueError(f"scaler_init(log_level={options['log_level']!r}): expected a level such as 'INFO'")

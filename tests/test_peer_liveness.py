@@ -178,7 +178,7 @@ def test_worker_rejoins_a_scheduler_restarted_with_a_new_secret(tmp_path: Path) 
     # Everyone finds the secret in the file a scheduler publishes for its port (none in the environment).
     env = _worker_env(tmp_path, None)
     address = f"tcp://127.0.0.1:{free_port()}"
-    secret_file = tmp_path / "scaler" / f"{address.rsplit(':', 1)[1]}.secret"
+    secret_file = tmp_path / "scaler" / f"127.0.0.1-{address.rsplit(':', 1)[1]}.secret"
     processes = [_start_scheduler(address, env)]
     worker = subprocess.Popen([sys.executable, "-m", "scaler.worker.main", address, "--death-timeout", "30"], env=env)
     processes.append(worker)

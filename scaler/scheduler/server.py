@@ -28,11 +28,11 @@ from scaler.scheduler.intake import Intake, Rejected
 from scaler.scheduler.liveness import ConnectionWatch
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.workers import WorkerState
+from scaler.scheduler.zap import PlainGate
 from scaler.utility import shm
 from scaler.utility.capabilities import CapabilityError, parse_capabilities
 from scaler.utility.net import is_loopback, parse_tcp
 from scaler.utility.security import (
-    PLAIN_USER,
     CurveKeys,
     check_bind,
     new_secret,
@@ -79,6 +79,7 @@ class SchedulerServer:
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.authenticator: Any = None
         self.secret: bytes | None = None
+        self.gate: PlainGate | None = None
         if config.curve_keys is not None:
             self._setup_curve(CurveKeys(config.curve_keys))
         elif is_loopback(parse_tcp(config.address)[0]):
@@ -112,13 +113,9 @@ class SchedulerServer:
         self.authenticator.configure_curve(domain="*", location=str(keys.authorized_dir))
 
     def _setup_secret(self, secret: bytes) -> None:
-        from zmq.auth.thread import ThreadAuthenticator
-
         self.secret = secret
         self.socket.plain_server = True
-        self.authenticator = ThreadAuthenticator(self.context, log=logging.getLogger("scaler.auth"))
-        self.authenticator.start()
-        self.authenticator.configure_plain(domain="*", passwords={PLAIN_USER.decode(): secret.decode()})
+        self.gate = PlainGate(self.context, secret)
 
     def stop(self, *_: Any) -> None:
         self.running = False
@@ -129,6 +126,9 @@ class SchedulerServer:
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         poller.register(self.watch.monitor, zmq.POLLIN)
+        gate = self.gate.socket if self.gate is not None else None
+        if gate is not None:
+            poller.register(gate, zmq.POLLIN)
         wake_r, wake_w = os.pipe()  # a stop signal wakes the poll (else it waits out its timeout)
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
@@ -140,6 +140,8 @@ class SchedulerServer:
             due = watch.next_due()
             timeout = max(0.0, min(next_check, due if due is not None else next_check) - time.monotonic())
             ready = dict(poller.poll(int(timeout * 1000) + 1))
+            if gate is not None and gate in ready and self.gate is not None:
+                self.gate.serve()
             if wake_r in ready:
                 os.read(wake_r, 512)
             if watch.monitor in ready:
@@ -357,6 +359,8 @@ class SchedulerServer:
         self.socket.close(200)
         if self.authenticator is not None:
             self.authenticator.stop()
+        if self.gate is not None:
+            self.gate.close()
         self.context.term()
         if self.published:
             remove_secret(self.published, self.secret or b"")

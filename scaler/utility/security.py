@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -118,7 +117,7 @@ def secret_path(address: str) -> Path:
 
 
 def new_secret() -> bytes:
-    return secrets.token_hex(24).encode()
+    return os.urandom(24).hex().encode()
 
 
 def remember_secret(address: str, secret: bytes) -> None:

@@ -31,12 +31,11 @@ import zmq.asyncio
 from scaler.adapters.errors import ProviderError, classify
 from scaler.adapters.provider import Provider, UnitState, WorkerGroup
 from scaler.adapters.units import ACTIVE, UnitTable
-from zmq.utils.monitor import parse_monitor_message
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility.security import CurveKeys, auth_hint
-from scaler.utility.sockets import HANDSHAKE_REFUSED, dial, event_name
+from scaler.utility.sockets import HANDSHAKE_REFUSED, dial, event_name, monitor_event
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class AdapterRunner:
                 timeout = max(0.0, next_reconcile - time.monotonic())
                 ready = dict(await poller.poll(int(timeout * 1000) + 1))
                 if monitor in ready:
-                    event = parse_monitor_message(await monitor.recv_multipart())
+                    event = monitor_event(await monitor.recv_multipart())
                     self._fail(self._refused_handshake(event_name(event["event"])))
                     break
                 if sock in ready:

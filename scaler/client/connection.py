@@ -32,12 +32,11 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility.security import CurveKeys, auth_hint
-from scaler.utility.sockets import SECRET_WAIT, dial, readable, recv_frames, send_frames
+from scaler.utility.sockets import SECRET_WAIT, dial, readable, recv_frames, recv_monitor_event, send_frames
 
 log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES = 8192
@@ -233,7 +232,7 @@ class Connection:
     def _check_monitor(self) -> None:
         while self.monitor is not None:
             try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+                event = recv_monitor_event(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
             if event["event"] == zmq.EVENT_DISCONNECTED:

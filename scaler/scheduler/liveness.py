@@ -25,11 +25,10 @@ from __future__ import annotations
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import encode
-from scaler.utility.sockets import readable, send_frames
+from scaler.utility.sockets import readable, recv_monitor_event, send_frames
 
 GRACE = 0.05  # seconds a peer on this host whose connection closed has to reconnect before it is dropped
 REMOTE_GRACE = 2.0  # the same for a peer on another host
@@ -105,7 +104,7 @@ class ConnectionWatch:
             self.closed = {fd: t for fd, t in self.closed.items() if now - t < CLOSED_MEMORY}
         while True:
             try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+                event = recv_monitor_event(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
             fd = int(event.get("value", -1))

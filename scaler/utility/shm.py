@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-import psutil
 
 REF_MAGIC = b"\x00SCALER-SHMREF1\x00"
 SEG_MAGIC = b"\x00SCALER-SHMSEG1\x00"
@@ -228,6 +227,8 @@ def _unlinker(paths: queue.SimpleQueue[str]) -> None:
 
 def _started(pid: int) -> float | None:
     """When process ``pid`` started; None if none runs; +inf if it cannot be told (keep its segments)."""
+    import psutil  # only a scheduler starting needs it: every other process keeps its memory
+
     try:
         return float(psutil.Process(pid).create_time())
     except (psutil.NoSuchProcess, psutil.ZombieProcess):

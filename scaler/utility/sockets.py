@@ -9,6 +9,7 @@ and multipart send/receive for the hot paths.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import zmq
@@ -18,6 +19,20 @@ from scaler.utility.ids import random_id
 from scaler.utility.security import CurveKeys, apply_secret, find_secret
 
 SECRET_WAIT = 5.0  # a scheduler started a moment ago may not have published its secret yet
+
+
+def monitor_event(frames: list[bytes]) -> dict[str, Any]:
+    """A socket-monitor message as ``{"event": zmq.Event, "value": int}``, as pyzmq's parser gives it,
+    without importing ``zmq.utils.monitor`` (it pulls in asyncio and ssl: ~6 MiB in every process)."""
+    event, value = struct.unpack("=Hi", bytes(frames[0])[:6])
+    try:
+        return {"event": zmq.Event(event), "value": value}
+    except ValueError:
+        return {"event": event, "value": value}
+
+
+def recv_monitor_event(monitor: zmq.Socket, flags: int = 0) -> dict[str, Any]:  # type: ignore[type-arg]
+    return monitor_event(monitor.recv_multipart(flags))
 
 
 def dial(

@@ -42,14 +42,21 @@ from typing import Any
 
 import msgspec
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
 from scaler.utility.security import CurveKeys, auth_hint, find_secret
-from scaler.utility.sockets import HANDSHAKE_REFUSED, dial, event_name, readable, recv_frames, send_frames
+from scaler.utility.sockets import (
+    HANDSHAKE_REFUSED,
+    dial,
+    event_name,
+    readable,
+    recv_frames,
+    recv_monitor_event,
+    send_frames,
+)
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
 from scaler.worker.object_cache import ObjectCache
@@ -244,7 +251,7 @@ class WorkerAgent:
     def _check_monitor(self) -> None:
         while True:
             try:
-                event = recv_monitor_message(self.monitor, zmq.NOBLOCK)
+                event = recv_monitor_event(self.monitor, zmq.NOBLOCK)
             except zmq.Again:
                 return
             self._handshake_refused(event_name(event["event"]))

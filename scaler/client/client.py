@@ -267,8 +267,8 @@ class Client:
         (running in this process) ends: its result holds them, and this client's refs to them are
         about to go. A put of those refs, lent to the task and released at once (see runtime.settle)."""
         anchor = self._ids.next()
-        frames, holds = ser.dumps_holding([ObjectRef(object_id, None) for object_id in object_ids], self._shm_prefix)
-        self._conn.send(m.PutObject(anchor, len(frames), holds, task_id), frames)
+        frames = ser.dumps(None)  # what matters is what it holds; its value is never read
+        self._conn.send(m.PutObject(anchor, len(frames), list(dict.fromkeys(object_ids)), task_id), frames)
         self._release_later(anchor)
 
     # -- getting ----------------------------------------------------------------------------

@@ -36,18 +36,21 @@ import zmq
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility.security import CurveKeys, auth_hint
-from scaler.utility.sockets import SECRET_WAIT, dial, readable, recv_frames, recv_monitor_event, send_frames
+from scaler.utility.sockets import (
+    HANDSHAKE_REFUSED,
+    SECRET_WAIT,
+    dial,
+    readable,
+    recv_frames,
+    recv_monitor_event,
+    send_frames,
+)
 
 log = logging.getLogger(__name__)
 MAX_BATCH_MESSAGES = 8192
 DIRECT_AFTER = 0.0002
 MAX_BATCH_BYTES = 64 << 20
-_HANDSHAKE_FAILURES = (
-    getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0)
-    | getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", 0)
-    | getattr(zmq, "EVENT_HANDSHAKE_FAILED_NO_DETAIL", 0)
-)
-_WATCHED = _HANDSHAKE_FAILURES | zmq.EVENT_DISCONNECTED
+_WATCHED = HANDSHAKE_REFUSED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_DISCONNECTED
 
 
 class Connection:
@@ -141,8 +144,7 @@ class Connection:
         poller = zmq.Poller()
         poller.register(self.socket_fd, zmq.POLLIN)
         poller.register(self.wake_r, zmq.POLLIN)
-        if self.monitor is not None:
-            poller.register(self.monitor, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
         next_beat = time.monotonic() + self.heartbeat_interval
         try:
             while self.running:
@@ -167,7 +169,7 @@ class Connection:
                         os.read(self.wake_r, 65536)
                     except BlockingIOError:
                         pass
-                if self.monitor is not None and self.monitor in ready:
+                if self.monitor in ready:
                     self._check_monitor()
             with self.lock:
                 if self.last is not None:
@@ -181,9 +183,8 @@ class Connection:
         finally:
             with self.lock:  # no sender may be inside the socket while it closes
                 self.running = False
-                if self.monitor is not None:
-                    self.socket.disable_monitor()
-                    self.monitor.close(0)
+                self.socket.disable_monitor()
+                self.monitor.close(0)
                 self.socket.close(self.linger_ms)
             self.context.term()
 
@@ -230,7 +231,7 @@ class Connection:
         self.on_batch(batch)
 
     def _check_monitor(self) -> None:
-        while self.monitor is not None:
+        while True:
             try:
                 event = recv_monitor_event(self.monitor, zmq.NOBLOCK)
             except zmq.Again:

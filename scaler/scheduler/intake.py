@@ -52,8 +52,8 @@ class Intake:
         self.store = store
         self.tasks = tasks
 
-    def check(self, kind: str, shm_prefix: str, msg: Any, payload: list[Any]) -> None:
-        """Raise ``Rejected`` unless ``msg`` (with ``payload``) from a peer of ``kind`` may be served."""
+    def check(self, shm_prefix: str, msg: Any, payload: list[Any]) -> None:
+        """Raise ``Rejected`` unless ``msg`` (with ``payload``) from a peer given ``shm_prefix`` may be served."""
         if payload:
             try:
                 shm.check_descriptors(payload, shm_prefix)

@@ -86,7 +86,6 @@ class SchedulerServer:
             self._setup_secret(secret_from_env(config.address) or new_secret())
         self.socket.bind(config.address)
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.port = parse_tcp(self.address)[1]
         self.published = _published_as(self.address)
         if self.published:  # empty: peers on this host need none (and need not wait for it)
             write_secret(self.published, self.secret or b"")
@@ -140,7 +139,7 @@ class SchedulerServer:
             due = watch.next_due()
             timeout = max(0.0, min(next_check, due if due is not None else next_check) - time.monotonic())
             ready = dict(poller.poll(int(timeout * 1000) + 1))
-            if gate is not None and gate in ready and self.gate is not None:
+            if self.gate is not None and gate in ready:
                 self.gate.serve()
             if wake_r in ready:
                 os.read(wake_r, 512)
@@ -217,7 +216,7 @@ class SchedulerServer:
                 continue
             peer.last_seen = now
             try:
-                self.intake.check(peer.kind, peer.shm_prefix, msg, payload)
+                self.intake.check(peer.shm_prefix, msg, payload)
                 self._dispatch(peer, msg, payload)
             except Rejected as exc:
                 self._reject(identity, f"{kind.__name__} from {peer.kind} {peer.name}: {exc}")

@@ -78,13 +78,6 @@ def buffer_of(frame: Any) -> Any:
     return buf if buf is not None else frame
 
 
-def frames_nbytes(frames: Sequence[Any]) -> int:
-    total = 0
-    for f in frames:
-        total += f.nbytes if isinstance(f, memoryview) else len(f)
-    return total
-
-
 def dumps(obj: Any, shm_prefix: str | None = None) -> list[Any]:
     """Pickle ``obj`` into frames: ``[pickle bytes, *out-of-band buffers]``.
 

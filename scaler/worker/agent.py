@@ -103,8 +103,8 @@ class WorkerAgent:
 
     def _dial(self) -> None:
         """A DEALER to the scheduler (a new identity each time), its handshake watched by a monitor."""
-        self.secret = find_secret(self.config.scheduler) if self.keys is None else None  # what dial() uses
         self.upstream = dial(self.context, "w", self.config.scheduler, self.keys)
+        self.secret = self.upstream.plain_password if self.upstream.mechanism == zmq.PLAIN else None  # as dialed
         self.monitor = self.upstream.get_monitor_socket(HANDSHAKE_REFUSED)
         self.upstream.connect(self.config.scheduler)
         self.poller.register(self.upstream, zmq.POLLIN)

@@ -312,12 +312,15 @@ def _flags(options: dict[str, Any], names: tuple[str, ...]) -> tuple[str, ...]:
 def _connect(address: str, cluster: LocalCluster | None, config: ClientConfig) -> Client:
     """The driver's client; with a cluster of our own, once all its workers have joined (as Ray
     returns from init once the local node is up), else that cluster stops again."""
+    client: Client | None = None
     try:
         client = Client(address, config)
         if cluster is not None:
             _wait_for_workers(client, cluster.n_workers, max(60.0, cluster.config.start_timeout))
         return client
     except BaseException:
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.shutdown()
         raise
@@ -327,7 +330,6 @@ def _wait_for_workers(client: Client, count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while int(client.scheduler_status().status["workers"]) < count:
         if time.monotonic() > deadline:
-            client.close()
             raise RuntimeError(f"the local workers did not join within {timeout:g}s")
         time.sleep(0.01)
 

@@ -74,7 +74,7 @@ def test_plain_cancel_interrupts_a_running_task_and_its_process_survives(
             running.result(1)
         wait_until(lambda: client.scheduler_status().status["tasks"] == 0, 10)
         elapsed = time.monotonic() - start
-        assert elapsed < 6, f"the interrupted task took {elapsed:.1f}s to stop (grace 60s: it was not interrupted)"
+        assert elapsed < 20, f"the interrupted task took {elapsed:.1f}s to stop (grace 60s: it was not interrupted)"
         assert alive(pid), "an interrupted task's process is not killed"
         assert client.submit(os.getpid).result(15) == pid, "the same task process serves the next task"
         status = client.scheduler_status().status
@@ -93,7 +93,7 @@ def test_force_kills_a_task_deaf_to_interrupts_and_plain_cancel_waits_for_the_gr
         client.cancel(forced, force=True)
         wait_until(lambda: client.scheduler_status().status["tasks"] == 0, 10)
         elapsed = time.monotonic() - start
-        assert elapsed < 6, f"a forced cancel took {elapsed:.1f}s (grace 60s: the process was not killed at once)"
+        assert elapsed < 20, f"a forced cancel took {elapsed:.1f}s (grace 60s: the process was not killed at once)"
         wait_until(lambda: not alive(forced_pid), 5)
         assert client.submit(os.getpid).result(15) != forced_pid
 

@@ -206,6 +206,6 @@ def test_submit_never_waits_for_a_running_dependency(client: Client) -> None:
         start = time.monotonic()
         dependents.append(client.submit(fn, *args))
         elapsed = time.monotonic() - start
-        assert elapsed < 0.2, f"submit took {elapsed:.2f}s: it must not wait for the 3 s task it depends on"
+        assert elapsed < 1.5, f"submit took {elapsed:.2f}s: it must not wait for the 3 s task it depends on"
     assert not slow.done()
     assert client.get(dependents, timeout=20) == [42, 42, 42] and slow.result() == 40

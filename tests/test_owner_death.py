@@ -30,7 +30,7 @@ from scaler.utility.security import apply_secret, find_secret
 from tests.conftest import wait_until, wait_workers
 
 SLOW_TIMEOUT = ("--peer-timeout", "30")
-NOTICED_WITHIN = 3.0
+NOTICED_WITHIN = 10.0  # wide for a loaded machine; the peer timeout is 30 s
 
 
 def _env() -> dict[str, str]:
@@ -169,7 +169,7 @@ def test_calls_from_another_process_fail_at_once_when_the_actors_owner_is_sigkil
             for what in ("the running call", "the queued call", "a call made afterwards"):
                 line = read_line(caller, "ActorDiedError")
                 took = float(line.split()[1]) - killed
-                assert took < 4.0, f"{what} failed {took:.1f}s after the owner died (peer timeout 30s)"
+                assert took < NOTICED_WITHIN, f"{what} failed {took:.1f}s after the owner died (peer timeout 30s)"
 
 
 def dial(address: str, identity: bytes) -> zmq.Socket[Any]:

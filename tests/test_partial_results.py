@@ -142,7 +142,7 @@ def test_cancel_interrupts_a_generator_between_its_values(
         client.cancel(futures)
         wait_until(lambda: client.scheduler_status().status["tasks"] == 0, 10)
         elapsed = time.monotonic() - start
-        assert elapsed < 6, f"the generator took {elapsed:.1f}s to stop (grace 60s: it was not interrupted)"
+        assert elapsed < 20, f"the generator took {elapsed:.1f}s to stop (grace 60s: it was not interrupted)"
         for future in futures:
             with pytest.raises(TaskCancelledError):
                 future.result(1)

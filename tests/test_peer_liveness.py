@@ -43,7 +43,7 @@ def test_client_notices_a_killed_scheduler_from_the_dropped_connection(
         cluster.scheduler.send_signal(signal.SIGKILL)
         with pytest.raises(ConnectionFailedError, match=r"lost the connection to scheduler"):
             running.result(10)
-        assert time.monotonic() - start < 3.0
+        assert time.monotonic() - start < 10.0  # the peer timeout is 30 s
         with pytest.raises(ConnectionFailedError):
             client.get(queued, timeout=1)
         with pytest.raises(ConnectionFailedError):
@@ -89,9 +89,10 @@ def test_worker_that_fails_the_handshake_says_why_and_exits_nonzero(
         args = ["--curve-keys", str(generate(tmp_path / "keys").directory)]
     argv = [sys.executable, "-m", "scaler.worker.main", address, "--death-timeout", "60", *args]
     process = subprocess.Popen(argv, env=_worker_env(tmp_path, secret), stderr=subprocess.PIPE, text=True)
-    code, stderr, took = _wait_exit(process, 15.0)
+    code, stderr, took = _wait_exit(process, 45.0)
     assert code != 0, stderr
-    assert took < 10.0, "at the handshake failure, not after the 60 s death timeout"
+    # Wide margin for a loaded machine: with no secret the dial first waits 5 s for one to appear.
+    assert took < 30.0, "at the handshake failure, not after the 60 s death timeout"
     assert address in stderr and "handshake" in stderr, stderr
     assert ("secret" in stderr) if credentials != "curve keys" else ("CURVE" in stderr), stderr
 
@@ -127,9 +128,9 @@ max_units = 1
     )
     argv = [sys.executable, "-m", "scaler.adapters.fake.main", "--config", str(config)]
     process = subprocess.Popen(argv, env=_worker_env(tmp_path, "wrong"), stderr=subprocess.PIPE, text=True)
-    code, stderr, took = _wait_exit(process, 15.0)
+    code, stderr, took = _wait_exit(process, 45.0)
     assert code != 0, stderr
-    assert took < 10.0 and address in stderr and "handshake" in stderr, stderr
+    assert took < 30.0 and address in stderr and "handshake" in stderr, stderr
 
 
 def agent_pid() -> int:

@@ -115,7 +115,7 @@ max_units = 3
             start = time.monotonic()
             futures = [client.submit(time.sleep, 0.5) for _ in range(30)]
             wait_until(lambda: client.scheduler_status().status["workers"] >= 1, 20)
-            assert time.monotonic() - start < 5, "workers appear soon after work is submitted"
+            assert time.monotonic() - start < 15, "workers appear soon after work is submitted"
             client.get(futures, timeout=60)
             wait_until(lambda: client.scheduler_status().status["workers"] == 0, 20)
         cluster.send_signal(signal.SIGINT)

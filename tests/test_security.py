@@ -57,7 +57,7 @@ def test_right_key_works_and_wrong_key_is_refused(tmp_path: Path) -> None:
         start = time.monotonic()
         with pytest.raises(ConnectionFailedError, match=r"CURVE|no answer"):
             Client(address, ClientConfig(curve_keys=str(bad.directory), connect_timeout=5))
-        assert time.monotonic() - start < 8
+        assert time.monotonic() - start < 15
         with pytest.raises(ConnectionFailedError):
             Client(address, ClientConfig(connect_timeout=2))
     finally:

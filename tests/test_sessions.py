@@ -166,7 +166,7 @@ def test_client_without_scheduler_fails_clearly() -> None:
         raise AssertionError("must not connect")
     except ConnectionFailedError as exc:
         assert "no answer from scheduler" in str(exc)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 10
 
 
 def test_scheduler_refuses_bad_flags_clearly() -> None:

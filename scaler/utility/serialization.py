@@ -124,9 +124,14 @@ def collect_refs() -> Iterator[list[tuple[str, bool]]]:
 
 def dumps_holding(obj: Any, shm_prefix: str | None = None) -> tuple[list[Any], list[str]]:
     """``dumps(obj)`` and the ids of the refs inside ``obj``, each once: what its object holds."""
-    with collect_refs() as found:
+    previous = getattr(_local, "collected", None)  # as ``collect_refs``, without its generator: once per result
+    found: list[tuple[str, bool]] = []
+    _local.collected = found
+    try:
         frames = dumps(obj, shm_prefix)
-    return frames, list(dict.fromkeys(object_id for object_id, _ in found))
+    finally:
+        _local.collected = previous
+    return frames, list(dict.fromkeys(object_id for object_id, _ in found)) if found else []
 
 
 def note_ref(object_id: str, top_level: bool = False) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+import zmq
 
 REF_MAGIC = b"\x00SCALER-SHMREF1\x00"
 SEG_MAGIC = b"\x00SCALER-SHMSEG1\x00"
@@ -97,18 +98,15 @@ def maybe_pack(frames: list[Any], prefix: str | None = None) -> list[Any]:
     return [REF_MAGIC + name.encode()]
 
 
-def _small_bytes(frame: Any, magic: bytes) -> bytes | None:
-    view = frame.buffer if hasattr(frame, "buffer") else memoryview(frame)
-    if view.nbytes > _MAX_DESCRIPTOR or view.nbytes < len(magic) or view[0] != magic[0]:
-        return None  # a pickle frame starts with 0x80, a descriptor with 0x00: no copy needed
-    data = bytes(view)
-    return data if data.startswith(magic) else None
-
-
 def descriptor_name(frame: Any) -> str | None:
-    """The segment name if ``frame`` is a descriptor frame, else None (cheap for other frames)."""
-    data = _small_bytes(frame, REF_MAGIC)
-    if data is None:
+    """The segment name if ``frame`` is a descriptor frame, else None (cheap for other frames: the
+    scheduler asks this of every payload frame it receives)."""
+    kind = type(frame)
+    size = frame.nbytes if kind is memoryview else len(frame)
+    if size > _MAX_DESCRIPTOR or size <= len(REF_MAGIC):
+        return None
+    data = frame if kind is bytes else frame.bytes if kind is zmq.Frame else bytes(frame)  # .bytes is cached
+    if data[0] != 0 or not data.startswith(REF_MAGIC):  # a pickle frame starts with 0x80
         return None
     name = data[len(REF_MAGIC) :].decode(errors="replace")
     if "/" in name or not name.startswith("scaler-"):

@@ -68,7 +68,8 @@ def encode(task_id: str, num_returns: int, result: Any) -> tuple[list[m.ObjHeade
     if isinstance(result, Partial):
         return _encode_partial(task_id, num_returns, result)
     if num_returns == 1:
-        return (*_encode_values([task_id], [result]), None)
+        frames, holds = ser.dumps_holding(result)
+        return [m.ObjHeader(task_id, len(frames), holds=holds)], frames, None
     values = [] if num_returns == 0 else list(result)
     if len(values) != num_returns:
         raise ValueError(f"task declared num_returns={num_returns} but returned {len(values)} values")

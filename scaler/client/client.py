@@ -36,7 +36,7 @@ from scaler.utility import serialization as ser
 from scaler.utility import shm
 from scaler.utility.capabilities import DEFAULT_TASK_REQUEST, canonical
 from scaler.utility.ids import IdMaker
-from scaler.utility.security import CurveKeys, auth_hint, keys_from_env
+from scaler.utility.security import CurveKeys, keys_from_env, no_answer
 from scaler.utility.sockets import SECRET_WAIT
 from scaler.worker import runtime
 
@@ -116,10 +116,8 @@ class Client:
             welcome = self._welcome.result(self.config.connect_timeout)
         except concurrent.futures.TimeoutError:
             self._conn.close(linger_ms=0)
-            raise ConnectionFailedError(
-                f"no answer from scheduler {self.address} within {self.config.connect_timeout:g}s "
-                f"(is it running and reachable? {auth_hint(self.address, keys is not None)})"
-            ) from None
+            why = no_answer(self.address, self.config.connect_timeout, keys is not None)
+            raise ConnectionFailedError(why) from None
         except ConnectionFailedError:
             self._conn.close(linger_ms=0)
             raise

@@ -232,6 +232,17 @@ def auth_hint(address: str, keyed: bool) -> str:
     )
 
 
+def no_answer(address: str, seconds: float, keyed: bool) -> str:
+    """Why a client, worker or adapter gives up on a scheduler that never answered: one text for all."""
+    hint = auth_hint(address, keyed)
+    return f"no answer from scheduler {address} within {seconds:g}s (is it running and reachable? {hint})"
+
+
+def handshake_failed(address: str, what: str, keyed: bool) -> str:
+    """Why a peer whose handshake the scheduler refused stops: one text for all."""
+    return f"the handshake with scheduler {address} failed ({what}): {auth_hint(address, keyed)}"
+
+
 def apply_secret(socket: zmq.Socket, secret: bytes) -> None:  # type: ignore[type-arg]
     socket.plain_username = PLAIN_USER
     socket.plain_password = secret

@@ -47,7 +47,7 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
-from scaler.utility.security import CurveKeys, auth_hint, find_secret
+from scaler.utility.security import CurveKeys, find_secret, handshake_failed, no_answer
 from scaler.utility.sockets import (
     HANDSHAKE_REFUSED,
     dial,
@@ -244,9 +244,7 @@ class WorkerAgent:
             # A scheduler (re)started on this port has published a new secret since this worker dialed.
             self.dropped = f"it refused the handshake ({what}) with the old cluster secret; a new one is published"
             return
-        self._fail(
-            f"the handshake with scheduler {address} failed ({what}): {auth_hint(address, self.keys is not None)}"
-        )
+        self._fail(handshake_failed(address, what, self.keys is not None))
 
     def _check_monitor(self) -> None:
         while True:
@@ -686,10 +684,7 @@ class WorkerAgent:
         if now - self.last_heard > self.config.death_timeout:
             address, timeout = self.config.scheduler, self.config.death_timeout
             if not self.joined:
-                hint = auth_hint(address, self.keys is not None)
-                self._fail(
-                    f"no answer from scheduler {address} within {timeout:g}s (is it running and reachable? {hint})"
-                )
+                self._fail(no_answer(address, timeout, self.keys is not None))
             else:
                 log.error("no word from scheduler %s for %.0fs; worker exits", address, timeout)
                 self.alive = False

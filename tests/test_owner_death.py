@@ -118,7 +118,7 @@ def test_the_client_of_a_sigkilled_task_process_is_dropped_at_once(
 OWNER = """
 import sys, time
 from scaler.compat import ray
-ray.init(address=sys.argv[1])
+ray.init(address=sys.argv[1], namespace="owner-death")  # a namespace both jobs name, as in Ray
 
 @ray.remote
 class Sleeper:
@@ -135,7 +135,7 @@ time.sleep(600)
 CALLER = """
 import sys, time
 from scaler.compat import ray
-ray.init(address=sys.argv[1])
+ray.init(address=sys.argv[1], namespace="owner-death")
 sleeper = ray.get_actor("sleeper")
 assert ray.get(sleeper.nap.remote(0), timeout=30) == 0
 running = sleeper.nap.remote(60)

@@ -6,9 +6,11 @@ capability ``actor.<id>=1``. Method calls are tasks asking for that capability, 
 at a time, in submission order per caller, on that process only. ``max_restarts`` is the host
 task's retries; ``max_task_retries`` the retries of a call whose host died. ``ray.kill`` cancels
 the host task; pending calls then fail with ``ActorDiedError``. Named actors live in the
-scheduler's small key-value table, per namespace. The host sets the actor's ``runtime_env``
-variables (and ``ray.init``'s) in its process for the actor's whole life. ``exit_actor`` inside a
-method kills the host as ``ray.kill`` would, so that call and the queued ones see ``ActorDiedError``.
+scheduler's small key-value table, per namespace: ``options(namespace=)``, else the creating job's
+(``namespaces.py``). The host sets the actor's ``runtime_env`` variables (and ``ray.init``'s) in its
+process for the actor's whole life, and makes its creating job's namespace the current one there.
+``exit_actor`` inside a method kills the host as ``ray.kill`` would, so that call and the queued
+ones see ``ActorDiedError``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Any
 from scaler.client.client import TaskOptions
 from scaler.compat.ray import exceptions as rx
 from scaler.compat.ray import generators as gen
+from scaler.compat.ray import namespaces
 from scaler.compat.ray import options as opt
 from scaler.compat.ray.remote_function import mark_top_level, task_options, wrap_refs
-from scaler.compat.ray.session import client, session
+from scaler.compat.ray.session import client, current_namespace, session
 from scaler.worker import dedicated, runtime
 
 _METHOD_NUM_RETURNS = "__ray_num_returns__"
@@ -41,11 +44,19 @@ def method(*, num_returns: Any = None, **kwargs: Any) -> Any:
     return mark
 
 
-def _host(cls: type, actor_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], env_vars: dict[str, str]) -> None:
+def _host(
+    cls: type,
+    actor_id: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    env_vars: dict[str, str],
+    namespace: str,
+) -> None:
+    """Build the actor and serve its calls; they all run in ``namespace``, its creating job's."""
     global _host_task
     _host_task = runtime.current_task_id() or None
     try:
-        with opt.env_applied(env_vars):
+        with namespaces.applied(namespace), opt.env_applied(env_vars):
             dedicated.serve(actor_id, cls(*args, **kwargs))
     finally:
         _host_task = None
@@ -161,7 +172,7 @@ class ActorClass:
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         options = self._options
         name = options.get("name")
-        key = _name_key(name, options.get("namespace")) if name else ""
+        key = _name_key(name, _namespace(options)) if name else ""
         if key and options.get("get_if_exists"):
             existing = client().kv_get(key)
             if existing is not None:
@@ -189,7 +200,7 @@ class ActorClass:
         )
         env_vars = {**session().env_vars, **opt.runtime_env_vars(options.get("runtime_env"), self.__name__)}
         marked_args, marked_kwargs = mark_top_level(args, kwargs)
-        host_args = (self._cls, actor_id, marked_args, marked_kwargs, env_vars)
+        host_args = (self._cls, actor_id, marked_args, marked_kwargs, env_vars, current_namespace())
         host = client().submit_with(task_opts, _host, host_args, {})[0]
         retries = options.get("max_task_retries", 0)
         handle = ActorHandle(actor_id, self.__name__, methods, 1 << 30 if retries == -1 else retries, host.task_id)
@@ -222,11 +233,13 @@ def _members(cls: type) -> list[tuple[str, Any]]:
 
 
 def _namespace(options: dict[str, Any]) -> str:
-    return str(options.get("namespace") or session().namespace)
+    """The namespace a named actor is registered in: its own option, else the job's."""
+    given = options.get("namespace")
+    return current_namespace() if given is None else namespaces.checked(given, "actor options")
 
 
 def _name_key(name: str, namespace: str | None) -> str:
-    return f"ray-actor/{namespace or session().namespace}/{name}"
+    return namespaces.actor_key(current_namespace() if namespace is None else namespace, name)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
@@ -240,6 +253,9 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
 
 
 def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The named actor in ``namespace``, or in the current job's (a task's: its job's)."""
+    if namespace is not None:
+        namespaces.checked(namespace, "ray.get_actor")
     handle = client().kv_get(_name_key(name, namespace))
     if handle is None:
         raise ValueError(

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from scaler.compat.ray.namespaces import checked as checked_namespace
 from scaler.utility.capabilities import from_mapping
 
 TASK_OPTIONS = {
@@ -63,6 +64,8 @@ def check(options: dict[str, Any], allowed: set[str], where: str) -> dict[str, A
     lifetime = options.get("lifetime")
     if lifetime not in (None, "detached", "non_detached"):
         raise ValueError(f"{where}: lifetime must be 'detached' or 'non_detached', not {lifetime!r}")
+    if options.get("namespace") is not None:
+        checked_namespace(options["namespace"], where)
     runtime_env_vars(options.get("runtime_env"), where)
     return options
 

@@ -1,10 +1,12 @@
 """``@ray.remote`` on functions: ``.remote``, ``.options`` (merged with the decorator's), retries.
 
-A function is shipped once per client. When a call needs more than the plain function
-(``runtime_env`` variables, ``retry_exceptions`` as a list of types, generators), a small
-picklable wrapper made once per option set and session does that work in the task process. A
+A function is shipped once per client and namespace, inside a small picklable wrapper made once
+per option set, session and namespace, that does the rest in the task process: it makes the job's
+namespace the current one there (the process runs tasks of many jobs, ``namespaces.py``), sets
+``runtime_env`` variables, filters errors by ``retry_exceptions`` types and expands generators. A
 ``num_returns=N`` generator is iterated by the worker (``scaler/worker/results.py``); the wrapper
-hands it over guarded, so that the env vars and the retry filter also apply while it yields.
+hands it over guarded, so that the namespace, the env vars and the retry filter also apply while
+it yields.
 """
 
 from __future__ import annotations
@@ -15,24 +17,28 @@ from typing import Any
 
 from scaler.client.client import TaskOptions
 from scaler.compat.ray import generators as gen
+from scaler.compat.ray import namespaces
 from scaler.compat.ray import options as opt
 from scaler.compat.ray.refs import ObjectRef
-from scaler.compat.ray.session import Session, client, session
+from scaler.compat.ray.session import Session, client, current_namespace, session
 from scaler.utility.serialization import Resolve
 from scaler.worker.results import Partial
 
 
 class TaskWrapper:
-    """Runs the user's function with env vars set, retry filter applied, generators expanded."""
+    """Runs the user's function in its job's namespace, with env vars set, retry filter applied,
+    generators expanded."""
 
     def __init__(
         self,
         function: Callable[..., Any],
+        namespace: str,
         env_vars: dict[str, str],
         retry_types: tuple[type, ...] | None,
         mode: str,
     ) -> None:
         self.function = function
+        self.namespace = namespace
         self.env_vars = env_vars
         self.retry_types = retry_types
         self.mode = mode
@@ -41,7 +47,7 @@ class TaskWrapper:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            with opt.env_applied(self.env_vars):
+            with namespaces.applied(self.namespace), opt.env_applied(self.env_vars):
                 result = gen.expand(self.function(*args, **kwargs), self.mode, self.__name__)
         except BaseException as exc:
             self._filter(exc)
@@ -58,10 +64,11 @@ class TaskWrapper:
             exc.__scaler_fatal__ = True  # type: ignore[attr-defined]
 
     def _guarded(self, generator: Iterator[Any]) -> Iterator[Any]:
-        """``generator``'s values, each produced with the env vars set and its error filtered."""
+        """``generator``'s values, each produced in the namespace with the env vars set and its error
+        filtered."""
         while True:
             try:
-                with opt.env_applied(self.env_vars):
+                with namespaces.applied(self.namespace), opt.env_applied(self.env_vars):
                     value = next(generator)
             except StopIteration:
                 return
@@ -122,7 +129,7 @@ class RemoteFunction:
     def __init__(self, function: Callable[..., Any], options: dict[str, Any]) -> None:
         self._function = function
         self._options = opt.check(dict(options), opt.TASK_OPTIONS, f"@ray.remote({function.__qualname__})")
-        self._shipped: tuple[Session, Callable[..., Any]] | None = None
+        self._shipped: tuple[Session, dict[str, TaskWrapper]] | None = None
         self.__name__ = function.__name__
         self.__qualname__ = function.__qualname__
         self.__doc__ = function.__doc__
@@ -131,18 +138,20 @@ class RemoteFunction:
     def _num_returns(self) -> Any:
         return gen.resolve_num_returns(self._options.get("num_returns"), inspect.isgeneratorfunction(self._function))
 
-    def _to_ship(self) -> Callable[..., Any]:
-        current = session()
+    def _to_ship(self) -> TaskWrapper:
+        """The wrapper for this session and namespace, kept so that each is shipped once: in a task
+        process, tasks of several jobs submit through one session, each in its job's namespace."""
+        current, namespace = session(), current_namespace()
         if self._shipped is None or self._shipped[0] is not current:
+            self._shipped = (current, {})
+        wrappers = self._shipped[1]
+        if namespace not in wrappers:
             env_vars = {**current.env_vars, **opt.runtime_env_vars(self._options.get("runtime_env"), self.__name__)}
             retry = self._options.get("retry_exceptions", False)
             retry_types = tuple(retry) if isinstance(retry, list | tuple) else None
             mode = gen.mode_of(self._num_returns(), inspect.isgeneratorfunction(self._function))
-            shipped: Callable[..., Any] = self._function
-            if env_vars or retry_types is not None or mode:
-                shipped = TaskWrapper(self._function, env_vars, retry_types, mode)
-            self._shipped = (current, shipped)
-        return self._shipped[1]
+            wrappers[namespace] = TaskWrapper(self._function, namespace, env_vars, retry_types, mode)
+        return wrappers[namespace]
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         num_returns = self._num_returns()

@@ -31,9 +31,10 @@ class RuntimeContext:
 
     @property
     def namespace(self) -> str:
-        from scaler.compat.ray.session import _session
+        """The job's namespace; in a task or actor, that of the job that submitted it."""
+        from scaler.compat.ray.session import current_namespace
 
-        return _session.namespace if _session is not None else "anonymous"
+        return current_namespace()
 
     def get(self) -> dict[str, str | None]:
         return {"task_id": self.get_task_id(), "actor_id": self.get_actor_id(), "node_id": self.get_node_id()}

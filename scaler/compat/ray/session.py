@@ -8,6 +8,8 @@ Ray. ``address="tcp://..."`` (or ``SCALER_ADDRESS``) connects to a running sched
 running scheduler, or the shape of the local cluster (``n_workers``, default one per CPU core, each
 ``cpu=1``, plus scheduler and worker options); a bare ``ray.init()`` afterwards joins its session.
 Inside a task the API connects itself to the task's scheduler, which counts as initialized.
+The session holds the job's namespace: ``namespace=`` or an anonymous one of its own
+(``namespaces.py``); inside a task, the namespace of the job that submitted it applies instead.
 A program that ends without ``ray.shutdown()`` gets one at exit, as in Ray: the driver's client
 says goodbye first, then the local cluster stops.
 """
@@ -27,6 +29,7 @@ import psutil
 
 from scaler.client.client import Client, ClientConfig
 from scaler.cluster.local_cluster import LocalCluster, LocalClusterConfig
+from scaler.compat.ray import namespaces
 from scaler.compat.ray.options import capability_string, runtime_env_vars
 from scaler.config.flags import FlagError, check_flags, timing_problem
 from scaler.config.schema import SCHEDULER_TUNING, WORKER_TUNING, SchedulerFlags, WorkerFlags
@@ -57,7 +60,7 @@ _IGNORED_INIT_ARGS = {
 class Session:
     client: Client
     cluster: LocalCluster | None
-    namespace: str
+    namespace: str  # the job's: given to ray.init, or anonymous (in a task process: see current_namespace)
     env_vars: dict[str, str] = field(default_factory=dict)
     log_to_driver: bool = True
     by_scaler_init: bool = False
@@ -120,8 +123,10 @@ def init(
                     "log_to_driver": log_to_driver,
                     **kwargs,
                 }
-                named = [name for name, value in given.items() if value is not None]
+                named = [name for name, value in given.items() if value is not None and name != "namespace"]
                 if not named:  # the Ray program scaler_init() was called for starts as it always did
+                    if namespace is not None:  # shapes no cluster: the job's namespace from now on
+                        _session.namespace = namespaces.checked(namespace, "ray.init")
                     return RayContext(_session.client.address)
                 raise RuntimeError(
                     f"ray.init({', '.join(named)}=...) after scaler_init(): the session scaler_init() started "
@@ -129,6 +134,7 @@ def init(
                 )
             raise RuntimeError("Maybe you called ray.init twice by accident? Use ray.init(ignore_reinit_error=True).")
         env_vars = runtime_env_vars(runtime_env, "ray.init")
+        job_namespace = namespaces.anonymous() if namespace is None else namespaces.checked(namespace, "ray.init")
         address = _resolve_address(address)
         if address is not None and not address.startswith("tcp://"):
             raise NotImplementedError(
@@ -147,7 +153,7 @@ def init(
             cluster = LocalCluster(n_workers=1, capabilities=caps, config=config)
             address = cluster.address
         client = _connect(address, cluster, ClientConfig(name="ray-driver"))
-        _session = Session(client, cluster, namespace or "anonymous", env_vars, drive)
+        _session = Session(client, cluster, job_namespace, env_vars, drive)
         return RayContext(address)
 
 
@@ -242,7 +248,7 @@ def scaler_init(
             address = cluster.address
         beat = heartbeat_interval if cluster is not None and heartbeat_interval else ClientConfig.heartbeat_interval
         client = _connect(address, cluster, ClientConfig(name="ray-driver", heartbeat_interval=beat))
-        _session = Session(client, cluster, "anonymous", by_scaler_init=True)
+        _session = Session(client, cluster, namespaces.anonymous(), by_scaler_init=True)
         return RayContext(address)
 
 
@@ -375,7 +381,7 @@ def session() -> Session:
         if _session is None:
             inside = runtime.scheduler_address()
             if inside:
-                _session = Session(Client(inside), None, "anonymous", {}, True)
+                _session = Session(Client(inside), None, namespaces.anonymous(), {}, True)
             else:
                 init()
         if _session is None:
@@ -385,3 +391,9 @@ def session() -> Session:
 
 def client() -> Client:
     return session().client
+
+
+def current_namespace() -> str:
+    """The namespace Ray calls would use here: in a task or actor, its job's (shipped with it,
+    since the process and its session serve many jobs); elsewhere, this session's."""
+    return namespaces.of_task() or session().namespace

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import msgspec
 
@@ -55,7 +56,7 @@ def _check(source: Path, config: Config) -> None:
     from scaler.adapters.identity import IdentityError, check_name
     from scaler.adapters.registry import UnknownProviderError, spec
 
-    def fail(key: str, why: str) -> None:
+    def fail(key: str, why: str) -> NoReturn:
         raise ConfigError(f"{source}: {key}: {why}")
 
     def name_ok(key: str, what: str, value: str) -> None:

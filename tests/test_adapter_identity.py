@@ -8,10 +8,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
-from scaler.adapters.identity import CLUSTER_ID_FILE, TAG_ADAPTER, TAG_CLUSTER, tags_from_arguments
+from scaler.adapters.identity import CLUSTER_ID_FILE, TAG_ADAPTER, TAG_CLUSTER, Identity, tags_from_arguments
+from scaler.adapters.launch import CredentialKind, Credentials, LaunchBuilder, WorkerLaunch
+from scaler.adapters.provider import WorkerGroup
 
 from scaler import Client, ClientConfig, LocalCluster
 from scaler.utility.net import free_port
@@ -45,10 +48,10 @@ max_units = 1
 def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*argv: str, **kw: object) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-m", *argv], env=ENV, **kw)  # type: ignore[call-overload]
+    def start(*argv: str, **kw: Any) -> subprocess.Popen[bytes]:
+        process: subprocess.Popen[bytes] = subprocess.Popen([sys.executable, "-m", *argv], env=ENV, **kw)
         started.append(process)
-        return process  # type: ignore[no-any-return]
+        return process
 
     yield start
     for process in reversed(started):
@@ -212,3 +215,21 @@ def test_workers_dial_the_worker_scheduler_address(
     (worker,) = workers_of(f"a{port}")
     assert worker.cmdline()[3] == f"tcp://localhost:{port}", worker.cmdline()
     assert worker.environ().get(SECRET_ADDRESS_ENV) == f"tcp://localhost:{port}"
+
+
+def test_credentials_reach_a_remote_worker_as_files_and_never_as_arguments(tmp_path: Path) -> None:
+    keys = generate(tmp_path / "keys")
+    identity = Identity("blue", "ssh")
+    group = WorkerGroup("cpu", "cpu=2", 2, 0, 1)
+    launch = LaunchBuilder(identity, "tcp://10.0.0.5:6378", keys.directory).build(group, "blue.ssh.cpu.x", "r1")
+    files = launch.credentials.remote_files()
+    assert set(files) == {"client.key_secret", "server.key"} and launch.workers == 2
+    assert launch.credentials.remote_environment("/run/scaler/keys") == {"SCALER_CURVE_KEYS": "/run/scaler/keys"}
+    argv = " ".join(launch.argv(1)).encode()
+    assert not [s for s in key_material(keys.directory) if s in argv]
+    assert "--tag scaler:cluster=blue --tag scaler:adapter=ssh --tag scaler:group=cpu" in argv.decode()
+    secret = Credentials(b"s3cret", "tcp://127.0.0.1:6378")
+    assert secret.kind is CredentialKind.CLUSTER_SECRET and secret.remote_files() == {}, "the secret stays on this host"
+    assert "s3cret" not in repr(secret)
+    with pytest.raises(ValueError, match="credentials go in"):
+        WorkerLaunch("tcp://127.0.0.1:1", "cpu=1", environment={SECRET_ENV: "x"})

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ from tests.conftest import wait_until
 ENV = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
 
 
-def deployment(tmp_path: Path, port: int, top: str = "", scheduler: str = "", adapter: str = "") -> Path:
+def deployment(
+    tmp_path: Path, port: int, top: str = "", scheduler: str = "", adapter: str = "", name: str = ""
+) -> Path:
     config = tmp_path / f"deploy-{port}.toml"
     config.write_text(f"""{top}
 [scheduler]
@@ -32,7 +35,7 @@ address = "tcp://127.0.0.1:{port}"
 {scheduler}
 [[adapter]]
 provider = "local"
-name = "a{port}"
+name = "{name or f"a{port}"}"
 reconcile_interval = 0.3
 state_dir = "{tmp_path / "state"}"
 {adapter}
@@ -64,12 +67,15 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
                 process.wait(10)
 
 
-def workers_of(adapter: str) -> list[psutil.Process]:
+def workers_of(adapter: str, cluster: str = "") -> list[psutil.Process]:
     """Live worker agents whose adapter tag is ``adapter`` (not their task processes, which share their argv)."""
     found = []
     for process in psutil.process_iter(["cmdline", "status", "ppid"]):
         cmdline = process.info["cmdline"] or []
-        if process.info["status"] != psutil.STATUS_ZOMBIE and tags_from_arguments(cmdline).get(TAG_ADAPTER) == adapter:
+        tags = tags_from_arguments(cmdline)
+        if process.info["status"] == psutil.STATUS_ZOMBIE or tags.get(TAG_ADAPTER) != adapter:
+            continue
+        if not cluster or tags.get(TAG_CLUSTER) == cluster:
             found.append(process)
     pids = {p.pid for p in found}
     return [p for p in found if p.info["ppid"] not in pids]
@@ -97,6 +103,22 @@ def test_a_second_adapter_for_the_same_cluster_refuses_until_the_first_dies(
     third = spawn("scaler.adapters.local.main", "--config", str(config))
     wait_until(lambda: [p for p in workers_of(f"a{port}") if p.ppid() == third.pid], 60)
     assert third.poll() is None, "the lock died with its holder"
+
+
+def test_two_clusters_with_one_adapter_name_and_state_dir_run_side_by_side(
+    tmp_path: Path, spawn: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    name = f"side{free_port()}"
+    started: dict[str, psutil.Process] = {}
+    for cluster in ("blue", "blue-2"):  # one id is a prefix of the other
+        port = free_port()
+        config = deployment(tmp_path, port, top=f'cluster_id = "{cluster}"', name=name)
+        spawn("scaler.scheduler.main", "--config", str(config), stdout=subprocess.PIPE)
+        spawn("scaler.adapters.local.main", "--config", str(config))
+        (started[cluster],) = wait_until(lambda c=cluster: workers_of(name, c), 60)
+    time.sleep(3)  # ten reconcile rounds of each adapter
+    for cluster, worker in started.items():
+        assert workers_of(name, cluster) == [worker], f"the unit of cluster {cluster} was reaped or replaced"
 
 
 def test_the_cluster_id_is_kept_across_restarts_and_the_config_key_overrides(

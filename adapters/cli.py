@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import msgspec
-from scaler.adapters.identity import Identity, IdentityError, cluster_id
+from scaler.adapters.identity import Identity, cluster_id
 from scaler.adapters.launch import LaunchBuilder
 from scaler.adapters.lock import AdapterLock, AdapterLockedError, acquire
 from scaler.adapters.provider import WorkerGroup
@@ -109,7 +109,7 @@ def main_for(provider: str, argv: list[str] | None = None) -> None:
         config = load_config(args.config)
         locks = lock_adapters(config, provider)
         runners = build_runners(config, provider, args.scheduler)
-    except (ConfigError, ValueError, ImportError, KeyError, AdapterLockedError, IdentityError, OSError) as exc:
+    except (ConfigError, ValueError, ImportError, KeyError, AdapterLockedError, OSError) as exc:
         print(f"scaler_worker_adapter_{provider}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     if not runners:

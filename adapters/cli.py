@@ -1,4 +1,9 @@
-"""Running the adapters a deployment file declares: ``scaler_worker_adapter_<provider> --config F``."""
+"""Running the adapters a deployment file declares: ``scaler_worker_adapter_<provider> --config F``.
+
+Each adapter gets its identity (the cluster id and its name), takes its lock (a second process for
+the same cluster and adapter is refused, naming the first), and is built from its provider's spec
+with typed options and the one ``LaunchBuilder`` its workers are launched by.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +14,62 @@ import signal
 import sys
 from pathlib import Path
 
+import msgspec
+from scaler.adapters.identity import Identity, cluster_id
+from scaler.adapters.launch import LaunchBuilder
+from scaler.adapters.lock import AdapterLock, AdapterLockedError, acquire
 from scaler.adapters.provider import WorkerGroup
 from scaler.adapters.registry import load
 from scaler.adapters.runner import AdapterRunner, RunnerConfig
+from scaler.adapters.spec import ProviderContext
 
-from scaler.config import Config, ConfigError, load_config
+from scaler.config import AdapterSection, Config, ConfigError, load_config
 from scaler.utility.logs import setup_logging
-from scaler.utility.net import parse_tcp
 
 log = logging.getLogger(__name__)
 
 
+def sections(config: Config, provider: str | None) -> list[AdapterSection]:
+    return [s for s in config.adapter if provider is None or s.provider == provider]
+
+
+def identity_of(config: Config, section: AdapterSection) -> Identity:
+    return Identity(cluster_id(config.cluster_id, state_dir_of(section)), section.name or section.provider)
+
+
+def state_dir_of(section: AdapterSection) -> Path:
+    return Path(section.state_dir).expanduser()
+
+
+def lock_adapters(config: Config, provider: str | None) -> list[AdapterLock]:
+    """The locks of the adapters to run; ``AdapterLockedError`` if another process runs one of them."""
+    locks: list[AdapterLock] = []
+    try:
+        for section in sections(config, provider):
+            locks.append(acquire(state_dir_of(section), identity_of(config, section)))
+    except AdapterLockedError:
+        for lock in locks:
+            lock.release()
+        raise
+    return locks
+
+
 def build_runners(config: Config, provider: str | None, scheduler: str | None) -> list[AdapterRunner]:
     address = scheduler or config.scheduler.address
-    _, port = parse_tcp(address)
+    keys = Path(config.scheduler.curve_keys) if config.scheduler.curve_keys else None
     runners = []
-    for section in config.adapter:
-        if provider is not None and section.provider != provider:
-            continue
-        name = section.name or section.provider
+    for section in sections(config, provider):
+        identity = identity_of(config, section)
         groups = tuple(
             WorkerGroup(g.name, g.capabilities, g.workers_per_unit, g.min_units, g.max_units, g.priority, g.cost)
             for g in section.group
         )
-        factory = load(section.provider)
-        state_dir = Path(section.state_dir).expanduser()
-        made = factory(address, f"{name}-{port}", state_dir, dict(section.options))
-        keys = Path(config.scheduler.curve_keys) if config.scheduler.curve_keys else None
+        spec, factory = load(section.provider)
+        launches = LaunchBuilder(identity, section.worker_scheduler_address or address, keys)
+        context = ProviderContext(identity, state_dir_of(section), address, launches)
+        made = factory(context, msgspec.convert(section.options, spec.options))
         runner_config = RunnerConfig(
-            name,
+            identity.adapter,
             address,
             groups,
             reconcile_interval=section.reconcile_interval,
@@ -75,8 +107,9 @@ def main_for(provider: str, argv: list[str] | None = None) -> None:
     setup_logging(f"adapter-{provider}", args.log_level)
     try:
         config = load_config(args.config)
+        locks = lock_adapters(config, provider)
         runners = build_runners(config, provider, args.scheduler)
-    except (ConfigError, ValueError, ImportError, KeyError) as exc:
+    except (ConfigError, ValueError, ImportError, KeyError, AdapterLockedError, OSError) as exc:
         print(f"scaler_worker_adapter_{provider}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     if not runners:
@@ -86,6 +119,8 @@ def main_for(provider: str, argv: list[str] | None = None) -> None:
         )
         raise SystemExit(2)
     asyncio.run(run_all(runners))
+    for lock in locks:
+        lock.release()
     code = max(runner.exit_code for runner in runners)
     if code:
         raise SystemExit(code)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from scaler.adapters.identity import Identity, tag_arguments, tags_from_arguments
 
 from scaler import Client
 from scaler.utility.net import free_port
@@ -23,7 +24,7 @@ from tests.conftest import wait_until
 class Deployment:
     address: str
     config: Path
-    tag: str
+    identity: Identity
     processes: list[subprocess.Popen[bytes]]
 
     def start_adapter(self, provider: str = "local") -> subprocess.Popen[bytes]:
@@ -37,9 +38,15 @@ class Deployment:
         found = []
         for process in psutil.process_iter(["cmdline", "status"]):
             cmdline = process.info["cmdline"] or []
-            if process.info["status"] != psutil.STATUS_ZOMBIE and any(a.startswith(self.tag) for a in cmdline):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and self.identity.owns(tags_from_arguments(cmdline)):
                 found.append(process)
         return found
+
+    def worker_argv(self, group: str, name: str) -> list[str]:
+        """A worker of this deployment's ``group`` that no adapter started (as one left after a crash)."""
+        unit_id = f"{self.identity.cluster_id}.{self.identity.adapter}.{group}.{name}"
+        tags = tag_arguments(self.identity.tags(group, unit_id, "survivor"))
+        return [sys.executable, "-m", "scaler.worker.main", self.address, "--unit-id", unit_id, *tags]
 
 
 GROUPS = """
@@ -71,6 +78,7 @@ def deploy(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
     ) -> Deployment:
         port = free_port()
         text = f"""
+cluster_id = "c{port}"
 [scheduler]
 address = "tcp://127.0.0.1:{port}"
 [scaling]
@@ -90,7 +98,7 @@ state_dir = "{tmp_path / "state"}"
         config.write_text(text)
         env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
         scheduler = subprocess.Popen([sys.executable, "-m", "scaler.scheduler.main", "--config", str(config)], env=env)
-        deployment = Deployment(f"tcp://127.0.0.1:{port}", config, f"t{port}-{port}.", [scheduler])
+        deployment = Deployment(f"tcp://127.0.0.1:{port}", config, Identity(f"c{port}", f"t{port}"), [scheduler])
         made.append(deployment)
         return deployment
 
@@ -176,13 +184,10 @@ def test_sigkilled_adapter_leaves_no_orphans_and_a_restart_reaps(deploy: Callabl
     adapter.send_signal(signal.SIGKILL)
     adapter.wait(10)
     wait_until(lambda: not deployment.unit_processes(), 20)
-    survivor_id = f"{deployment.tag}cpu.survivor"
     env = {k: v for k, v in os.environ.items() if k != "SCALER_PARENT_PID"}
-    survivor = subprocess.Popen(
-        [sys.executable, "-m", "scaler.worker.main", deployment.address, "--unit-id", survivor_id],
-        env=env,
-        start_new_session=True,
-    )
+    argv = deployment.worker_argv("cpu", "survivor")
+    survivor_id = argv[argv.index("--unit-id") + 1]
+    survivor = subprocess.Popen(argv, env=env, start_new_session=True)
     deployment.processes.append(survivor)
     wait_until(lambda: deployment.unit_processes(), 20)
     deployment.start_adapter()
@@ -198,9 +203,7 @@ def start_survivors(deployment: Deployment, count: int) -> list[subprocess.Popen
     env["SCALER_LOG_LEVEL"] = "WARNING"
     survivors = []
     for i in range(count):
-        unit_id = f"{deployment.tag}cpu.s{i}"
-        argv = [sys.executable, "-m", "scaler.worker.main", deployment.address, "--unit-id", unit_id]
-        survivors.append(subprocess.Popen(argv, env=env, start_new_session=True))
+        survivors.append(subprocess.Popen(deployment.worker_argv("cpu", f"s{i}"), env=env, start_new_session=True))
     deployment.processes.extend(survivors)
     return survivors
 

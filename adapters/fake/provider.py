@@ -1,22 +1,22 @@
 """Local worker processes behind an injectable boot latency and injectable launch failures.
 
-``launch`` answers at once; each unit's processes start ``boot_seconds`` later (the unit is
-``booting`` meanwhile and listed as such). ``fail_launches`` makes the next N launches of the
+``launch`` answers after ``launch_seconds``; each unit's processes start ``boot_seconds`` later (the unit is
+``booting`` meanwhile and listed as such). ``options.fail`` makes the next N launches of the
 named groups raise the given error class (``capacity``, ``quota``, ``throttled``, ``auth``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from pathlib import Path
 
 from scaler.adapters import errors
+from scaler.adapters.fake.spec import ErrorKind, FakeOptions
 from scaler.adapters.local.provider import LocalProvider
 from scaler.adapters.provider import Unit, UnitState, WorkerGroup
+from scaler.adapters.spec import ProviderContext
 
-ERRORS: dict[str, type[errors.ProviderError]] = {
+ERRORS: dict[ErrorKind, type[errors.ProviderError]] = {
     "capacity": errors.CapacityError,
     "quota": errors.QuotaError,
     "throttled": errors.ThrottledError,
@@ -25,9 +25,16 @@ ERRORS: dict[str, type[errors.ProviderError]] = {
 
 
 class FakeProvider:
-    def __init__(self, local: LocalProvider, boot_seconds: float = 0.0, fail: dict[str, tuple[str, int]] | None = None):
+    def __init__(
+        self,
+        local: LocalProvider,
+        boot_seconds: float = 0.0,
+        fail: dict[str, tuple[ErrorKind, int]] | None = None,
+        launch_seconds: float = 0.0,
+    ) -> None:
         self.local = local
         self.boot_seconds = boot_seconds
+        self.launch_seconds = launch_seconds
         self.fail = dict(fail or {})
         self.booting: dict[str, Unit] = {}
         self.requests: dict[str, list[Unit]] = {}
@@ -36,15 +43,16 @@ class FakeProvider:
 
     async def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
         self.launch_calls += 1
+        await asyncio.sleep(self.launch_seconds)
         if request_id in self.requests:
             return self.requests[request_id]
-        kind, left = self.fail.get(group.name, ("", 0))
+        kind, left = self.fail.get(group.name, ("capacity", 0))
         if left > 0:
             self.fail[group.name] = (kind, left - 1)
             raise ERRORS[kind](f"injected {kind} failure for group {group.name}")
         units = []
         for _ in range(count):
-            unit_id = f"{self.local.tag}.{group.name}.{secrets.token_hex(4)}"
+            unit_id = self.local.identity.new_unit_id(group.name)
             unit = Unit(unit_id, group.name, UnitState.BOOTING, time.time(), request_id)
             self.booting[unit_id] = unit
             units.append(unit)
@@ -57,7 +65,7 @@ class FakeProvider:
     async def _boot(self, group: WorkerGroup, unit: Unit) -> None:
         await asyncio.sleep(self.boot_seconds)
         if unit.unit_id in self.booting:
-            await asyncio.to_thread(self.local.start_unit, group, unit.unit_id)
+            await asyncio.to_thread(self.local.start_unit, group, unit.unit_id, unit.request_id)
             self.booting.pop(unit.unit_id, None)
 
     async def terminate(self, unit_ids: list[str]) -> None:
@@ -72,7 +80,6 @@ class FakeProvider:
         return [*running, *[u for u in booting if u.unit_id not in seen]]
 
 
-def make_provider(scheduler: str, cluster_tag: str, state_dir: Path, options: dict[str, object]) -> FakeProvider:
-    local = LocalProvider(scheduler, cluster_tag, state_dir, tuple(str(a) for a in options.get("worker_args", ())))  # type: ignore[attr-defined]
-    fail = {str(g): (str(v[0]), int(v[1])) for g, v in dict(options.get("fail", {})).items()}  # type: ignore[call-overload]
-    return FakeProvider(local, float(options.get("boot_seconds", 0.0)), fail)  # type: ignore[arg-type]
+def make_provider(context: ProviderContext, options: FakeOptions) -> FakeProvider:
+    local = LocalProvider(context, options.worker_args)
+    return FakeProvider(local, options.boot_seconds, dict(options.fail), launch_seconds=options.launch_seconds)

@@ -21,12 +21,23 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scaler.adapters.launch import CURVE_KEYS_ENV, Credentials, WorkerLaunch
+from scaler.adapters.local.render import start_worker
 from scaler.utility import shm
 from scaler.utility.capabilities import canonical
 from scaler.utility.net import free_port, is_loopback
-from scaler.utility.security import CurveKeys, check_bind, new_secret, remember_secret, secret_env
+from scaler.utility.security import (
+    SECRET_ADDRESS_ENV,
+    SECRET_ENV,
+    CurveKeys,
+    check_bind,
+    new_secret,
+    remember_secret,
+    secret_env,
+)
 
 _live: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
+_CREDENTIAL_ENV = frozenset({SECRET_ENV, SECRET_ADDRESS_ENV, CURVE_KEYS_ENV})
 
 
 @dataclass(frozen=True)
@@ -57,8 +68,10 @@ class LocalCluster:
         self.address = ""  # what clients on this host dial (loopback when bound to a wildcard)
         self.bind_address = ""  # what the scheduler binds
         self._secret: bytes | None = None
-        self._env = dict(os.environ, SCALER_PARENT_PID=str(os.getpid()), SCALER_LOG_LEVEL=base.log_level)
-        self._env["PYTHONPATH"] = os.pathsep.join(_user_paths())
+        # What this cluster adds to the environment of its processes (credentials apart: see worker_launch).
+        self._added = {"SCALER_LOG_LEVEL": base.log_level, "PYTHONPATH": os.pathsep.join(_user_paths())}
+        self._added.update({k: v for k, v in base.extra_env.items() if k not in _CREDENTIAL_ENV})
+        self._env = dict(os.environ, SCALER_PARENT_PID=str(os.getpid()), **self._added)
         if base.curve_keys:
             # Workers, and clients made inside tasks, read the keys from here.
             self._env["SCALER_CURVE_KEYS"] = os.path.abspath(base.curve_keys)
@@ -118,12 +131,26 @@ class LocalCluster:
 
     def add_worker(self, capabilities: str | None = None) -> subprocess.Popen[bytes]:
         """Start one more worker process (the returned handle can be killed to simulate a failure)."""
-        caps = canonical(capabilities) if capabilities else self.capabilities
-        argv = ["scaler.worker.main", self.address, "--capabilities", caps, *self.config.worker_args]
-        process = self._spawn(argv)
+        process = start_worker(self.worker_launch(capabilities))
         if process not in self.workers:
             self.workers.append(process)
         return process
+
+    def worker_launch(self, capabilities: str | None = None) -> WorkerLaunch:
+        """The launch value of this cluster's workers: rendered by the same local renderer as an adapter's."""
+        if self.config.curve_keys:
+            credentials = Credentials(curve_keys=Path(os.path.abspath(self.config.curve_keys)))
+        elif self._secret is not None:
+            credentials = Credentials(self._secret, self.bind_address)
+        else:
+            credentials = Credentials()
+        return WorkerLaunch(
+            scheduler=self.address,
+            capabilities=canonical(capabilities) if capabilities else self.capabilities,
+            worker_args=self.config.worker_args,
+            environment=self._added,
+            credentials=credentials,
+        )
 
     def shutdown(self) -> None:
         """Stop the workers, then the scheduler: each worker says goodbye to a scheduler that

@@ -24,7 +24,8 @@ from scaler.utility.net import parse_tcp
 def run_with_config(config_path: Path, log_level: str, curve_keys: Path | None = None, insecure: bool = False) -> None:
     import msgspec
 
-    from scaler.adapters.cli import build_runners, run_all
+    from scaler.adapters.cli import build_runners, lock_adapters, run_all
+    from scaler.adapters.lock import AdapterLockedError
     from scaler.config import ConfigError, load_config
     from scaler.utility.logs import setup_logging
 
@@ -37,14 +38,13 @@ def run_with_config(config_path: Path, log_level: str, curve_keys: Path | None =
             overrides["insecure"] = True
         if overrides:  # flags override the file, for the scheduler and the adapters alike
             config = msgspec.structs.replace(config, scheduler=msgspec.structs.replace(config.scheduler, **overrides))
+        locks = lock_adapters(config, None)  # held until this process ends
         runners = build_runners(config, None, None)
-    except (ConfigError, ValueError, ImportError, KeyError) as exc:
+    except (ConfigError, ValueError, ImportError, KeyError, AdapterLockedError, OSError) as exc:
         print(f"scaler_cluster: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging("cluster", log_level)
     os.environ["SCALER_LOG_LEVEL"] = log_level
-    if config.scheduler.curve_keys:
-        os.environ["SCALER_CURVE_KEYS"] = config.scheduler.curve_keys  # workers the adapters start here
     env = dict(os.environ, SCALER_PARENT_PID=str(os.getpid()), SCALER_LOG_LEVEL=log_level)
     argv = [sys.executable, "-m", "scaler.scheduler.main", "--config", str(config_path)]
     if curve_keys is not None:
@@ -68,6 +68,8 @@ def run_with_config(config_path: Path, log_level: str, curve_keys: Path | None =
     finally:
         scheduler.terminate()
         scheduler.wait(10)
+        for lock in locks:
+            lock.release()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import msgspec
 
@@ -17,9 +19,20 @@ from scaler.config.schema import Config
 from scaler.utility.capabilities import CapabilityError, parse_capabilities
 from scaler.utility.net import parse_tcp
 
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`")
+
 
 class ConfigError(ValueError):
     """A deployment file that cannot be used: the message says file, key and why."""
+
+
+def options_problem(where: str, exc: msgspec.ValidationError) -> tuple[str, str]:
+    """(key path, reason) of a provider's options table that does not decode into its Struct: msgspec
+    names an unknown key in its message, not its path, so the key is moved into the path."""
+    path, why = where_and_why(exc)
+    key = f"{where}{path[1:]}"
+    unknown = _UNKNOWN_FIELD.fullmatch(why)
+    return (f"{key}.{unknown.group(1)}", "unknown field") if unknown else (key, why)
 
 
 def load_config(path: str | Path) -> Config:
@@ -40,11 +53,20 @@ def load_config(path: str | Path) -> Config:
 
 
 def _check(source: Path, config: Config) -> None:
-    from scaler.adapters.registry import UnknownProviderError, known
+    from scaler.adapters.identity import IdentityError, check_name
+    from scaler.adapters.registry import UnknownProviderError, spec
 
-    def fail(key: str, why: str) -> None:
+    def fail(key: str, why: str) -> NoReturn:
         raise ConfigError(f"{source}: {key}: {why}")
 
+    def name_ok(key: str, what: str, value: str) -> None:
+        try:
+            check_name(what, value)
+        except IdentityError as exc:
+            fail(key, str(exc))
+
+    if config.cluster_id:
+        name_ok("$.cluster_id", "cluster_id", config.cluster_id)
     try:
         parse_tcp(config.scheduler.address)
     except ValueError as exc:
@@ -55,24 +77,30 @@ def _check(source: Path, config: Config) -> None:
     names: set[str] = set()
     for i, adapter in enumerate(config.adapter):
         where = f"$.adapter[{i}]"
-        if adapter.provider not in known():
-            fail(
-                f"{where}.provider",
-                str(
-                    UnknownProviderError(
-                        f"unknown provider {adapter.provider!r}; known providers: {', '.join(sorted(known()))}"
-                    )
-                ),
-            )
+        try:
+            provider = spec(adapter.provider)
+        except (UnknownProviderError, ImportError) as exc:
+            fail(f"{where}.provider", str(exc))
+        try:
+            msgspec.convert(adapter.options, provider.options)
+        except msgspec.ValidationError as exc:
+            fail(*options_problem(f"{where}.options", exc))
         name = adapter.name or adapter.provider
+        name_ok(f"{where}.name" if adapter.name else f"{where}.provider", "adapter name", name)
         if name in names:
             fail(f"{where}.name", f"adapter name {name!r} is used twice")
         names.add(name)
+        if adapter.worker_scheduler_address:
+            try:
+                parse_tcp(adapter.worker_scheduler_address)
+            except ValueError as exc:
+                fail(f"{where}.worker_scheduler_address", str(exc))
         if not adapter.group:
             fail(f"{where}.group", "an adapter needs at least one [[adapter.group]]")
         groups: set[str] = set()
         for j, group in enumerate(adapter.group):
             at = f"{where}.group[{j}]"
+            name_ok(f"{at}.name", "group name", group.name)
             if group.name in groups:
                 fail(f"{at}.name", f"group name {group.name!r} is used twice in this adapter")
             groups.add(group.name)

@@ -61,11 +61,13 @@ class AdapterSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     backoff_base: Seconds = 1.0
     backoff_max: Seconds = 60.0
     state_dir: str = "~/.cache/scaler"
-    options: dict[str, Any] = {}
+    worker_scheduler_address: str = ""  # what its workers dial, if not [scheduler].address (NAT, another name)
+    options: dict[str, Any] = {}  # checked against the provider's options Struct when the file loads
     group: list[GroupSection] = []
 
 
 class Config(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    cluster_id: str = ""  # tags every unit; "" = generated once and kept in each adapter's state_dir
     scheduler: SchedulerSection = SchedulerSection()
     scaling: ScalingSection = ScalingSection()
     adapter: list[AdapterSection] = []

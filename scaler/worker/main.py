@@ -22,6 +22,13 @@ def parse_args(argv: list[str] | None) -> WorkerConfig:
     p.add_argument("--capabilities", "-c", default="cpu=1", help="e.g. cpu=2,gpu=1,memory_gb=16,linux")
     p.add_argument("--name", default="")
     p.add_argument("--unit-id", default="", help="set by worker adapters: the unit this worker belongs to")
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set by worker adapters: the unit's cluster, adapter, group and request (carried, not used)",
+    )
     p.add_argument("--death-timeout", type=float, default=30.0, help="exit after this long without the scheduler")
     p.add_argument("--heartbeat-interval", type=float, default=1.0)
     p.add_argument("--task-memory-limit-mb", type=float, default=0.0, help="kill a task process above this RSS")

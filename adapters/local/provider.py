@@ -83,14 +83,21 @@ class LocalProvider:
         for pid, child in list(self.children.items()):
             if child.poll() is not None:
                 del self.children[pid]
-        found: dict[str, tuple[dict[str, str], list[psutil.Process]]] = {}
-        for process in psutil.process_iter(["cmdline", "status"]):
+        matched: list[tuple[str, dict[str, str], psutil.Process]] = []
+        for process in psutil.process_iter(["cmdline", "status", "ppid"]):
             cmdline = process.info["cmdline"] or []
             if process.info["status"] == psutil.STATUS_ZOMBIE or "--tag" not in cmdline:
                 continue
             tags = tags_from_arguments(cmdline)
             unit_id = tags.get(TAG_UNIT, "")
             if unit_id and self.identity.owns(tags):
+                matched.append((unit_id, tags, process))
+        # A worker's task processes are forks of it and show its command line: they are not workers
+        # of the unit (the worker stops them itself), unless their worker is gone.
+        workers = {process.pid for _, _, process in matched}
+        found: dict[str, tuple[dict[str, str], list[psutil.Process]]] = {}
+        for unit_id, tags, process in matched:
+            if process.info["ppid"] not in workers:
                 found.setdefault(unit_id, (tags, []))[1].append(process)
         return found
 

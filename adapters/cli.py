@@ -34,7 +34,8 @@ def sections(config: Config, provider: str | None) -> list[AdapterSection]:
 
 
 def identity_of(config: Config, section: AdapterSection) -> Identity:
-    return Identity(cluster_id(config.cluster_id, state_dir_of(section)), section.name or section.provider)
+    generated = cluster_id(config.cluster_id, state_dir_of(section), config.scheduler.address)
+    return Identity(generated, section.name or section.provider)
 
 
 def state_dir_of(section: AdapterSection) -> Path:

@@ -7,7 +7,10 @@ worker command, which the worker carries and ignores. Two clusters never list or
 units, and two adapters of one cluster never touch each other's.
 
 The cluster id is stable across restarts: ``cluster_id`` in the deployment file, else generated once
-and kept in the adapter's state directory (``cluster-id``).
+per deployment and kept in the adapter's state directory, in a file named for the scheduler address the
+deployment file gives (``cluster-id.<host>-<port>``). So a restart of one deployment finds its id again,
+while two deployments of one user on one host (two schedulers, the same adapter name, the default state
+directory) get two ids, and neither is refused by the other's lock nor sees its units.
 """
 
 from __future__ import annotations
@@ -85,11 +88,16 @@ def tags_from_arguments(argv: list[str]) -> dict[str, str]:
     return found
 
 
-def cluster_id(configured: str, state_dir: Path) -> str:
-    """The configured id, else the one kept in ``state_dir`` (made there, once, on first use)."""
+def id_file(state_dir: Path, scheduler: str) -> Path:
+    """Where the generated id of the deployment whose scheduler is at ``scheduler`` is kept."""
+    return state_dir / f"{CLUSTER_ID_FILE}.{re.sub(r'[^A-Za-z0-9.-]+', '-', scheduler.split('://')[-1])}"
+
+
+def cluster_id(configured: str, state_dir: Path, scheduler: str) -> str:
+    """The configured id, else the one kept in ``state_dir`` for this deployment (made there, once)."""
     if configured:
         return check_name("cluster_id", configured)
-    path = state_dir / CLUSTER_ID_FILE
+    path = id_file(state_dir, scheduler)
     try:
         return check_name(f"the cluster id kept in {path}", path.read_text().strip())
     except FileNotFoundError:

@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 import pytest
-from scaler.adapters.identity import CLUSTER_ID_FILE, TAG_ADAPTER, TAG_CLUSTER, Identity, tags_from_arguments
+from scaler.adapters.identity import TAG_ADAPTER, TAG_CLUSTER, Identity, id_file, tags_from_arguments
 from scaler.adapters.launch import CredentialKind, Credentials, LaunchBuilder, WorkerLaunch
 from scaler.adapters.provider import WorkerGroup
 
@@ -121,6 +121,20 @@ def test_two_clusters_with_one_adapter_name_and_state_dir_run_side_by_side(
         assert workers_of(name, cluster) == [worker], f"the unit of cluster {cluster} was reaped or replaced"
 
 
+def test_two_deployments_without_a_cluster_id_get_one_each(
+    tmp_path: Path, spawn: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    name = f"own{free_port()}"
+    adapters = []
+    for _ in range(2):  # one state dir and adapter name, two schedulers: two deployments
+        config = deployment(tmp_path, free_port(), name=name)
+        spawn("scaler.scheduler.main", "--config", str(config), stdout=subprocess.PIPE)
+        adapters.append(spawn("scaler.adapters.local.main", "--config", str(config)))
+    wait_until(lambda: len(workers_of(name)) == 2, 60)
+    assert len(cluster_tags(name)) == 2, "each deployment generated its own id"
+    assert all(adapter.poll() is None for adapter in adapters), "neither was refused by the other's lock"
+
+
 def test_the_cluster_id_is_kept_across_restarts_and_the_config_key_overrides(
     tmp_path: Path, spawn: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
@@ -135,7 +149,8 @@ def test_the_cluster_id_is_kept_across_restarts_and_the_config_key_overrides(
         adapter.terminate()
         adapter.wait(20)
         wait_until(lambda: not workers_of(f"a{port}"), 20)
-    assert generated == {(tmp_path / "state" / CLUSTER_ID_FILE).read_text().strip()}, "one id, kept across a restart"
+    kept = id_file(tmp_path / "state", f"tcp://127.0.0.1:{port}").read_text().strip()
+    assert generated == {kept}, "one id, kept across a restart"
     config.write_text('cluster_id = "blue-7"\n' + config.read_text())
     spawn("scaler.adapters.local.main", "--config", str(config))
     wait_until(lambda: len(workers_of(f"a{port}")) == 1, 60)

@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 import pytest
-from scaler.adapters.errors import ProviderError, classify
+from scaler.adapters.calls import ProviderCalls
+from scaler.adapters.errors import ProviderError
 from scaler.adapters.provider import Provider, Unit, UnitState, WorkerGroup
 from scaler.adapters.runner import AdapterRunner, RunnerConfig
 
@@ -68,8 +69,9 @@ class ProviderConformance:
 
     def test_backend_errors_are_classified(self, broken_provider: Provider) -> None:
         async def body() -> None:
-            with pytest.raises(ProviderError) as info, classify("conformance launch"):
-                await broken_provider.launch(GROUP, 1, "conf-broken")
+            calls = ProviderCalls(broken_provider, "conformance", timeout=30.0, max_threads=2)
+            with pytest.raises(ProviderError) as info:
+                await calls.launch(GROUP, 1, "conf-broken", late=lambda units: None)
             assert info.value.__cause__ is not None or type(info.value) is not ProviderError
 
         run(body())
@@ -81,6 +83,7 @@ class ProviderConformance:
             await eventually_listed(provider, ids, present=True)
             runner = AdapterRunner(provider, RunnerConfig("conformance", scheduler_address, (GROUP,)))
             await runner.reconcile(starting=True)
+            await runner.settle()
             await eventually_listed(provider, ids, present=False)
             assert all(runner.table.units[i].state is UnitState.TERMINATED for i in ids)
 
@@ -92,15 +95,17 @@ class ProviderConformance:
         async def body() -> None:
             runner = AdapterRunner(provider, RunnerConfig("conformance", scheduler_address, (GROUP,)))
             command = m.ScaleCommand("r1", {GROUP.name: 1}, [], [], [f"conformance/{GROUP.name}: test"])
-            await runner.apply(command)
-            await runner.apply(command)
+            runner.apply(command)
+            runner.apply(command)
+            await runner.settle()
             units = [u for u in runner.table.active() if u.group == GROUP.name]
             assert len(units) == 1, "the same request id launches once"
             await eventually_listed(provider, {units[0].unit_id}, present=True)
-            await runner.apply(m.ScaleCommand("r2", drain=[units[0].unit_id]))
+            runner.apply(m.ScaleCommand("r2", drain=[units[0].unit_id]))
             assert runner.table.units[units[0].unit_id].state is UnitState.DRAINING
             await eventually_listed(provider, {units[0].unit_id}, present=True)
-            await runner.apply(m.ScaleCommand("r3", {}, [units[0].unit_id], [], []))
+            runner.apply(m.ScaleCommand("r3", {}, [units[0].unit_id], [], []))
+            await runner.settle()
             await eventually_listed(provider, {units[0].unit_id}, present=False)
             assert runner.table.units[units[0].unit_id].state is UnitState.TERMINATED
 
@@ -112,11 +117,13 @@ class ProviderConformance:
         async def body() -> None:
             config = RunnerConfig("conformance", scheduler_address, (GROUP,), reterminate_after=0.0)
             runner = AdapterRunner(provider, config)
-            await runner.apply(m.ScaleCommand("r1", {GROUP.name: 1}))
+            runner.apply(m.ScaleCommand("r1", {GROUP.name: 1}))
+            await runner.settle()
             (unit,) = runner.table.active()
             await eventually_listed(provider, {unit.unit_id}, present=True)
             runner.table.move(unit.unit_id, UnitState.TERMINATED, "books lost track of it (test)")
             await runner.reconcile()
+            await runner.settle()
             await eventually_listed(provider, {unit.unit_id}, present=False)
 
         run(body())

@@ -1,8 +1,9 @@
 """Local worker processes behind an injectable boot latency and injectable launch failures.
 
-``launch`` answers at once; each unit's processes start ``boot_seconds`` later (the unit is
-``booting`` meanwhile and listed as such). ``fail_launches`` makes the next N launches of the
-named groups raise the given error class (``capacity``, ``quota``, ``throttled``, ``auth``).
+``launch`` answers after ``launch_seconds`` (a slow backend API); each unit's processes start
+``boot_seconds`` later (the unit is ``booting`` meanwhile and listed as such). ``fail_launches``
+makes the next N launches of the named groups raise the given error class (``capacity``,
+``quota``, ``throttled``, ``auth``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,15 @@ ERRORS: dict[str, type[errors.ProviderError]] = {
 
 
 class FakeProvider:
-    def __init__(self, local: LocalProvider, boot_seconds: float = 0.0, fail: dict[str, tuple[str, int]] | None = None):
+    def __init__(
+        self,
+        local: LocalProvider,
+        boot_seconds: float = 0.0,
+        fail: dict[str, tuple[str, int]] | None = None,
+        launch_seconds: float = 0.0,
+    ):
         self.local = local
+        self.launch_seconds = launch_seconds
         self.boot_seconds = boot_seconds
         self.fail = dict(fail or {})
         self.booting: dict[str, Unit] = {}
@@ -36,6 +44,7 @@ class FakeProvider:
 
     async def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
         self.launch_calls += 1
+        await asyncio.sleep(self.launch_seconds)
         if request_id in self.requests:
             return self.requests[request_id]
         kind, left = self.fail.get(group.name, ("", 0))
@@ -75,4 +84,4 @@ class FakeProvider:
 def make_provider(scheduler: str, cluster_tag: str, state_dir: Path, options: dict[str, object]) -> FakeProvider:
     local = LocalProvider(scheduler, cluster_tag, state_dir, tuple(str(a) for a in options.get("worker_args", ())))  # type: ignore[attr-defined]
     fail = {str(g): (str(v[0]), int(v[1])) for g, v in dict(options.get("fail", {})).items()}  # type: ignore[call-overload]
-    return FakeProvider(local, float(options.get("boot_seconds", 0.0)), fail)  # type: ignore[arg-type]
+    return FakeProvider(local, float(options.get("boot_seconds", 0.0)), fail, float(options.get("launch_seconds", 0.0)))  # type: ignore[arg-type]

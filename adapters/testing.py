@@ -4,12 +4,18 @@ Subclass ``ProviderConformance`` in a test module and give it two fixtures: ``pr
 working provider whose workers dial ``scheduler_address``) and ``broken_provider`` (one whose
 launch fails at the backend). The suite checks launch/list/terminate against the provider's own
 ground truth, idempotent request ids, error classification, orphan reaping by a fresh runner,
-and termination of drained units through the runner.
+and termination of drained units through the runner. ``RunnerConformance`` adds the runner's
+liveness and unit states over the provider (it also needs ``scheduler_address``, where it may
+start a scheduler).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import threading
 import time
 from typing import Any
 
@@ -127,3 +133,91 @@ class ProviderConformance:
             await eventually_listed(provider, {unit.unit_id}, present=False)
 
         run(body())
+
+
+# -- runner-level cases: the runner's liveness and unit states over this provider ---------------------
+
+
+class SlowLaunch:
+    """``provider`` whose ``launch`` takes ``seconds`` longer (a slow backend API)."""
+
+    def __init__(self, provider: Provider, seconds: float) -> None:
+        self.provider = provider
+        self.seconds = seconds
+
+    async def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
+        await asyncio.sleep(self.seconds)
+        return await self.provider.launch(group, count, request_id)
+
+    async def terminate(self, unit_ids: list[str]) -> None:
+        await self.provider.terminate(unit_ids)
+
+    async def list_units(self) -> list[Unit]:
+        return await self.provider.list_units()
+
+
+def start_scheduler(address: str, peer_timeout: float) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "scaler.scheduler.main", address, "--peer-timeout", str(peer_timeout)]
+    argv += ["--heartbeat-interval", str(peer_timeout / 3)]
+    process = subprocess.Popen(argv, env=dict(os.environ, SCALER_LOG_LEVEL="WARNING"), stdout=subprocess.PIPE)
+    if process.stdout is None or not process.stdout.readline().startswith(b"SCALER_ADDRESS"):
+        process.kill()
+        raise AssertionError(f"no scheduler started at {address}")
+    return process
+
+
+class RunnerConformance:
+    """Runner-level cases; opt out of what a provider cannot do with class attributes (as fsspec does)."""
+
+    # Its workers can dial a scheduler on this host (false for a cloud provider tested from outside).
+    workers_reach_local_scheduler = True
+
+    def test_terminating_twice_is_harmless(self, provider: Provider, scheduler_address: str) -> None:
+        async def body() -> None:
+            runner = AdapterRunner(provider, RunnerConfig("conformance", scheduler_address, (GROUP,)))
+            runner.apply(m.ScaleCommand("t1", {GROUP.name: 1}))
+            await runner.settle()
+            (unit,) = runner.table.active()
+            await eventually_listed(provider, {unit.unit_id}, present=True)
+            runner.apply(m.ScaleCommand("t2", terminate=[unit.unit_id]))
+            runner.apply(m.ScaleCommand("t3", terminate=[unit.unit_id]))
+            await runner.settle()
+            await provider.terminate([unit.unit_id])
+            await eventually_listed(provider, {unit.unit_id}, present=False)
+            assert runner.table.units[unit.unit_id].state is UnitState.TERMINATED
+            moves = [h.state for h in runner.table.units[unit.unit_id].history]
+            assert moves.count(UnitState.TERMINATING) == 1, moves
+
+        run(body())
+
+    def test_a_launch_slower_than_the_peer_timeout_loses_nothing(
+        self, provider: Provider, scheduler_address: str
+    ) -> None:
+        if not self.workers_reach_local_scheduler:
+            pytest.skip("this provider's workers cannot reach a scheduler on this host")
+        from scaler import Client
+
+        scheduler = start_scheduler(scheduler_address, peer_timeout=1.5)
+        group = WorkerGroup("slow", "cpu=1", workers_per_unit=1, min_units=1, max_units=1)
+        config = RunnerConfig("conformance", scheduler_address, (group,), reconcile_interval=0.3, peer_timeout=1.5)
+        runner = AdapterRunner(SlowLaunch(provider, 4.5), config)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_until_complete, args=(runner.run(),), daemon=True)
+        thread.start()
+        try:
+            with Client(scheduler_address) as client:
+                deadline = time.monotonic() + 60
+                while int(client.scheduler_status().status["workers"]) < 1:
+                    assert time.monotonic() < deadline, "the slow launch never gave a worker"
+                    assert thread.is_alive() and runner.exit_code == 0, "the runner stopped"
+                    time.sleep(0.2)
+                assert client.submit(sum, [1, 2]).result(30) == 3
+                rows = client.scheduler_status().adapters
+                assert [int(r.get("running", 0)) + int(r.get("booting", 0)) for r in rows] == [1], rows
+            assert len(runner.table.active()) == 1 and runner.session is not None and not runner.session.rejoins
+        finally:
+            loop.call_soon_threadsafe(runner.stop)
+            thread.join(60)
+            scheduler.terminate()
+            scheduler.wait(10)
+        assert not thread.is_alive() and runner.exit_code == 0

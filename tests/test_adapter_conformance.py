@@ -9,7 +9,7 @@ import pytest
 from scaler.adapters.fake.provider import FakeProvider
 from scaler.adapters.local.provider import LocalProvider
 from scaler.adapters.provider import Provider
-from scaler.adapters.testing import ProviderConformance
+from scaler.adapters.testing import ProviderConformance, RunnerConformance
 
 from scaler.utility.net import free_port
 
@@ -23,7 +23,7 @@ def local(address: str, tmp_path: Path, **kw: object) -> LocalProvider:
     return LocalProvider(address, f"conf-{tmp_path.name}", tmp_path / "state", ("--death-timeout", "20"), **kw)  # type: ignore[arg-type]
 
 
-class TestLocalProvider(ProviderConformance):
+class TestLocalProvider(ProviderConformance, RunnerConformance):
     @pytest.fixture
     def provider(self, scheduler_address: str, tmp_path: Path) -> Iterator[Provider]:
         made = local(scheduler_address, tmp_path)
@@ -35,7 +35,7 @@ class TestLocalProvider(ProviderConformance):
         return local(scheduler_address, tmp_path, python="/nonexistent/python")
 
 
-class TestFakeProvider(ProviderConformance):
+class TestFakeProvider(ProviderConformance, RunnerConformance):
     @pytest.fixture
     def provider(self, scheduler_address: str, tmp_path: Path) -> Iterator[Provider]:
         inner = local(scheduler_address, tmp_path)

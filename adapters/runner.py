@@ -273,7 +273,9 @@ class AdapterRunner:
         except ProviderError as exc:
             log.warning("adapter %s: %s; will retry at the next reconcile", self.config.name, exc)
             for unit_id in self._still_terminating(unit_ids):
-                self.table.move(unit_id, U.TERMINATION_FAILED, f"{cause}; the terminate call failed: {exc}")
+                self.table.move(
+                    unit_id, U.TERMINATION_FAILED, f"{cause}; terminate failed: {type(exc).__name__}: {exc}"
+                )
         else:
             for unit_id in self._still_terminating(unit_ids):
                 self.table.move(unit_id, self.ending.get(unit_id, U.TERMINATED), cause)

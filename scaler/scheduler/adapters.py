@@ -1,6 +1,8 @@
 """The scheduler's side of worker adapters: their reported groups and units, and applying decisions.
 
-Each adapter reports ``AdapterState`` after every reconcile; the scheduler answers each report
+Each adapter reports ``AdapterState`` after every reconcile; units being launched (the provider
+call has not answered) and units requested or booting count as pending supply, draining and
+terminating ones not at all. The scheduler answers each report
 with at most one ``ScaleCommand``, so an adapter never has two commands in flight and its next
 report already counts the units it launched (pending units are supply). A command with nothing
 new is not sent (at most one every ``KEEPALIVE`` seconds, so the adapter knows the scheduler is

@@ -78,7 +78,11 @@ def build_runners(config: Config, provider: str | None, scheduler: str | None) -
             orphans=section.orphans,
             backoff_base=section.backoff_base,
             backoff_max=section.backoff_max,
+            death_timeout=section.death_timeout,
             curve_keys=keys,
+            call_timeout=section.call_timeout,
+            max_threads=section.max_threads,
+            peer_timeout=config.scheduler.peer_timeout,
         )
         runners.append(AdapterRunner(made, runner_config))
     return runners

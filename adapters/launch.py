@@ -6,7 +6,9 @@ credentials. The local provider and ``LocalCluster`` render it as processes
 (``scaler.adapters.local.render``); SSH renders it as a remote command, EC2 as user data. Keys and
 secrets are never part of the argv: ``Credentials`` says which ones the worker needs and offers two
 deliveries, an environment for a process on this host, or files (0600) for the provider's channel to
-place on another host plus the environment that points at them.
+place on another host plus the environment that points at them. A loopback scheduler's secret that
+this process only read from the user's published file is not handed over at all: a worker on this
+host reads the same file, and so follows a restarted scheduler's new secret.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from scaler.adapters.identity import Identity, tag_arguments
 from scaler.adapters.provider import WorkerGroup
 
-from scaler.utility.security import SECRET_ENV, find_secret, secret_env
+from scaler.utility.security import SECRET_ENV, find_secret, handed_secret, secret_env
 
 CURVE_KEYS_ENV = "SCALER_CURVE_KEYS"
 CURVE_CLIENT_FILES = ("client.key_secret", "server.key")  # what a worker needs from a keys directory
@@ -36,12 +38,15 @@ class Credentials:
     secret: bytes | None = field(default=None, repr=False)
     secret_address: str = ""  # the scheduler the secret is for
     curve_keys: Path | None = None
+    # The scheduler's secret is in this user's published file: a worker on this host reads it there
+    # itself, and so also finds the new one a restarted scheduler publishes; nothing is handed over.
+    published: bool = False
 
     @property
     def kind(self) -> CredentialKind:
         if self.curve_keys is not None:
             return CredentialKind.CURVE_KEYS
-        return CredentialKind.CLUSTER_SECRET if self.secret else CredentialKind.NONE
+        return CredentialKind.CLUSTER_SECRET if self.secret or self.published else CredentialKind.NONE
 
     def local_environment(self) -> dict[str, str]:
         """Delivery to a process on this host: its environment (never its command line)."""
@@ -99,8 +104,10 @@ class LaunchBuilder:
     def credentials(self) -> Credentials:
         if self.curve_keys is not None:
             return Credentials(curve_keys=self.curve_keys)
-        secret = find_secret(self.scheduler)
-        return Credentials(secret, self.scheduler) if secret else Credentials()
+        handed = handed_secret(self.scheduler)
+        if handed:
+            return Credentials(handed, self.scheduler)
+        return Credentials(published=True) if find_secret(self.scheduler) else Credentials()
 
     def build(
         self, group: WorkerGroup, unit_id: str, request_id: str, worker_args: tuple[str, ...] = ()

@@ -4,6 +4,11 @@ A provider allocates *units* (a process group, a host lease, an instance, an all
 running ``workers_per_unit`` workers of a group's shape. ``list_units`` is the ground truth,
 read back from the provider (process table, tags, leases), never from the runner's memory.
 Launching with a ``request_id`` already seen must not launch again.
+
+A provider is either async (the ``Provider`` protocol) or, for blocking SDKs (boto3, paramiko,
+ibm-cloud-sdk-core), a ``SyncProvider`` with plain methods, which the runner calls in a bounded
+thread pool. Either may declare ``errors``, its backend's exceptions mapped to ours
+(``scaler.adapters.errors``).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from scaler.adapters.errors import ErrorTable
 
 from scaler.protocol.messages import GroupSpec
 
@@ -24,6 +31,8 @@ class UnitState(enum.Enum):
     BOOTING = "booting"
     RUNNING = "running"
     DRAINING = "draining"
+    TERMINATING = "terminating"
+    TERMINATION_FAILED = "termination_failed"
     TERMINATED = "terminated"
     FAILED = "failed"
 
@@ -45,3 +54,23 @@ class Provider(Protocol):
     async def terminate(self, unit_ids: list[str]) -> None: ...
 
     async def list_units(self) -> list[Unit]: ...
+
+
+class SyncProvider:
+    """A provider over a blocking SDK: the runner runs each call in its thread pool, with its timeout.
+
+    A call past ``call_timeout`` cannot be killed: its thread is abandoned (it finishes in the
+    background, and what it did is found through ``list_units``), and the pool's bound
+    (``max_threads``) limits how many such threads there can be.
+    """
+
+    errors: ErrorTable = ()
+
+    def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
+        raise NotImplementedError
+
+    def terminate(self, unit_ids: list[str]) -> None:
+        raise NotImplementedError
+
+    def list_units(self) -> list[Unit]:
+        raise NotImplementedError

@@ -2,17 +2,23 @@
 
 It registers with the scheduler, reconciles periodically against the provider's ground truth
 (``list_units``), reports its groups and units, and carries out the scheduler's ``ScaleCommand``:
-launches (idempotent per request id, errors classified, exponential backoff per group reported as
-``failing`` so the policy spills to the next group) and terminations (of units the scheduler has
-drained). Units booting past ``boot_timeout`` are terminated and so replaced. Units the provider
+launches (idempotent per request id, errors classified per the provider's table, each group's
+health in ``scaler.adapters.health``) and terminations (of units the scheduler has drained).
+Units booting past ``boot_timeout`` are terminated (failed) and so replaced. Units the provider
 lists that this runner did not start are orphans: terminated, or adopted, by policy, at start and
-on every reconcile. On stop it terminates everything it started. Provider calls run in the
-event loop; providers push blocking work to threads.
+on every reconcile; units carrying the request id of a launch whose call has not answered are
+this runner's own, tracked, not reaped.
 
-Sends to the scheduler never wait: a handshake the scheduler refused (wrong or missing secret or
-CURVE keys) ends libzmq's connection for good, which the socket monitor reports; the runner logs
-what to check and stops with ``exit_code`` 1, as it does when the scheduler refuses it or never
-answers within ``death_timeout``.
+Liveness. Provider calls run as supervised tasks (``scaler.adapters.calls``), each with
+``call_timeout``, never inside the message handler: the loop heartbeats and reports on its own
+schedule while they run, and a launch in flight is reported (``launching``) so the scheduler
+counts it as supply. When the scheduler restarts or drops this adapter, the runner says Hello again
+and re-reports its units (``scaler.adapters.session``); it terminates its units only after
+``death_timeout`` without a word from any scheduler, saying so, so a cloud never keeps paying for
+a dead cluster. A handshake refused before the first Welcome (wrong secret or keys), a refused
+Hello, or no scheduler ever answering within ``death_timeout`` stops it with ``exit_code`` 1. On
+stop (SIGTERM, the scheduler's ``Shutdown``), it waits for the calls in flight, then terminates
+everything it started.
 """
 
 from __future__ import annotations
@@ -26,18 +32,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import zmq
-import zmq.asyncio
-from scaler.adapters.errors import ProviderError, classify
-from scaler.adapters.provider import Provider, UnitState, WorkerGroup
-from scaler.adapters.units import ACTIVE, UnitTable
+from scaler.adapters.calls import ProviderCalls, Supervisor
+from scaler.adapters.errors import PartialLaunchError, ProviderError
+from scaler.adapters.health import GroupHealth
+from scaler.adapters.provider import Provider, SyncProvider, Unit, UnitState, WorkerGroup
+from scaler.adapters.session import SchedulerSession
+from scaler.adapters.units import ACTIVE, SUPPLY, UnitTable
 
 from scaler.protocol import messages as m
-from scaler.protocol.wire import ProtocolError, encode, split_batch
-from scaler.utility.security import CurveKeys, auth_hint
-from scaler.utility.sockets import HANDSHAKE_REFUSED, dial, event_name, monitor_event
+from scaler.utility.security import no_answer
 
 log = logging.getLogger(__name__)
+U = UnitState
+KEEP_REQUESTS = 1000
 
 
 @dataclass(frozen=True)
@@ -53,93 +60,95 @@ class RunnerConfig:
     death_timeout: float = 30.0
     reterminate_after: float = 10.0  # a unit ended this long ago but still listed live is ended again
     curve_keys: Path | None = None
+    call_timeout: float = 60.0  # each provider call (launch, terminate, list_units)
+    max_threads: int = 4  # a SyncProvider's calls at once
+    peer_timeout: float = 10.0  # this long without a word from the scheduler: say Hello again
 
 
 class AdapterRunner:
-    def __init__(self, provider: Provider, config: RunnerConfig) -> None:
+    def __init__(self, provider: Provider | SyncProvider, config: RunnerConfig) -> None:
         self.provider = provider
         self.config = config
         self.groups = {g.name: g for g in config.groups}
         self.table = UnitTable()
-        self.requests: set[str] = set()
-        self.failures: dict[str, int] = {}
-        self.backoff_until: dict[str, float] = {}
-        self.failing: dict[str, str] = {}
+        self.calls = ProviderCalls(provider, config.name, config.call_timeout, config.max_threads)
+        self.tasks = Supervisor(config.name)
+        self.health = GroupHealth(config.name, config.backoff_base, config.backoff_max)
+        self.requests: dict[str, str] = {}  # request id -> group, launched or in flight
+        self.launching: dict[str, tuple[str, int]] = {}  # request id -> (group, count), call not yet answered
+        self.ending: dict[str, UnitState] = {}  # unit -> where its terminate call leads (terminated or failed)
+        self.reconciling: asyncio.Task[Any] | None = None
         self.connected: set[str] = set()
         self.acked = ""
         self.stopping = asyncio.Event()
-        self.welcomed = False
+        self.session: SchedulerSession | None = None
         self.exit_code = 0
 
     # -- lifetime ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        context = zmq.asyncio.Context()
-        keys = CurveKeys(self.config.curve_keys) if self.config.curve_keys else None
-        sock: Any = dial(context, "d", self.config.scheduler, keys)
-        monitor: Any = sock.get_monitor_socket(HANDSHAKE_REFUSED)
-        sock.connect(self.config.scheduler)
-        self.sock = sock
-        poller = zmq.asyncio.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(monitor, zmq.POLLIN)
+        config = self.config
+        session = self.session = SchedulerSession(config.name, config.scheduler, config.curve_keys, self._hello)
+        why_end = "the adapter is stopping"
         try:
+            await session.dial()
             await self.reconcile(starting=True)
-            hello = m.Hello("adapter", m.PROTOCOL_VERSION, self.config.name, pid=os.getpid(), host=socket.gethostname())
-            await self._send([hello, self._state()])
-            last_heard = time.monotonic()
-            next_reconcile = time.monotonic() + self.config.reconcile_interval
+            session.send([self._state()])
+            next_beat = next_reconcile = time.monotonic()
             while not self.stopping.is_set():
-                timeout = max(0.0, next_reconcile - time.monotonic())
-                ready = dict(await poller.poll(int(timeout * 1000) + 1))
-                if monitor in ready:
-                    event = monitor_event(await monitor.recv_multipart())
-                    self._fail(self._refused_handshake(event_name(event["event"])))
+                wait = max(0.0, min(next_beat, next_reconcile) - time.monotonic())
+                for msg in await session.receive(wait):
+                    self._handle(msg)
+                if session.failure is not None:
+                    self._fail(session.failure)
                     break
-                if sock in ready:
-                    last_heard = time.monotonic()
-                    await self._receive(await sock.recv_multipart(copy=False))
-                if time.monotonic() >= next_reconcile:
-                    next_reconcile = time.monotonic() + self.config.reconcile_interval
-                    await self.reconcile()
-                    await self._send([self._state()])
-                    if time.monotonic() - last_heard > self.config.death_timeout:
-                        if not self.welcomed:
-                            hint = auth_hint(self.config.scheduler, self.config.curve_keys is not None)
-                            self._fail(
-                                f"no answer from scheduler {self.config.scheduler} within "
-                                f"{self.config.death_timeout:g}s (is it running and reachable? {hint})"
-                            )
-                        else:
-                            log.error(
-                                "adapter %s: no word from the scheduler for %.0fs; stopping",
-                                self.config.name,
-                                self.config.death_timeout,
-                            )
-                        break
+                now = time.monotonic()
+                quiet = session.silent(now)
+                if quiet > config.peer_timeout and now - session.last_dial > config.peer_timeout:
+                    session.dropped = session.dropped or f"no word from it for {quiet:.0f}s"
+                if session.ever_welcomed and await session.rejoin():
+                    session.send([self._state()])
+                if quiet > config.death_timeout:
+                    why_end = self._gone(quiet)
+                    break
+                if now >= next_beat:
+                    next_beat = now + session.heartbeat_interval
+                    session.send([m.Heartbeat()])
+                if now >= next_reconcile:
+                    next_reconcile = now + config.reconcile_interval
+                    if self.reconciling is None or self.reconciling.done():
+                        self.reconciling = self.tasks.spawn(self.reconcile(), "reconcile")
+                    else:
+                        self._report()
         finally:
-            await self.terminate_all("the adapter is stopping")
             try:
-                await self._send([m.Goodbye("adapter stopping")])
+                await self.terminate_all(why_end)
+                session.send([m.Goodbye("adapter stopping")])
             finally:
-                sock.disable_monitor()
-                monitor.close(0)
-                sock.close(500)
-                context.term()
+                self.tasks.cancel()
+                self.calls.close()
+                session.close()
 
     def stop(self) -> None:
         self.stopping.set()
 
-    async def _send(self, msgs: list[Any]) -> None:
-        try:
-            await self.sock.send_multipart([encode(msgs)], flags=zmq.NOBLOCK)
-        except zmq.Again:  # no connection will take it: libzmq gave up on a refused handshake
-            self._fail(self._refused_handshake("the connection is closed"))
+    def _hello(self) -> m.Hello:
+        return m.Hello("adapter", m.PROTOCOL_VERSION, self.config.name, pid=os.getpid(), host=socket.gethostname())
 
-    def _refused_handshake(self, what: str) -> str:
-        address = self.config.scheduler
-        hint = auth_hint(address, self.config.curve_keys is not None)
-        return f"the handshake with scheduler {address} failed ({what}): {hint}"
+    def _gone(self, quiet: float) -> str:
+        address, timeout = self.config.scheduler, self.config.death_timeout
+        if self.session is None or not self.session.ever_welcomed:
+            self._fail(no_answer(address, timeout, self.config.curve_keys is not None))
+            return "no scheduler ever answered"
+        live = len(self.table.active())
+        why = f"no scheduler at {address} for {quiet:.0f}s (death_timeout={timeout:g}s)"
+        log.error(
+            "adapter %s: %s; terminating its %d unit(s) so none runs (and costs) for a dead cluster, and stopping",
+            self.config.name,
+            why,
+            live,
+        )
+        return why
 
     def _fail(self, text: str) -> None:
         """Stop with a non-zero exit code (a supervisor should see that this adapter failed), saying why."""
@@ -148,166 +157,211 @@ class AdapterRunner:
             self.exit_code = 1
         self.stopping.set()
 
-    async def _receive(self, frames: list[Any]) -> None:
-        try:
-            batch = split_batch(frames)
-        except ProtocolError as exc:
-            log.warning("adapter %s dropped a malformed message from the scheduler: %s", self.config.name, exc)
-            return
-        for msg, _ in batch:
-            if isinstance(msg, m.ScaleCommand):
-                await self.apply(msg)
-                await self._send([self._state()])
-            elif isinstance(msg, m.Welcome):
-                self.welcomed = True
-            elif isinstance(msg, m.Refused):
-                self._fail(f"scheduler {self.config.scheduler} refused this adapter: {msg.reason}")
-            elif isinstance(msg, m.Shutdown):
-                log.info("adapter %s: scheduler says %s", self.config.name, msg.reason)
-                self.stopping.set()
+    def _handle(self, msg: Any) -> None:
+        if isinstance(msg, m.ScaleCommand):
+            self.apply(msg)
+        elif isinstance(msg, m.Shutdown):
+            log.info("adapter %s: scheduler says %s", self.config.name, msg.reason)
+            self.stopping.set()
+
+    def _report(self) -> None:
+        if self.session is not None:
+            self.session.send([self._state()])
 
     def _state(self) -> m.AdapterState:
-        now = time.monotonic()
-        failing = {g: why for g, why in self.failing.items() if self.backoff_until.get(g, 0.0) > now}
-        units = [m.UnitReport(u.unit_id, u.group, u.state.value, u.created, u.cause) for u in self.table.active()]
-        return m.AdapterState(self.config.name, list(self.config.groups), units, failing, self.acked)
+        units = [
+            m.UnitReport(
+                u.unit_id,
+                u.group,
+                u.state.value,
+                u.created,
+                u.cause,
+                [m.UnitMove(h.state.value, h.cause, h.at) for h in u.history],
+            )
+            for u in self.table.active()
+        ]
+        launching: dict[str, int] = {}
+        for group, count in self.launching.values():
+            launching[group] = launching.get(group, 0) + count
+        failing = self.health.failing(time.monotonic())
+        return m.AdapterState(self.config.name, list(self.config.groups), units, failing, self.acked, launching)
+
+    async def settle(self) -> None:
+        """Wait until no provider call is in flight (tests, and the stop sequence)."""
+        await self.tasks.settle()
 
     # -- commands ---------------------------------------------------------------------------
 
-    async def apply(self, command: m.ScaleCommand) -> None:
+    def apply(self, command: m.ScaleCommand) -> None:
         self.connected = set(command.connected)
         for unit in self.table.active():
-            if unit.unit_id in self.connected and unit.state in (UnitState.REQUESTED, UnitState.BOOTING):
-                self.table.move(unit.unit_id, UnitState.RUNNING, "its workers joined the scheduler")
+            if unit.unit_id in self.connected and unit.state in (U.REQUESTED, U.BOOTING):
+                self.table.move(unit.unit_id, U.RUNNING, "its workers joined the scheduler")
         for group_name, count in command.launch.items():
             group = self.groups.get(group_name)
             if group is None:
                 log.warning("scheduler asked for unknown group %r", group_name)
                 continue
             why = self._reason(command, group_name)
-            await self.launch(group, count, f"{command.request_id}/{group_name}", why)
+            self.launch(group, count, f"{command.request_id}/{group_name}", why)
         for unit_id in command.drain:
-            if unit_id in self.table.units:
-                why = self._reason(command, self.table.units[unit_id].group)
-                self.table.move(unit_id, UnitState.DRAINING, f"the scheduler drains it: {why}")
-        if command.terminate:
-            mine = [u for u in command.terminate if u in self.table.units]
-            for unit_id in mine:
-                why = self._reason(command, self.table.units[unit_id].group)
-                self.table.move(unit_id, UnitState.DRAINING, f"the scheduler drains it: {why}")
-            await self._terminate(mine, "scale-down: drained")
+            self._drain(unit_id, command)
+        mine = [u for u in command.terminate if u in self.table.units]
+        for unit_id in mine:
+            self._drain(unit_id, command)
+        self.terminate(mine, "scale-down: drained")
         self.acked = command.request_id
+        self._report()
+
+    def _drain(self, unit_id: str, command: m.ScaleCommand) -> None:
+        if self.table.can_move(unit_id, U.DRAINING):
+            why = self._reason(command, self.table.units[unit_id].group)
+            self.table.move(unit_id, U.DRAINING, f"the scheduler drains it: {why}")
 
     def _reason(self, command: m.ScaleCommand, group: str) -> str:
         prefix = f"{self.config.name}/{group}: "
         found = [r[len(prefix) :] for r in command.reasons if r.startswith(prefix)]
         return "; ".join(found) or "scheduler request"
 
-    async def launch(self, group: WorkerGroup, count: int, request_id: str, cause: str) -> None:
-        if request_id in self.requests:
+    def launch(self, group: WorkerGroup, count: int, request_id: str, cause: str) -> None:
+        if request_id in self.requests or not self.health.can_launch(group.name, time.monotonic()):
             return
-        now = time.monotonic()
-        if self.backoff_until.get(group.name, 0.0) > now:
-            return
-        self.requests.add(request_id)
+        self.requests[request_id] = group.name
+        if len(self.requests) > KEEP_REQUESTS:
+            for old in [r for r in self.requests if r not in self.launching][: len(self.requests) - KEEP_REQUESTS]:
+                del self.requests[old]
+        self.launching[request_id] = (group.name, count)
+        self.tasks.spawn(self._launch(group, count, request_id, cause), f"launch {request_id}")
+
+    async def _launch(self, group: WorkerGroup, count: int, request_id: str, cause: str) -> None:
+        def late(units: list[Unit]) -> None:
+            self._track(units, group.name, request_id, f"launched (the call answered late): {cause}")
+
         try:
-            with classify(f"launching {count} unit(s) of group {group.name}"):
-                units = await self.provider.launch(group, count, request_id)
+            units = await self.calls.launch(group, count, request_id, late)
+        except PartialLaunchError as exc:
+            self._track(exc.units, group.name, request_id, f"launched (partly): {cause}")
+            self.health.failed(group.name, exc, time.monotonic())
         except ProviderError as exc:
-            failures = self.failures.get(group.name, 0) + 1
-            self.failures[group.name] = failures
-            delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (failures - 1))
-            self.backoff_until[group.name] = now + delay
-            self.failing[group.name] = f"{type(exc).__name__}: {exc}"
-            log.warning(
-                "adapter %s: %s (%s); group %s backs off %.1fs",
-                self.config.name,
-                exc,
-                type(exc).__name__,
-                group.name,
-                delay,
-            )
-            return
-        self.failures.pop(group.name, None)
-        self.failing.pop(group.name, None)
+            self.health.failed(group.name, exc, time.monotonic())
+        else:
+            self.health.succeeded(group.name)
+            self._track(units, group.name, request_id, f"launched: {cause}")
+        finally:
+            self.launching.pop(request_id, None)
+            self._report()
+
+    def _track(self, units: list[Unit], group: str, request_id: str, cause: str) -> None:
         for unit in units:
             if unit.unit_id not in self.table.units:
-                self.table.add(unit.unit_id, group.name, UnitState.BOOTING, request_id, f"launched: {cause}")
+                self.table.add(unit.unit_id, group, U.BOOTING, request_id, cause)
 
-    async def _provider_terminate(self, unit_ids: list[str]) -> bool:
-        """The provider's ``terminate``, its errors classified and logged; True if it succeeded."""
-        try:
-            with classify(f"terminating {len(unit_ids)} unit(s)"):
-                await self.provider.terminate(unit_ids)
-        except ProviderError as exc:
-            log.warning("adapter %s: %s; will retry at the next reconcile", self.config.name, exc)
-            return False
-        return True
+    def terminate(self, unit_ids: list[str], cause: str, final: UnitState = U.TERMINATED) -> None:
+        """Move ``unit_ids`` to terminating and end them with one provider call; ``final`` once it returns."""
+        chosen = [u for u in unit_ids if self.table.can_move(u, U.TERMINATING)]
+        if not chosen:
+            return
+        for unit_id in chosen:
+            self.table.move(unit_id, U.TERMINATING, cause)
+            self.ending[unit_id] = final
+        self.tasks.spawn(self._terminate(chosen, cause), f"terminate {len(chosen)} unit(s)")
 
     async def _terminate(self, unit_ids: list[str], cause: str) -> None:
-        if not unit_ids or not await self._provider_terminate(unit_ids):
-            return
+        try:
+            await self.calls.terminate(unit_ids)
+        except ProviderError as exc:
+            log.warning("adapter %s: %s; will retry at the next reconcile", self.config.name, exc)
+            for unit_id in self._still_terminating(unit_ids):
+                self.table.move(
+                    unit_id, U.TERMINATION_FAILED, f"{cause}; terminate failed: {type(exc).__name__}: {exc}"
+                )
+        else:
+            for unit_id in self._still_terminating(unit_ids):
+                self.table.move(unit_id, self.ending.get(unit_id, U.TERMINATED), cause)
         for unit_id in unit_ids:
-            if unit_id in self.table.units:
-                self.table.move(unit_id, UnitState.TERMINATED, cause)
+            unit = self.table.units.get(unit_id)
+            if unit is None or unit.state is not U.TERMINATING:
+                self.ending.pop(unit_id, None)
+        self._report()
 
-    async def _terminate_again(self, unit_ids: list[str]) -> None:
-        """Units this runner ended that the provider still lists as live: end them again."""
-        name = self.config.name
-        log.warning("adapter %s: units %s were ended but are still listed; terminating again", name, unit_ids)
-        if await self._provider_terminate(unit_ids):
-            for unit_id in unit_ids:
-                self.table.units[unit_id].since = time.monotonic()
+    def _still_terminating(self, unit_ids: list[str]) -> list[str]:
+        return [u for u in unit_ids if u in self.table.units and self.table.units[u].state is U.TERMINATING]
 
     async def terminate_all(self, cause: str) -> None:
-        await self._terminate([u.unit_id for u in self.table.active()], cause)
+        """Wait for the calls in flight (launches may still add units), then end every unit, and wait."""
+        await self.tasks.settle()
+        self.terminate([u.unit_id for u in self.table.active()], cause)
+        await self.tasks.settle()
 
     # -- reconcile --------------------------------------------------------------------------
 
     async def reconcile(self, starting: bool = False) -> None:
+        began = time.monotonic()
         try:
-            with classify("listing units"):
-                listed = await self.provider.list_units()
+            listed = await self.calls.list_units()
         except ProviderError as exc:
             log.warning("adapter %s: %s", self.config.name, exc)
+            self._report()
             return
+        self._reconcile(listed, began, starting)
+        self._report()
+
+    def _reconcile(self, listed: list[Unit], began: float, starting: bool) -> None:
+        table = self.table
         present = {u.unit_id: u for u in listed if u.state in ACTIVE}
-        for tracked in self.table.active():
-            if tracked.unit_id not in present and tracked.state is not UnitState.REQUESTED:
-                self.table.move(tracked.unit_id, UnitState.TERMINATED, "the provider no longer lists it")
+        for tracked in table.active():
+            if tracked.unit_id not in present and tracked.added < began and tracked.state is not U.REQUESTED:
+                final = self.ending.pop(tracked.unit_id, U.TERMINATED)
+                table.move(tracked.unit_id, final, "the provider no longer lists it")
+        now = time.monotonic()
         ended = [
-            u.unit_id
-            for u in present.values()
-            if u.unit_id in self.table.units
-            and self.table.units[u.unit_id].state not in ACTIVE
-            and time.monotonic() - self.table.units[u.unit_id].since > self.config.reterminate_after
+            unit_id
+            for unit_id in present
+            if unit_id in table.units
+            and table.units[unit_id].state not in ACTIVE
+            and now - table.units[unit_id].since > self.config.reterminate_after
         ]
         if ended:
-            await self._terminate_again(ended)
-        orphans = [u for u in present.values() if u.unit_id not in self.table.units]
-        if orphans:
-            where = "at start" if starting else "while running"
-            if self.config.orphans == "adopt" and all(u.group in self.groups for u in orphans):
-                for orphan in orphans:
-                    self.table.add(
-                        orphan.unit_id, orphan.group, UnitState.RUNNING, orphan.request_id, f"adopted {where}"
-                    )
+            log.warning(
+                "adapter %s: units %s were ended but are still listed; terminating again", self.config.name, ended
+            )
+            self.tasks.spawn(self._terminate_again(ended), "terminate again")
+        retry = [u.unit_id for u in table.active() if u.state is U.TERMINATION_FAILED]
+        for unit_id in retry:
+            self.terminate([unit_id], f"retry: {table.units[unit_id].cause}", self.ending.get(unit_id, U.TERMINATED))
+        self._take_unknown([u for u in present.values() if u.unit_id not in table.units], starting)
+        late = [u.unit_id for u in table.active() if u.state is U.BOOTING and now - u.since > self.config.boot_timeout]
+        self.terminate(late, f"booting for more than {self.config.boot_timeout:g}s", U.FAILED)
+        table.forget_ended()
+
+    def _take_unknown(self, unknown: list[Unit], starting: bool) -> None:
+        """Units the books do not have: a launch's not yet answered (tracked), or orphans (reaped or adopted)."""
+        where = "at start" if starting else "while running"
+        orphans = []
+        for unit in unknown:
+            state = unit.state if unit.state in SUPPLY else U.BOOTING
+            if unit.request_id and unit.request_id in self.requests:
+                cause = f"listed with request {unit.request_id}, whose launch call has not answered"
+                self.table.add(unit.unit_id, unit.group, state, unit.request_id, cause)
             else:
-                for orphan in orphans:
-                    self.table.add(
-                        orphan.unit_id, orphan.group, UnitState.DRAINING, orphan.request_id, f"orphan {where}"
-                    )
-                await self._terminate([u.unit_id for u in orphans], f"orphan found {where}: not started by this runner")
-        now = time.monotonic()
-        late = [
-            u.unit_id
-            for u in self.table.active()
-            if u.state is UnitState.BOOTING and now - u.since > self.config.boot_timeout
-        ]
-        if late:
-            await self._terminate(late, f"booting for more than {self.config.boot_timeout:g}s")
-            for unit_id in late:
-                gone = self.table.units.get(unit_id)
-                if gone is not None and gone.state is UnitState.TERMINATED:
-                    gone.state = UnitState.FAILED
-        self.table.forget_ended()
+                orphans.append(unit)
+        if not orphans:
+            return
+        if self.config.orphans == "adopt" and all(u.group in self.groups for u in orphans):
+            for orphan in orphans:
+                self.table.add(orphan.unit_id, orphan.group, U.RUNNING, orphan.request_id, f"adopted {where}")
+            return
+        for orphan in orphans:
+            state = orphan.state if orphan.state in SUPPLY else U.BOOTING
+            self.table.add(orphan.unit_id, orphan.group, state, orphan.request_id, f"orphan found {where}")
+        self.terminate([u.unit_id for u in orphans], f"orphan found {where}: not started by this runner")
+
+    async def _terminate_again(self, unit_ids: list[str]) -> None:
+        try:
+            await self.calls.terminate(unit_ids)
+        except ProviderError as exc:
+            log.warning("adapter %s: %s; will retry at the next reconcile", self.config.name, exc)
+            return
+        for unit_id in unit_ids:
+            if unit_id in self.table.units:
+                self.table.units[unit_id].since = time.monotonic()

@@ -1,28 +1,34 @@
 """One conformance suite every provider runs (as fsspec does for filesystems).
 
-Subclass ``ProviderConformance`` in a test module and give it three fixtures: ``provider`` (a
-working provider whose workers dial ``scheduler_address``), ``broken_provider`` (one whose
-launch fails at the backend) and ``provider_factory`` (a fresh provider of the same kind, adapter
-name and state for a given cluster id, as a restarted adapter or another cluster would build it).
-The suite checks launch/list/terminate against the provider's own ground truth, idempotent request
-ids, error classification, orphan reaping by a fresh runner, termination of drained units through
-the runner, that workers really dial back and run a task, that two clusters never see each other's
-units, and that a runner that died without stopping is followed by one that adopts or reaps.
-A provider that cannot do one of these says so with a class attribute (``dials_back = False``...).
+Subclass ``ProviderConformance`` and ``RunnerConformance`` in a test module and give them three
+fixtures: ``provider`` (a working provider whose workers dial ``scheduler_address``),
+``broken_provider`` (one whose launch fails at the backend) and ``provider_factory`` (a fresh provider
+of the same kind, adapter name and state for a given cluster id, as a restarted adapter or another
+cluster would build it). ``ProviderConformance`` checks launch/list/terminate against the provider's
+own ground truth, idempotent request ids, error classification, orphan reaping by a fresh runner,
+termination of drained units through the runner, that workers really dial back and run a task, that
+two clusters never see each other's units, and that a runner that died without stopping is followed
+by one that adopts or reaps. ``RunnerConformance`` adds the runner's liveness and unit states over the
+provider: terminating twice is harmless, a launch slower than the peer timeout loses nothing. A
+provider that cannot do one of these says so with a class attribute (``dials_back = False``...), as
+fsspec's abstract tests do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from scaler.adapters.errors import ProviderError, classify
+from scaler.adapters.calls import ProviderCalls
+from scaler.adapters.errors import ProviderError
 from scaler.adapters.provider import Provider, Unit, UnitState, WorkerGroup
 from scaler.adapters.runner import AdapterRunner, RunnerConfig
 
@@ -49,14 +55,16 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-def start_scheduler(address: str, timeout: float = 60.0) -> subprocess.Popen[bytes]:
+def start_scheduler(address: str, peer_timeout: float = 10.0) -> subprocess.Popen[bytes]:
     """A real scheduler bound to ``address``, returned once it listens (and has published its secret)."""
-    argv = [sys.executable, "-m", "scaler.scheduler.main", address, "--peer-timeout", "10"]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    argv = [sys.executable, "-m", "scaler.scheduler.main", address, "--peer-timeout", str(peer_timeout)]
+    argv += ["--heartbeat-interval", str(min(1.0, peer_timeout / 3))]
+    env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     line = process.stdout.readline().decode() if process.stdout is not None else ""
     if not line.startswith("SCALER_ADDRESS"):
         process.kill()
-        raise AssertionError(f"the scheduler at {address} did not start (exit code {process.wait(timeout)})")
+        raise AssertionError(f"the scheduler at {address} did not start (exit code {process.wait(60)})")
     return process
 
 
@@ -140,7 +148,8 @@ class ProviderConformance:
 
         async def body() -> None:
             dead = AdapterRunner(provider_factory(cluster_id), RunnerConfig("conformance", scheduler_address, (GROUP,)))
-            await dead.apply(m.ScaleCommand("conf-k1", {GROUP.name: 2}))
+            dead.apply(m.ScaleCommand("conf-k1", {GROUP.name: 2}))
+            await dead.settle()
             ids = {u.unit_id for u in dead.table.active()}
             assert len(ids) == 2
             # It dies without a word (no terminate); its successor has a new provider object, as after a restart.
@@ -150,6 +159,7 @@ class ProviderConformance:
             config = RunnerConfig("conformance", scheduler_address, (GROUP,), orphans=policy)
             successor = AdapterRunner(provider, config)
             await successor.reconcile(starting=True)
+            await successor.settle()
             if policy == "adopt":
                 adopted = {u.unit_id: u for u in successor.table.active()}
                 assert set(adopted) == ids and {u.request_id for u in adopted.values()} == {f"conf-k1/{GROUP.name}"}
@@ -187,8 +197,9 @@ class ProviderConformance:
 
     def test_backend_errors_are_classified(self, broken_provider: Provider) -> None:
         async def body() -> None:
-            with pytest.raises(ProviderError) as info, classify("conformance launch"):
-                await broken_provider.launch(GROUP, 1, "conf-broken")
+            calls = ProviderCalls(broken_provider, "conformance", timeout=30.0, max_threads=2)
+            with pytest.raises(ProviderError) as info:
+                await calls.launch(GROUP, 1, "conf-broken", late=lambda units: None)
             assert info.value.__cause__ is not None or type(info.value) is not ProviderError
 
         run(body())
@@ -200,6 +211,7 @@ class ProviderConformance:
             await eventually_listed(provider, ids, present=True)
             runner = AdapterRunner(provider, RunnerConfig("conformance", scheduler_address, (GROUP,)))
             await runner.reconcile(starting=True)
+            await runner.settle()
             await eventually_listed(provider, ids, present=False)
             assert all(runner.table.units[i].state is UnitState.TERMINATED for i in ids)
 
@@ -211,15 +223,17 @@ class ProviderConformance:
         async def body() -> None:
             runner = AdapterRunner(provider, RunnerConfig("conformance", scheduler_address, (GROUP,)))
             command = m.ScaleCommand("r1", {GROUP.name: 1}, [], [], [f"conformance/{GROUP.name}: test"])
-            await runner.apply(command)
-            await runner.apply(command)
+            runner.apply(command)
+            runner.apply(command)
+            await runner.settle()
             units = [u for u in runner.table.active() if u.group == GROUP.name]
             assert len(units) == 1, "the same request id launches once"
             await eventually_listed(provider, {units[0].unit_id}, present=True)
-            await runner.apply(m.ScaleCommand("r2", drain=[units[0].unit_id]))
+            runner.apply(m.ScaleCommand("r2", drain=[units[0].unit_id]))
             assert runner.table.units[units[0].unit_id].state is UnitState.DRAINING
             await eventually_listed(provider, {units[0].unit_id}, present=True)
-            await runner.apply(m.ScaleCommand("r3", {}, [units[0].unit_id], [], []))
+            runner.apply(m.ScaleCommand("r3", {}, [units[0].unit_id], [], []))
+            await runner.settle()
             await eventually_listed(provider, {units[0].unit_id}, present=False)
             assert runner.table.units[units[0].unit_id].state is UnitState.TERMINATED
 
@@ -231,11 +245,90 @@ class ProviderConformance:
         async def body() -> None:
             config = RunnerConfig("conformance", scheduler_address, (GROUP,), reterminate_after=0.0)
             runner = AdapterRunner(provider, config)
-            await runner.apply(m.ScaleCommand("r1", {GROUP.name: 1}))
+            runner.apply(m.ScaleCommand("r1", {GROUP.name: 1}))
+            await runner.settle()
             (unit,) = runner.table.active()
             await eventually_listed(provider, {unit.unit_id}, present=True)
             runner.table.move(unit.unit_id, UnitState.TERMINATED, "books lost track of it (test)")
             await runner.reconcile()
+            await runner.settle()
             await eventually_listed(provider, {unit.unit_id}, present=False)
 
         run(body())
+
+
+# -- runner-level cases: the runner's liveness and unit states over this provider ---------------------
+
+
+class SlowLaunch:
+    """``provider`` whose ``launch`` takes ``seconds`` longer (a slow backend API)."""
+
+    def __init__(self, provider: Provider, seconds: float) -> None:
+        self.provider = provider
+        self.seconds = seconds
+
+    async def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
+        await asyncio.sleep(self.seconds)
+        return await self.provider.launch(group, count, request_id)
+
+    async def terminate(self, unit_ids: list[str]) -> None:
+        await self.provider.terminate(unit_ids)
+
+    async def list_units(self) -> list[Unit]:
+        return await self.provider.list_units()
+
+
+class RunnerConformance:
+    """Runner-level cases; opt out of what a provider cannot do with class attributes (as fsspec does)."""
+
+    dials_back = True  # as ProviderConformance's: its workers reach a scheduler on 127.0.0.1
+
+    def test_terminating_twice_is_harmless(self, provider: Provider, scheduler_address: str) -> None:
+        async def body() -> None:
+            runner = AdapterRunner(provider, RunnerConfig("conformance", scheduler_address, (GROUP,)))
+            runner.apply(m.ScaleCommand("t1", {GROUP.name: 1}))
+            await runner.settle()
+            (unit,) = runner.table.active()
+            await eventually_listed(provider, {unit.unit_id}, present=True)
+            runner.apply(m.ScaleCommand("t2", terminate=[unit.unit_id]))
+            runner.apply(m.ScaleCommand("t3", terminate=[unit.unit_id]))
+            await runner.settle()
+            await provider.terminate([unit.unit_id])
+            await eventually_listed(provider, {unit.unit_id}, present=False)
+            assert runner.table.units[unit.unit_id].state is UnitState.TERMINATED
+            moves = [h.state for h in runner.table.units[unit.unit_id].history]
+            assert moves.count(UnitState.TERMINATING) == 1, moves
+
+        run(body())
+
+    def test_a_launch_slower_than_the_peer_timeout_loses_nothing(
+        self, provider: Provider, scheduler_address: str
+    ) -> None:
+        if not self.dials_back:
+            pytest.skip("this provider's workers cannot reach a scheduler on this host")
+        from scaler import Client
+
+        scheduler = start_scheduler(scheduler_address, peer_timeout=1.5)
+        group = WorkerGroup("slow", "cpu=1", workers_per_unit=1, min_units=1, max_units=1)
+        config = RunnerConfig("conformance", scheduler_address, (group,), reconcile_interval=0.3, peer_timeout=1.5)
+        runner = AdapterRunner(SlowLaunch(provider, 4.5), config)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_until_complete, args=(runner.run(),), daemon=True)
+        thread.start()
+        try:
+            with Client(scheduler_address) as client:
+                deadline = time.monotonic() + 60
+                while int(client.scheduler_status().status["workers"]) < 1:
+                    assert time.monotonic() < deadline, "the slow launch never gave a worker"
+                    assert thread.is_alive() and runner.exit_code == 0, "the runner stopped"
+                    time.sleep(0.2)
+                assert client.submit(sum, [1, 2]).result(30) == 3
+                rows = client.scheduler_status().adapters
+                assert [int(r.get("running", 0)) + int(r.get("booting", 0)) for r in rows] == [1], rows
+            assert len(runner.table.active()) == 1 and runner.session is not None and not runner.session.rejoins
+        finally:
+            loop.call_soon_threadsafe(runner.stop)
+            thread.join(60)
+            scheduler.terminate()
+            scheduler.wait(10)
+        assert not thread.is_alive() and runner.exit_code == 0

@@ -12,7 +12,7 @@ from scaler.adapters.launch import LaunchBuilder
 from scaler.adapters.local.provider import LocalProvider
 from scaler.adapters.provider import Provider
 from scaler.adapters.spec import ProviderContext
-from scaler.adapters.testing import ProviderConformance
+from scaler.adapters.testing import ProviderConformance, RunnerConformance
 
 from scaler.utility.net import free_port
 
@@ -49,7 +49,7 @@ def local_factory(
     return make
 
 
-class TestLocalProvider(ProviderConformance):
+class TestLocalProvider(ProviderConformance, RunnerConformance):
     @pytest.fixture
     def provider_factory(self, local_factory: Callable[..., LocalProvider]) -> Callable[[str], Provider]:
         return local_factory
@@ -63,7 +63,7 @@ class TestLocalProvider(ProviderConformance):
         return local_factory(cluster_id, python="/nonexistent/python")
 
 
-class TestFakeProvider(ProviderConformance):
+class TestFakeProvider(ProviderConformance, RunnerConformance):
     @pytest.fixture
     def provider_factory(self, local_factory: Callable[..., LocalProvider]) -> Callable[[str], Provider]:
         return lambda cluster_id: FakeProvider(local_factory(cluster_id), boot_seconds=0.3)

@@ -18,6 +18,7 @@ import subprocess
 import time
 
 import psutil
+from scaler.adapters.errors import ConfigurationError, ErrorTable
 from scaler.adapters.identity import TAG_GROUP, TAG_REQUEST, TAG_UNIT, tags_from_arguments
 from scaler.adapters.local.render import start_worker
 from scaler.adapters.local.spec import LocalOptions
@@ -26,6 +27,9 @@ from scaler.adapters.spec import ProviderContext
 
 
 class LocalProvider:
+    # A missing interpreter or working directory will not appear by retrying: the group stops.
+    errors: ErrorTable = (((FileNotFoundError, NotADirectoryError), ConfigurationError),)
+
     def __init__(self, context: ProviderContext, worker_args: tuple[str, ...] = (), python: str = "") -> None:
         self.context = context
         self.identity = context.identity

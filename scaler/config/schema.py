@@ -60,6 +60,9 @@ class AdapterSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     orphans: Literal["terminate", "adopt"] = "terminate"
     backoff_base: Seconds = 1.0
     backoff_max: Seconds = 60.0
+    death_timeout: Seconds = 30.0
+    call_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 60.0
+    max_threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     state_dir: str = "~/.cache/scaler"
     worker_scheduler_address: str = ""  # what its workers dial, if not [scheduler].address (NAT, another name)
     options: dict[str, Any] = {}  # checked against the provider's options Struct when the file loads

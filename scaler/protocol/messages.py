@@ -183,6 +183,7 @@ class StatusReply(Msg):
     workers: list[dict[str, int | float | str]] = []
     adapters: list[dict[str, int | float | str]] = []
     decisions: list[str] = []
+    units: list[dict[str, int | float | str]] = []  # adapters' units: state, cause, since, last moves
 
 
 # -- scheduler -> worker --------------------------------------------------------------------
@@ -235,12 +236,21 @@ class GroupSpec(msgspec.Struct, array_like=True, frozen=True):
     cost: float = 1.0
 
 
+class UnitMove(msgspec.Struct, array_like=True, frozen=True):
+    """One move of a unit: the state it entered, why, and when (wall time)."""
+
+    state: str
+    cause: str
+    at: float
+
+
 class UnitReport(msgspec.Struct, array_like=True, frozen=True):
     unit_id: str
     group: str
-    state: str  # requested | booting | running | draining | terminated | failed
+    state: str  # requested | booting | running | draining | terminating | termination_failed | terminated | failed
     created: float = 0.0
     cause: str = ""
+    history: list[UnitMove] = []  # its last moves, oldest first
 
 
 class AdapterState(Msg):
@@ -251,6 +261,7 @@ class AdapterState(Msg):
     units: list[UnitReport]
     failing: dict[str, str] = {}  # group -> why it cannot launch now (backing off)
     acked: str = ""  # the last ScaleCommand request id handled
+    launching: dict[str, int] = {}  # group -> units whose launch call has not answered yet (pending supply)
 
 
 class ScaleCommand(Msg):

@@ -1,6 +1,8 @@
 """The scheduler's side of worker adapters: their reported groups and units, and applying decisions.
 
-Each adapter reports ``AdapterState`` after every reconcile; the scheduler answers each report
+Each adapter reports ``AdapterState`` after every reconcile; units being launched (the provider
+call has not answered) and units requested or booting count as pending supply, draining and
+terminating ones not at all. The scheduler answers each report
 with at most one ``ScaleCommand``, so an adapter never has two commands in flight and its next
 report already counts the units it launched (pending units are supply). A command with nothing
 new is not sent (at most one every ``KEEPALIVE`` seconds, so the adapter knows the scheduler is
@@ -30,8 +32,10 @@ from scaler.utility.capabilities import fit_count, parse_capabilities
 from scaler.utility.ids import IdMaker
 
 log = logging.getLogger(__name__)
-ACTIVE = ("requested", "booting", "running")
+ACTIVE = ("requested", "booting", "running")  # supply; draining and terminating units are not
+LIVE = (*ACTIVE, "draining", "terminating", "termination_failed")  # may still exist at the provider
 KEEPALIVE = 2.0
+HISTORY_SHOWN = 5
 
 
 @dataclass
@@ -69,7 +73,7 @@ class AdapterSessions:
             session = self.adapters[identity] = AdapterSession(identity, name)
         session.state = msg
         session.fresh = True
-        live = {u.unit_id for u in msg.units if u.state in (*ACTIVE, "draining")}
+        live = {u.unit_id for u in msg.units if u.state in LIVE}
         session.draining = {u: t for u, t in session.draining.items() if u in live}
         session.terminating &= live
 
@@ -117,8 +121,9 @@ class AdapterSessions:
                 continue
             for spec in state.groups:
                 active = [u for u in state.units if u.group == spec.name and u.state in ACTIVE]
-                pending = sum(1 for u in active if u.unit_id not in workers_by_unit)
-                count = sum(1 for u in active if u.unit_id not in session.draining)
+                launching = state.launching.get(spec.name, 0)
+                pending = sum(1 for u in active if u.unit_id not in workers_by_unit) + launching
+                count = sum(1 for u in active if u.unit_id not in session.draining) + launching
                 groups.append(
                     GroupView(
                         session.name,
@@ -229,9 +234,30 @@ class AdapterSessions:
                     "min": spec.min_units,
                     "max": spec.max_units,
                     "failing": state.failing.get(spec.name, ""),
+                    "launching": state.launching.get(spec.name, 0),
                 }
                 for unit in state.units:
                     if unit.group == spec.name:
                         row[unit.state] = int(row.get(unit.state, 0)) + 1
                 out.append(row)
+        return out
+
+    def units(self) -> list[dict[str, int | float | str]]:
+        """Every reported unit with its state, cause, when it got there and its last moves (for scaler_top)."""
+        out: list[dict[str, int | float | str]] = []
+        for session in self.adapters.values():
+            for unit in session.state.units if session.state else []:
+                since = unit.history[-1].at if unit.history else unit.created
+                moves = " > ".join(move.state for move in unit.history[-HISTORY_SHOWN:])
+                out.append(
+                    {
+                        "adapter": session.name,
+                        "group": unit.group,
+                        "unit": unit.unit_id,
+                        "state": unit.state,
+                        "cause": unit.cause,
+                        "since": since,
+                        "moves": moves,
+                    }
+                )
         return out

@@ -22,6 +22,7 @@ from scaler.utility.capabilities import CapabilityError, parse_capabilities
 
 UNIT_STATES = frozenset(state.value for state in UnitState)
 MAX_UNITS = 100_000
+MAX_HISTORY = 100
 MAX_RETRIES = 1_000
 MAX_ID = 256  # characters in any id or name a peer chooses
 
@@ -102,6 +103,12 @@ class Intake:
                 raise Rejected(f"unit {unit.unit_id!r} names group {unit.group!r}, which the adapter does not declare")
             if unit.state not in UNIT_STATES:
                 raise Rejected(f"unit {unit.unit_id!r} has unknown state {unit.state!r}")
+            if len(unit.history) > MAX_HISTORY:
+                raise Rejected(f"unit {unit.unit_id!r} reports {len(unit.history)} moves (at most {MAX_HISTORY})")
+        for name, count in msg.launching.items():
+            if name not in names:
+                raise Rejected(f"launching names group {name!r}, which the adapter does not declare")
+            _number(count, f"group {name!r} launching", 0, MAX_UNITS)
 
 
 _CHECKS: dict[type, Any] = {

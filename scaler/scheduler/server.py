@@ -271,6 +271,7 @@ class SchedulerServer:
             reply = engine.status()
             reply.status["rejected_messages"] = self.malformed
             reply.adapters = self.adapters.status()
+            reply.units = self.adapters.units()
             reply.decisions = list(self.adapters.history)[-50:]
             self.out.send(identity, reply)
         elif kind is m.Goodbye:

@@ -1,5 +1,6 @@
 """``scaler_top tcp://HOST:PORT``: queues per capability set, workers and load, adapters with their
-groups and units by state, and the last scaling decisions with their reasons, refreshed live.
+groups and units by state (each unit with its cause, age and last moves), and the last scaling
+decisions with their reasons, refreshed live.
 
 It connects as a *monitor* peer (no tasks, no objects) and asks for the scheduler's status once per
 refresh. ``--once`` prints one snapshot and exits. Needs ``rich`` (``pip install 'scaler[top]'``).
@@ -19,6 +20,8 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import encode, split_batch
 from scaler.utility.security import keys_from_env
 from scaler.utility.sockets import dial
+
+UNITS_SHOWN = 20
 
 
 class Monitor:
@@ -82,10 +85,11 @@ def render(reply: m.StatusReply, address: str) -> Any:
             str(w.get("unit", "")),
         )
     adapters = Table(title="adapters and groups", expand=True)
-    for column in ("adapter", "group", "capabilities", "min-max", "booting", "running", "failing"):
+    for column in ("adapter", "group", "capabilities", "min-max", "booting", "running", "ending", "failing"):
         adapters.add_column(column)
     for row in reply.adapters:
-        booting = int(row.get("requested", 0)) + int(row.get("booting", 0))
+        booting = int(row.get("launching", 0)) + int(row.get("requested", 0)) + int(row.get("booting", 0))
+        ending = sum(int(row.get(s, 0)) for s in ("draining", "terminating", "termination_failed"))
         adapters.add_row(
             str(row["adapter"]),
             str(row["group"]),
@@ -93,12 +97,22 @@ def render(reply: m.StatusReply, address: str) -> Any:
             f"{row['min']}-{row['max']}",
             str(booting),
             str(row.get("running", 0)),
+            str(ending),
             str(row.get("failing", "")),
+        )
+    units = Table(title="units", expand=True)
+    for column in ("adapter/unit", "state", "for", "cause", "last moves"):
+        units.add_column(column)
+    now = time.time()
+    for row in reply.units[-UNITS_SHOWN:]:
+        age = max(0.0, now - float(row.get("since", now)))
+        units.add_row(
+            f"{row['adapter']}/{row['unit']}", str(row["state"]), f"{age:.0f}s", str(row["cause"]), str(row["moves"])
         )
     decisions = Table(title="last scaling decisions", expand=True, show_header=False)
     for line in reply.decisions[-10:] or ["(no scaling decisions yet)"]:
         decisions.add_row(line)
-    return Group(summary, queues, workers, adapters, decisions)
+    return Group(summary, queues, workers, adapters, units, decisions)
 
 
 def main(argv: list[str] | None = None) -> None:

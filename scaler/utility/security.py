@@ -166,6 +166,16 @@ def remove_secret(address: str, secret: bytes) -> None:
         pass
 
 
+def handed_secret(address: str) -> bytes | None:
+    """The secret for ``address`` this process was handed ($SCALER_CLUSTER_SECRET meant for it) or made
+    (a cluster it started), not one read from the published file."""
+    key = _loopback_key(address)
+    if key is None:
+        return None
+    from_env = secret_from_env(address)
+    return from_env if from_env is not None else _known_secrets.get(key)
+
+
 def find_secret(address: str, wait: float = 0.0) -> bytes | None:
     """The secret for the loopback scheduler at ``address``: $SCALER_CLUSTER_SECRET meant for it, one this
     process knows, or the published file; never any for another address (the secret stays on loopback).
@@ -177,12 +187,9 @@ def find_secret(address: str, wait: float = 0.0) -> bytes | None:
     key = _loopback_key(address)
     if key is None:
         return None
-    from_env = secret_from_env(address)
-    if from_env is not None:
-        return from_env
-    known = _known_secrets.get(key)
-    if known is not None:
-        return known
+    handed = handed_secret(address)
+    if handed is not None:
+        return handed
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -230,6 +237,12 @@ def auth_hint(address: str, keyed: bool) -> str:
         f"check the cluster secret this peer used (from {source}): is it the one the scheduler was started with "
         "(a restarted scheduler may have a new one), or does the scheduler require CURVE keys?"
     )
+
+
+def secret_changed(address: str, dialed: bytes | None) -> bool:
+    """Whether a scheduler (re)started at ``address`` has published another secret than the one a peer
+    dialed with: its refused handshake then calls for a new connection, not an exit."""
+    return find_secret(address) not in (None, dialed)
 
 
 def no_answer(address: str, seconds: float, keyed: bool) -> str:

@@ -47,7 +47,7 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
-from scaler.utility.security import CurveKeys, find_secret, handshake_failed, no_answer
+from scaler.utility.security import CurveKeys, handshake_failed, no_answer, secret_changed
 from scaler.utility.sockets import (
     HANDSHAKE_REFUSED,
     dial,
@@ -104,7 +104,8 @@ class WorkerAgent:
     def _dial(self) -> None:
         """A DEALER to the scheduler (a new identity each time), its handshake watched by a monitor."""
         self.upstream = dial(self.context, "w", self.config.scheduler, self.keys)
-        self.secret = self.upstream.plain_password if self.upstream.mechanism == zmq.PLAIN else None  # as dialed
+        password = self.upstream.plain_password if self.upstream.mechanism == zmq.PLAIN else None  # as dialed
+        self.secret = password if isinstance(password, bytes) else None
         self.monitor = self.upstream.get_monitor_socket(HANDSHAKE_REFUSED)
         self.upstream.connect(self.config.scheduler)
         self.poller.register(self.upstream, zmq.POLLIN)
@@ -240,7 +241,7 @@ class WorkerAgent:
 
     def _handshake_refused(self, what: str) -> None:
         address = self.config.scheduler
-        if self.keys is None and find_secret(address) not in (None, self.secret):
+        if self.keys is None and secret_changed(address, self.secret):
             # A scheduler (re)started on this port has published a new secret since this worker dialed.
             self.dropped = f"it refused the handshake ({what}) with the old cluster secret; a new one is published"
             return

@@ -29,20 +29,45 @@ from typing import Any
 import pytest
 from scaler.adapters.calls import ProviderCalls
 from scaler.adapters.errors import ProviderError
-from scaler.adapters.provider import Provider, Unit, UnitState, WorkerGroup
+from scaler.adapters.provider import Provider, SyncProvider, Unit, UnitState, WorkerGroup
 from scaler.adapters.runner import AdapterRunner, RunnerConfig
 
 from scaler.client.client import Client
 from scaler.protocol import messages as m
 
-ProviderFactory = Callable[[str], Provider]
+ProviderFactory = Callable[[str], Provider | SyncProvider]
 GROUP = WorkerGroup("conformance", "cpu=1", workers_per_unit=1, min_units=0, max_units=4)
 
 
-async def eventually_listed(provider: Provider, unit_ids: set[str], present: bool, timeout: float = 20.0) -> list[Unit]:
+class _Threaded:
+    """A ``SyncProvider`` seen through the async contract (each call in a thread), for the suite's own
+    direct calls; the runner calls it through its own thread pool."""
+
+    def __init__(self, provider: SyncProvider) -> None:
+        self.provider = provider
+        self.errors = provider.errors
+
+    async def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
+        return await asyncio.to_thread(self.provider.launch, group, count, request_id)
+
+    async def terminate(self, unit_ids: list[str]) -> None:
+        await asyncio.to_thread(self.provider.terminate, unit_ids)
+
+    async def list_units(self) -> list[Unit]:
+        return await asyncio.to_thread(self.provider.list_units)
+
+
+def aio(provider: Provider | SyncProvider) -> Provider:
+    """``provider`` as the async contract, whichever base it implements."""
+    return _Threaded(provider) if isinstance(provider, SyncProvider) else provider
+
+
+async def eventually_listed(
+    provider: Provider | SyncProvider, unit_ids: set[str], present: bool, timeout: float = 20.0
+) -> list[Unit]:
     deadline = time.monotonic() + timeout
     while True:
-        listed = await provider.list_units()
+        listed = await aio(provider).list_units()
         ids = {u.unit_id for u in listed}
         if (unit_ids <= ids) if present else not (unit_ids & ids):
             return listed
@@ -106,13 +131,13 @@ class ProviderConformance:
                 return int(client.submit(pow, 2, 10).result(90))
 
         async def body() -> None:  # one event loop throughout: a provider may boot units in it
-            ids = {u.unit_id for u in await provider.launch(GROUP, 1, "conf-dial")}
+            ids = {u.unit_id for u in await aio(provider).launch(GROUP, 1, "conf-dial")}
             try:
                 assert await asyncio.to_thread(a_task) == 1024
                 listed = await eventually_listed(provider, ids, present=True)
                 assert {u.request_id for u in listed if u.unit_id in ids} == {"conf-dial"}
             finally:
-                await provider.terminate(sorted(ids))
+                await aio(provider).terminate(sorted(ids))
 
         run(body())
 
@@ -122,19 +147,19 @@ class ProviderConformance:
         async def body() -> None:
             mine = provider_factory(cluster_id)
             other = provider_factory(f"{cluster_id}x")  # the same adapter name, an id with mine as its prefix
-            ours = {u.unit_id for u in await mine.launch(GROUP, 1, "conf-iso")}
-            theirs = {u.unit_id for u in await other.launch(GROUP, 1, "conf-iso")}
+            ours = {u.unit_id for u in await aio(mine).launch(GROUP, 1, "conf-iso")}
+            theirs = {u.unit_id for u in await aio(other).launch(GROUP, 1, "conf-iso")}
             assert not ours & theirs
             await eventually_listed(mine, ours, present=True)
             await eventually_listed(other, theirs, present=True)
-            assert not theirs & {u.unit_id for u in await mine.list_units()}
-            assert not ours & {u.unit_id for u in await other.list_units()}
+            assert not theirs & {u.unit_id for u in await aio(mine).list_units()}
+            assert not ours & {u.unit_id for u in await aio(other).list_units()}
             runner = AdapterRunner(mine, RunnerConfig("conformance", scheduler_address, (GROUP,)))
             await runner.reconcile(starting=True)
             await eventually_listed(mine, ours, present=False)
-            assert theirs <= {u.unit_id for u in await other.list_units()}, "another cluster's unit was reaped"
+            assert theirs <= {u.unit_id for u in await aio(other).list_units()}, "another cluster's unit was reaped"
             assert not theirs & set(runner.table.units)
-            await other.terminate(sorted(theirs))
+            await aio(other).terminate(sorted(theirs))
             await eventually_listed(other, theirs, present=False)
 
         run(body())
@@ -165,7 +190,7 @@ class ProviderConformance:
                 assert set(adopted) == ids and {u.request_id for u in adopted.values()} == {f"conf-k1/{GROUP.name}"}
                 await successor.terminate_all("test over")
             await eventually_listed(provider, ids, present=False)
-            assert not [u for u in await provider.list_units() if u.group == GROUP.name], "nothing is orphaned"
+            assert not [u for u in await aio(provider).list_units() if u.group == GROUP.name], "nothing is orphaned"
 
         run(body())
 
@@ -173,25 +198,25 @@ class ProviderConformance:
 
     def test_launch_list_terminate(self, provider: Provider) -> None:
         async def body() -> None:
-            units = await provider.launch(GROUP, 2, "conf-launch")
+            units = await aio(provider).launch(GROUP, 2, "conf-launch")
             assert len(units) == 2 and all(u.group == GROUP.name for u in units)
             ids = {u.unit_id for u in units}
             listed = await eventually_listed(provider, ids, present=True)
             assert all(u.state in (UnitState.BOOTING, UnitState.RUNNING) for u in listed if u.unit_id in ids)
-            await provider.terminate(sorted(ids))
+            await aio(provider).terminate(sorted(ids))
             await eventually_listed(provider, ids, present=False)
 
         run(body())
 
     def test_repeated_request_id_never_launches_twice(self, provider: Provider) -> None:
         async def body() -> None:
-            first = await provider.launch(GROUP, 1, "conf-idempotent")
+            first = await aio(provider).launch(GROUP, 1, "conf-idempotent")
             await eventually_listed(provider, {u.unit_id for u in first}, present=True)
-            second = await provider.launch(GROUP, 1, "conf-idempotent")
+            second = await aio(provider).launch(GROUP, 1, "conf-idempotent")
             assert {u.unit_id for u in second} == {u.unit_id for u in first}
-            listed = [u for u in await provider.list_units() if u.group == GROUP.name]
+            listed = [u for u in await aio(provider).list_units() if u.group == GROUP.name]
             assert len(listed) == 1
-            await provider.terminate([u.unit_id for u in listed])
+            await aio(provider).terminate([u.unit_id for u in listed])
 
         run(body())
 
@@ -206,7 +231,7 @@ class ProviderConformance:
 
     def test_a_fresh_runner_reaps_orphans(self, provider: Provider, scheduler_address: str) -> None:
         async def body() -> None:
-            units = await provider.launch(GROUP, 1, "conf-orphan")
+            units = await aio(provider).launch(GROUP, 1, "conf-orphan")
             ids = {u.unit_id for u in units}
             await eventually_listed(provider, ids, present=True)
             runner = AdapterRunner(provider, RunnerConfig("conformance", scheduler_address, (GROUP,)))
@@ -263,8 +288,8 @@ class ProviderConformance:
 class SlowLaunch:
     """``provider`` whose ``launch`` takes ``seconds`` longer (a slow backend API)."""
 
-    def __init__(self, provider: Provider, seconds: float) -> None:
-        self.provider = provider
+    def __init__(self, provider: Provider | SyncProvider, seconds: float) -> None:
+        self.provider = aio(provider)
         self.seconds = seconds
 
     async def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
@@ -293,7 +318,7 @@ class RunnerConformance:
             runner.apply(m.ScaleCommand("t2", terminate=[unit.unit_id]))
             runner.apply(m.ScaleCommand("t3", terminate=[unit.unit_id]))
             await runner.settle()
-            await provider.terminate([unit.unit_id])
+            await aio(provider).terminate([unit.unit_id])
             await eventually_listed(provider, {unit.unit_id}, present=False)
             assert runner.table.units[unit.unit_id].state is UnitState.TERMINATED
             moves = [h.state for h in runner.table.units[unit.unit_id].history]

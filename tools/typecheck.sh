@@ -11,3 +11,4 @@ cp -rs "$root/adapters" "$tree/scaler/adapters"
 find "$tree" -name __pycache__ -prune -exec rm -rf {} +
 cd "$tree"
 "${PYTHON:-python3}" -m mypy --config-file "$root/pyproject.toml" -p scaler
+"${PYTHON:-python3}" -m mypy --config-file "$root/pyproject.toml" "$root/examples/provider/nice_provider.py"

@@ -25,6 +25,8 @@ ERRORS: dict[ErrorKind, type[errors.ProviderError]] = {
 
 
 class FakeProvider:
+    errors = LocalProvider.errors  # its units are local processes
+
     def __init__(
         self,
         local: LocalProvider,

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from scaler.adapters.calls import ProviderCalls
-from scaler.adapters.errors import ProviderError
+from scaler.adapters.errors import ProviderError, classify, table_of
 from scaler.adapters.provider import Provider, SyncProvider, Unit, UnitState, WorkerGroup
 from scaler.adapters.runner import AdapterRunner, RunnerConfig
 
@@ -291,8 +291,11 @@ class SlowLaunch:
     def __init__(self, provider: Provider | SyncProvider, seconds: float) -> None:
         self.provider = aio(provider)
         self.seconds = seconds
+        self.errors = table_of(provider)  # the provider's own error table still classifies its errors
+        self.launches = 0
 
     async def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
+        self.launches += 1
         await asyncio.sleep(self.seconds)
         return await self.provider.launch(group, count, request_id)
 
@@ -323,6 +326,29 @@ class RunnerConformance:
             assert runner.table.units[unit.unit_id].state is UnitState.TERMINATED
             moves = [h.state for h in runner.table.units[unit.unit_id].history]
             assert moves.count(UnitState.TERMINATING) == 1, moves
+
+        run(body())
+
+    def test_a_failing_launch_stops_or_backs_off_its_group_by_its_class(
+        self, broken_provider: Provider, scheduler_address: str
+    ) -> None:
+        async def body() -> None:
+            config = RunnerConfig("conformance", scheduler_address, (GROUP,), backoff_base=60.0, backoff_max=60.0)
+            counted = SlowLaunch(broken_provider, 0.0)
+            runner = AdapterRunner(counted, config)
+            for attempt in range(3):
+                runner.apply(m.ScaleCommand(f"f{attempt}", {GROUP.name: 1}))
+                await runner.settle()
+            assert counted.launches == 1, "a failed group is never retried at once, whatever the error"
+            assert not runner.table.active() and GROUP.name in runner.health.failing(time.monotonic())
+            try:
+                await counted.provider.launch(GROUP, 1, "f-classify")
+            except Exception as exc:
+                kind = type(exc) if isinstance(exc, ProviderError) else classify(counted.errors, exc)
+            else:
+                raise AssertionError("the broken provider launched")
+            stopped = GROUP.name in runner.health.stopped
+            assert stopped == (not kind.retryable), f"{kind.__name__}: stopped={stopped}"
 
         run(body())
 

@@ -88,9 +88,11 @@ class Engine:
         text = "client %s %s (%s): %d tasks cancelled, %d objects released"
         log.log(level, text, state.name, how, reason, cancelled, len(freed))
 
-    def submit(self, client: bytes, msg: m.SubmitTask, frames: list[Any]) -> None:
+    def submit(self, client: bytes, msg: m.SubmitTask, frames: list[Any], nbytes: int | None = None) -> None:
+        """``nbytes``: what ``frames`` hold, shared-memory arguments at their real size (counted at intake)."""
         state = self.clients[client]
-        nbytes = shm.payload_nbytes(frames)  # shared-memory arguments count their real size
+        if nbytes is None:
+            nbytes = shm.payload_nbytes(frames)
         reason = self._refuse_reason(state, msg, nbytes)
         if reason is None:
             try:
@@ -199,8 +201,8 @@ class Engine:
         self.queues.push(task, front)
         self.dirty = True
 
-    def put(self, client: bytes, msg: m.PutObject, frames: list[Any]) -> None:
-        obj = self.store.add(msg.object_id, frames, msg.is_error, client)
+    def put(self, client: bytes, msg: m.PutObject, frames: list[Any], nbytes: int | None = None) -> None:
+        obj = self.store.add(msg.object_id, frames, msg.is_error, client, nbytes)
         self.holds.by_client(obj, msg.holds, client)
         self._object_ready(msg.object_id)
         lent_to = self.tasks.get(msg.lent_to) if msg.lent_to else None

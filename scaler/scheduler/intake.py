@@ -53,28 +53,33 @@ class Intake:
         self.store = store
         self.tasks = tasks
 
-    def check(self, shm_prefix: str, msg: Any, payload: list[Any]) -> None:
-        """Raise ``Rejected`` unless ``msg`` (with ``payload``) from a peer given ``shm_prefix`` may be served."""
+    def check(self, shm_prefix: str, msg: Any, payload: list[Any]) -> int:
+        """The bytes ``payload`` holds, wherever they live; raise ``Rejected`` unless ``msg`` (with
+        ``payload``) from a peer given ``shm_prefix`` may be served."""
+        nbytes = 0
         if payload:
             try:
-                shm.check_descriptors(payload, shm_prefix)
+                nbytes = shm.check_descriptors(payload, shm_prefix)
             except ValueError as exc:
                 raise Rejected(str(exc)) from None
         checker = _CHECKS.get(type(msg))
         if checker is not None:
             checker(self, msg)
+        return nbytes
 
     def _submit(self, msg: m.SubmitTask) -> None:
-        _id(msg.task_id, "task_id")
-        _id(msg.func_id, "func_id")
-        if "#" in msg.task_id:
-            raise Rejected(f"task_id {msg.task_id!r} contains '#', which result ids use")
-        if msg.task_id in self.tasks or msg.task_id in self.store:
-            raise Rejected(f"task_id {msg.task_id!r} is already in use")
+        task_id = msg.task_id
+        if not (0 < len(task_id) <= MAX_ID and 0 < len(msg.func_id) <= MAX_ID) or "#" in task_id:
+            _id(task_id, "task_id")
+            _id(msg.func_id, "func_id")
+            raise Rejected(f"task_id {task_id!r} contains '#', which result ids use")
+        if task_id in self.tasks or task_id in self.store:
+            raise Rejected(f"task_id {task_id!r} is already in use")
         _capabilities(msg.capabilities, "capabilities")
-        _number(msg.max_retries, "max_retries", 0, MAX_RETRIES)
-        _number(msg.timeout, "timeout", 0)
-        _number(msg.num_returns, "num_returns", 0)
+        if not (0 <= msg.max_retries <= MAX_RETRIES and 0 <= msg.timeout < math.inf and msg.num_returns >= 0):
+            _number(msg.max_retries, "max_retries", 0, MAX_RETRIES)  # each is checked here once per message,
+            _number(msg.timeout, "timeout", 0)  # the slow way only to say which one is wrong
+            _number(msg.num_returns, "num_returns", 0)
 
     def _put(self, msg: m.PutObject) -> None:
         _id(msg.object_id, "object_id")

@@ -42,11 +42,15 @@ class ObjectStore:
     def get(self, object_id: str) -> StoredObject | None:
         return self.objects.get(object_id)
 
-    def add(self, object_id: str, frames: list[Any], is_error: bool, owner: bytes) -> StoredObject:
+    def add(
+        self, object_id: str, frames: list[Any], is_error: bool, owner: bytes, nbytes: int | None = None
+    ) -> StoredObject:
+        """Store ``frames``; ``nbytes`` is what they hold, if counted already (else counted here)."""
         old = self.objects.get(object_id)
         if old is not None:
             self._drop(old)
-        nbytes = shm.payload_nbytes(frames)
+        if nbytes is None:
+            nbytes = shm.payload_nbytes(frames)
         obj = StoredObject(object_id, frames, is_error, nbytes, owner)
         obj.pins = len(self.holders.get(object_id, ()))
         self.objects[object_id] = obj

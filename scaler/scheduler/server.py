@@ -216,8 +216,8 @@ class SchedulerServer:
                 continue
             peer.last_seen = now
             try:
-                self.intake.check(peer.shm_prefix, msg, payload)
-                self._dispatch(peer, msg, payload)
+                nbytes = self.intake.check(peer.shm_prefix, msg, payload)
+                self._dispatch(peer, msg, payload, nbytes)
             except Rejected as exc:
                 self._reject(identity, f"{kind.__name__} from {peer.kind} {peer.name}: {exc}")
             except Exception:
@@ -225,15 +225,15 @@ class SchedulerServer:
                 if self.malformed <= 20 or self.malformed % 1000 == 0:
                     log.exception("error handling %s from %s %s; message dropped", kind.__name__, peer.kind, peer.name)
 
-    def _dispatch(self, peer: Peer, msg: Any, payload: list[Any]) -> None:
+    def _dispatch(self, peer: Peer, msg: Any, payload: list[Any], nbytes: int) -> None:
         kind = type(msg)
         engine = self.engine
         identity = peer.identity
         if peer.kind == "client" and kind in CLIENT_MSGS:
             if kind is m.SubmitTask:
-                engine.submit(identity, msg, payload)
+                engine.submit(identity, msg, payload, nbytes)
             elif kind is m.PutObject:
-                engine.put(identity, msg, payload)
+                engine.put(identity, msg, payload, nbytes)
             elif kind is m.Release:
                 engine.release(identity, msg.object_ids)
             elif kind is m.KVPut:

@@ -114,15 +114,18 @@ def descriptor_name(frame: Any) -> str | None:
     return name
 
 
-def check_descriptors(frames: Sequence[Any], own_prefix: str) -> None:
-    """Refuse (ValueError) a descriptor frame that does not name a live segment of the sending peer.
+def check_descriptors(frames: Sequence[Any], own_prefix: str) -> int:
+    """The bytes ``frames`` hold (as ``payload_nbytes``); refuse (ValueError) a descriptor frame that
+    does not name a live segment of the sending peer.
 
     ``own_prefix`` is the prefix the scheduler gave that peer ("" for a peer that got none): a peer
     can then never make the scheduler read, forward or unlink another peer's segment, or any other
-    file."""
+    file. One pass, as the scheduler asks it of every payload it receives."""
+    total = 0
     for frame in frames:
         name = descriptor_name(frame)
         if name is None:
+            total += _length(frame)
             continue
         if not own_prefix or not name.startswith(own_prefix):
             raise ValueError(f"shared-memory descriptor {name!r} names no segment of this peer")
@@ -132,6 +135,8 @@ def check_descriptors(frames: Sequence[Any], own_prefix: str) -> None:
             raise ValueError(f"shared-memory segment {name!r} does not exist") from None
         if not stat.S_ISREG(info.st_mode) or info.st_size < len(SEG_MAGIC) + 4:
             raise ValueError(f"shared-memory segment {name!r} is not a segment")
+        total += info.st_size
+    return total
 
 
 def payload_nbytes(frames: Sequence[Any]) -> int:

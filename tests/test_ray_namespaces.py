@@ -133,12 +133,21 @@ def keeper_from_task(namespace):
     return found("keeper", namespace)
 
 
+import time
+
+deadline = time.monotonic() + 20  # the creator's exit may reach the scheduler a moment after this job starts
+while found("counter", sys.argv[2]) is not None and time.monotonic() < deadline:
+    time.sleep(0.1)
+dead_name = found("counter", sys.argv[2])
+reused = ray.get(Counter.options(name="counter", namespace=sys.argv[2]).remote(11).get.remote())  # its name is free
 report(
     "SEEN",
     anonymous=found("keeper"),
     named=found("keeper", sys.argv[2]),
     from_task=ray.get(keeper_from_task.remote(sys.argv[2])),
     anonymous_from_task=ray.get(keeper_from_task.remote(None)),
+    dead_name=dead_name,
+    reused=reused,
 )
 """
 )
@@ -241,7 +250,15 @@ def test_jobs_naming_one_namespace_share_its_actors_and_detached_ones_outlive_th
     with job(LATER_JOB, address, "shared") as later:
         seen = later.read("SEEN")
         later.finish()
-    assert seen == {"anonymous": None, "named": 9, "from_task": 9, "anonymous_from_task": None}
+    # The creator's non-detached "counter" died with it, and its name with it (Ray frees a dead actor's name).
+    assert seen == {
+        "anonymous": None,
+        "named": 9,
+        "from_task": 9,
+        "anonymous_from_task": None,
+        "dead_name": None,
+        "reused": 11,
+    }
 
 
 CHOSEN_AFTER_SCALER_INIT = """

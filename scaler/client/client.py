@@ -348,10 +348,11 @@ class Client:
             if isinstance(done, Future):
                 yield done
 
-    def kv_put(self, key: str, value: Any, if_absent: bool = False, timeout: float = 30.0) -> Any:
-        """Store ``value`` under ``key`` in the scheduler; returns the value stored there afterwards."""
+    def kv_put(self, key: str, value: Any, if_absent: bool = False, timeout: float = 30.0, actor_id: str = "") -> Any:
+        """Store ``value`` under ``key`` in the scheduler (until actor ``actor_id``, if given, dies);
+        returns the value stored there afterwards."""
         frames = ser.dumps(value)
-        return self._kv_request(key, m.KVPut(key, len(frames), if_absent), frames, timeout)
+        return self._kv_request(key, m.KVPut(key, len(frames), if_absent, actor_id), frames, timeout)
 
     def kv_get(self, key: str, timeout: float = 30.0) -> Any:
         """The value stored under ``key``, or ``None``."""

@@ -121,11 +121,13 @@ class StatusRequest(Msg):
 
 
 class KVPut(Msg):
-    """Store a small named value (actor names). With ``if_absent``, an existing value wins."""
+    """Store a small named value (actor names). With ``if_absent``, an existing value wins; with
+    ``actor_id``, the value goes when that actor dies."""
 
     key: str
     nbufs: int
     if_absent: bool = False
+    actor_id: str = ""
 
 
 class KVGet(Msg):

@@ -16,6 +16,7 @@ from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.departed import withdraw_work
 from scaler.scheduler.errors_payload import error_frames
 from scaler.scheduler.holds import Holds
+from scaler.scheduler.names import Names
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.owners import DeadOwners
@@ -59,8 +60,7 @@ class Engine:
         self.dirty = False
         self.maybe_idle = False
         self.counts = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0, "rejected": 0}
-        self.kv: dict[str, list[Any]] = {}
-        self.kv_owners: dict[str, bytes] = {}
+        self.names = Names()
         self.borrowers: defaultdict[str, list[Task]] = defaultdict(list)
         self.actor_servers: dict[str, Task] = {}
         self.dead_actors: dict[str, str] = {}
@@ -536,6 +536,7 @@ class Engine:
         if actor_id in self.dead_actors:
             return
         self.dead_actors[actor_id] = reason
+        self.names.actor_died(actor_id)  # its name is free again
         doomed = [t for t in self.tasks.values() if t.calls_actor == actor_id and t.state in (S.WAITING, S.QUEUED)]
         for task in doomed:
             if task.state is S.QUEUED:
@@ -551,26 +552,18 @@ class Engine:
                 self.out.send(worker.identity, m.Shutdown(f"actor {actor_id} died: {reason}"))
 
     def kv_put(self, peer: bytes, msg: m.KVPut, frames: list[Any]) -> None:
-        owner = self.kv_owners.get(msg.key)
-        if owner is None or (owner == peer and not msg.if_absent):  # an entry is only ever its writer's
-            self.kv[msg.key] = frames
-            self.kv_owners[msg.key] = peer
-        stored = self.kv[msg.key]
+        stored = self.names.put(peer, msg.key, frames, msg.if_absent, msg.actor_id)
         self.out.send(peer, m.KVReply(msg.key, True, len(stored)), stored)
 
     def kv_get(self, peer: bytes, key: str) -> None:
-        stored = self.kv.get(key)
+        stored = self.names.get(key)
         if stored is None:
             self.out.send(peer, m.KVReply(key, False))
         else:
             self.out.send(peer, m.KVReply(key, True, len(stored)), stored)
 
     def kv_delete(self, peer: bytes, key: str) -> None:
-        owner = self.kv_owners.get(key)
-        if owner is not None and owner != peer and owner in self.clients:
-            return  # only its writer deletes a live client's entry (a gone one's: anyone, e.g. ray.kill)
-        self.kv.pop(key, None)
-        self.kv_owners.pop(key, None)
+        self.names.delete(peer, key, self.clients)
 
     def _object_ready(self, object_id: str) -> None:
         obj = self.store.get(object_id)

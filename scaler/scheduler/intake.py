@@ -25,6 +25,7 @@ MAX_UNITS = 100_000
 MAX_HISTORY = 100
 MAX_RETRIES = 1_000
 MAX_ID = 256  # characters in any id or name a peer chooses
+MAX_KEY = 4096  # characters in a named value's key (a namespace and a name)
 
 
 class Rejected(ValueError):
@@ -88,6 +89,12 @@ class Intake:
         if producer_of(msg.object_id) in self.tasks:
             raise Rejected(f"object id {msg.object_id!r} is a task's result")
 
+    def _kv_put(self, msg: m.KVPut) -> None:
+        if not 0 < len(msg.key) <= MAX_KEY:
+            raise Rejected(f"key must be 1 to {MAX_KEY} characters, got {len(msg.key)}")
+        if msg.actor_id:
+            _id(msg.actor_id, "actor_id")
+
     def _adapter_state(self, msg: m.AdapterState) -> None:
         _id(msg.adapter, "adapter")
         names: set[str] = set()
@@ -119,5 +126,6 @@ class Intake:
 _CHECKS: dict[type, Any] = {
     m.SubmitTask: Intake._submit,
     m.PutObject: Intake._put,
+    m.KVPut: Intake._kv_put,
     m.AdapterState: Intake._adapter_state,
 }

@@ -207,7 +207,7 @@ class ActorClass:
         handle._host_future = host  # type: ignore[attr-defined]
         handle._name_key = key
         if key:
-            stored = client().kv_put(key, handle, if_absent=True)
+            stored = client().kv_put(key, handle, if_absent=True, actor_id=actor_id)
             if stored != handle:
                 client()._cancel_ids([host.task_id], True)
                 if options.get("get_if_exists"):

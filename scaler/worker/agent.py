@@ -47,20 +47,12 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
 from scaler.utility.capabilities import Capabilities, parse_capabilities
-from scaler.utility.security import CurveKeys, handshake_failed, no_answer, secret_changed
-from scaler.utility.sockets import (
-    HANDSHAKE_REFUSED,
-    dial,
-    event_name,
-    readable,
-    recv_frames,
-    recv_monitor_event,
-    send_frames,
-)
+from scaler.utility.security import CurveKeys, no_answer
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
 from scaler.worker.object_cache import ObjectCache
 from scaler.worker.pipe import PipeClosed
+from scaler.worker.upstream import Upstream
 
 log = logging.getLogger(__name__)
 STAGE_BEHIND = 0.1
@@ -77,7 +69,7 @@ class WorkerAgent:
         self.context = zmq.Context()
         self.keys = CurveKeys(config.curve_keys) if config.curve_keys is not None else None
         self.poller = zmq.Poller()
-        self._dial()
+        self.link = Upstream(self.context, config.scheduler, self.keys, self.poller)
         env = {"SCALER_CURVE_KEYS": str(config.curve_keys)} if config.curve_keys else {}
         self.pool = ChildPool(config.scheduler, env)
         self.by_fd: dict[int, Child] = {}
@@ -100,23 +92,6 @@ class WorkerAgent:
         self.durations: dict[str, float] = {}  # function id -> recent run time (a decaying max)
 
     # -- plumbing ---------------------------------------------------------------------------
-
-    def _dial(self) -> None:
-        """A DEALER to the scheduler (a new identity each time), its handshake watched by a monitor."""
-        self.upstream = dial(self.context, "w", self.config.scheduler, self.keys)
-        password = self.upstream.plain_password if self.upstream.mechanism == zmq.PLAIN else None  # as dialed
-        self.secret = password if isinstance(password, bytes) else None
-        self.monitor = self.upstream.get_monitor_socket(HANDSHAKE_REFUSED)
-        self.upstream.connect(self.config.scheduler)
-        self.poller.register(self.upstream, zmq.POLLIN)
-        self.poller.register(self.monitor, zmq.POLLIN)
-
-    def _hang_up(self, linger_ms: int) -> None:
-        self.poller.unregister(self.upstream)
-        self.poller.unregister(self.monitor)
-        self.upstream.disable_monitor()
-        self.monitor.close(0)
-        self.upstream.close(linger_ms)
 
     def up(self, msg: Any, frames: list[Any] | None = None) -> None:
         self.up_msgs.append(msg)
@@ -147,9 +122,7 @@ class WorkerAgent:
                     log.warning("could not reach task process pid %d: %s", child.pid, exc)
             self.down = {}
         if self.up_msgs:
-            try:
-                send_frames(self.upstream, [encode(self.up_msgs), *self.up_frames], noblock=True)
-            except zmq.Again:  # no connection will take it: libzmq gave up on a refused handshake
+            if not self.link.send([encode(self.up_msgs), *self.up_frames]):
                 self._handshake_refused("the connection is closed")
             self.up_msgs, self.up_frames = [], []
 
@@ -187,10 +160,10 @@ class WorkerAgent:
             while self.alive:
                 ready = self.poller.poll(max(1, int((next_tick - time.monotonic()) * 1000) + 1))
                 for what, events in ready:
-                    if what is self.upstream:
+                    if what is self.link.sock:
                         self._drain_upstream()
                         continue
-                    if what is self.monitor:
+                    if what is self.link.monitor:
                         self._check_monitor()
                         continue
                     if events & zmq.POLLOUT:
@@ -240,20 +213,15 @@ class WorkerAgent:
             self.alive = False
 
     def _handshake_refused(self, what: str) -> None:
-        address = self.config.scheduler
-        if self.keys is None and secret_changed(address, self.secret):
-            # A scheduler (re)started on this port has published a new secret since this worker dialed.
+        why = self.link.refusal(what)
+        if why is None:  # a scheduler (re)started on this port has published a new secret since this dial
             self.dropped = f"it refused the handshake ({what}) with the old cluster secret; a new one is published"
-            return
-        self._fail(handshake_failed(address, what, self.keys is not None))
+        else:
+            self._fail(why)
 
     def _check_monitor(self) -> None:
-        while True:
-            try:
-                event = recv_monitor_event(self.monitor, zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._handshake_refused(event_name(event["event"]))
+        for what in self.link.refusals():
+            self._handshake_refused(what)
 
     def _rejoin(self) -> None:
         """The scheduler dropped this worker: start a new session, holding no task of the old one."""
@@ -266,8 +234,8 @@ class WorkerAgent:
             reason,
             abandoned,
         )
-        self._hang_up(0)
-        self._dial()
+        self.link.hang_up(0)
+        self.link.dial()
         self.welcome = None
         self.up(self._hello())
         self.flush()
@@ -297,11 +265,10 @@ class WorkerAgent:
         return len(ids)
 
     def _drain_upstream(self) -> None:
-        sock = self.upstream
         for _ in range(10_000):
-            if self.dropped is not None or not readable(sock):
+            frames = self.link.receive() if self.dropped is None else None
+            if frames is None:
                 return
-            frames = recv_frames(sock)
             self._handle_batch(frames, b"", self._from_scheduler, "the scheduler")
 
     def _write_child(self, fd: int) -> None:
@@ -706,5 +673,5 @@ class WorkerAgent:
             except subprocess.TimeoutExpired:
                 pass
         self.pool.stop_all()
-        self._hang_up(500)
+        self.link.hang_up(500)
         self.context.term()

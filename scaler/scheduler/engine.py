@@ -241,42 +241,6 @@ class Engine:
         if len(children) >= 1024 and len(children) & (len(children) - 1) == 0:
             children[:] = [c for c in children if c in self.tasks]
 
-    def cancel(self, client: bytes, task_ids: list[str], force: bool, recursive: bool = True) -> None:
-        for task_id in task_ids:
-            task = self.tasks.get(task_id)
-            if task is not None and (task.client == client or task.actor_id):
-                if recursive:
-                    self._cancel_descendants(task, force)
-                self._cancel(task, force)
-
-    def _cancel_descendants(self, task: Task, force: bool) -> None:
-        """Tasks submitted from inside ``task``, and theirs; an actor it created lives on (Ray's rule)."""
-        stack = list(task.children)
-        while stack:
-            child = self.tasks.get(stack.pop())
-            if child is not None and child.state not in TERMINAL and not child.actor_id:
-                stack.extend(child.children)
-                self._cancel(child, force)
-
-    def _cancel(self, task: Task, force: bool) -> None:
-        if task.state in TERMINAL:
-            return
-        if task.state in (S.WAITING, S.QUEUED):
-            if task.state is S.QUEUED:
-                self.queues.remove(task)
-            else:
-                for dep in (task.func_id, *task.deps):
-                    waiters = self.waiting.get(dep)
-                    if waiters and task in waiters:
-                        waiters.remove(task)
-            self._finish_cancelled(task)
-            return
-        task.cancel_requested = True
-        if task.worker is not None:
-            self.out.send(task.worker, m.CancelOnWorker([task.task_id], force))
-        if task.actor_id:
-            self._actor_died(task.actor_id, "it was killed")
-
     def _finish_cancelled(self, task: Task) -> None:
         reason = self.dead_actors.get(task.calls_actor) if task.calls_actor else None
         if reason is not None:
@@ -679,37 +643,3 @@ class Engine:
                 worker.known_objects.difference_update(ids)
                 self.out.send(identity, m.ObjectsFreed(ids))
         freed.clear()
-
-    def status(self) -> m.StatusReply:
-        by_state: dict[str, int] = {}
-        for task in self.tasks.values():
-            by_state[task.state.value] = by_state.get(task.state.value, 0) + 1
-        status: dict[str, int | float | str] = {f"tasks_{k}": v for k, v in by_state.items()}
-        status.update({f"total_{k}": v for k, v in self.counts.items()})
-        status.update(
-            tasks=len(self.tasks),
-            objects=len(self.store.objects),
-            object_bytes=self.store.nbytes,
-            held_refs=len(self.store.holders),
-            workers=len(self.pool.workers),
-            clients=len(self.clients),
-        )
-        for key, depth in self.queues.depth().items():
-            status[f"queue[{key}]"] = depth
-        workers: list[dict[str, int | float | str]] = [
-            {
-                "name": w.name,
-                "capabilities": w.capabilities.key,
-                "assigned": len(w.assigned),
-                "unstarted": w.unstarted,
-                "committed": ",".join(f"{k}={v:g}" for k, v in w.committed.items() if v),
-                "unit": w.unit,
-                "draining": int(w.draining),
-                "completed": w.completed,
-                "load": w.load,
-                "pid": w.pid,
-                "host": w.host,
-            }
-            for w in self.pool.workers.values()
-        ]
-        return m.StatusReply(status, workers)

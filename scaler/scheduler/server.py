@@ -22,11 +22,13 @@ import zmq
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, split_batch
 from scaler.scheduler.adapters import AdapterSessions
+from scaler.scheduler.cancels import cancel_tasks
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.engine import Engine
 from scaler.scheduler.intake import Intake, Rejected
 from scaler.scheduler.liveness import ConnectionWatch
 from scaler.scheduler.outbox import Outbox
+from scaler.scheduler.snapshot import engine_status
 from scaler.scheduler.workers import WorkerState
 from scaler.scheduler.zap import PlainGate
 from scaler.utility import shm
@@ -243,7 +245,7 @@ class SchedulerServer:
             elif kind is m.KVDelete:
                 engine.kv_delete(identity, msg.key)
             else:
-                engine.cancel(identity, msg.task_ids, msg.force, msg.recursive)
+                cancel_tasks(engine, identity, msg.task_ids, msg.force, msg.recursive)
         elif peer.kind == "worker" and kind in WORKER_MSGS:
             if kind is m.TaskDone:
                 engine.task_done(identity, msg, payload)
@@ -268,7 +270,7 @@ class SchedulerServer:
                     worker.load = msg.load
             self.out.send(identity, m.HeartbeatAck())
         elif kind is m.StatusRequest:
-            reply = engine.status()
+            reply = engine_status(engine)
             reply.status["rejected_messages"] = self.malformed
             reply.adapters = self.adapters.status()
             reply.units = self.adapters.units()

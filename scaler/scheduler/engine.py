@@ -14,6 +14,7 @@ from typing import Any
 from scaler.protocol import messages as m
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.departed import withdraw_work
+from scaler.scheduler.dispatch import drain_worker, schedule
 from scaler.scheduler.errors_payload import error_frames
 from scaler.scheduler.holds import Holds
 from scaler.scheduler.names import Names
@@ -28,14 +29,8 @@ from scaler.utility.capabilities import DEDICATED_PREFIX, CapabilityError, parse
 
 log = logging.getLogger(__name__)
 S = TaskState
-# How many unstarted tasks a busy worker may hold depends on how long the function recently ran:
-# many below PREFETCH_BELOW (hides the round trip), one below PREFETCH_ONE_BELOW (hides the gap
-# between tasks), none for longer or not yet measured functions (never parks long tasks behind
-# one another; an idle worker reclaims what was parked anyway).
-PREFETCH_BELOW = 0.010
 MAX_NUM_RETURNS = 10_000
 MAX_REFS_PER_TASK = 100_000
-PREFETCH_ONE_BELOW = 2.0
 
 
 @dataclass(slots=True, eq=False)
@@ -558,80 +553,12 @@ class Engine:
     # -- placement --------------------------------------------------------------------------
 
     def schedule(self) -> None:
-        self.dirty = False
-        for caps_key, queue in self.queues.non_empty():
-            request = parse_capabilities(caps_key)
-            while queue.size:
-                head = queue.peek()
-                worker = self.pool.choose(caps_key, request, self._prefetch_for(head))
-                if worker is None:
-                    break
-                task = queue.pop()
-                if task is None:
-                    break
-                self._dispatch(worker, task)
-        if self.maybe_idle:
-            self.maybe_idle = False
-            self._steal()
-
-    def _prefetch_for(self, task: Task | None) -> int:
-        duration = self.durations.get(task.func_id) if task is not None else None
-        if duration is None or duration >= PREFETCH_ONE_BELOW:
-            return 0
-        return self.config.prefetch if duration < PREFETCH_BELOW else 1
-
-    def _dispatch(self, worker: WorkerState, task: Task) -> None:
-        task.move(S.ASSIGNED)
-        self.pool.assign(worker, task)
-        headers: list[m.ObjHeader] = []
-        frames: list[Any] = []
-        known = worker.known_objects
-        for object_id in (task.func_id, *task.deps):
-            if object_id in known:
-                continue
-            obj = self.store.get(object_id)
-            if obj is None:
-                continue
-            known.add(object_id)
-            obj.on_workers.add(worker.identity)
-            headers.append(m.ObjHeader(object_id, len(obj.frames), obj.is_error))
-            frames.extend(obj.frames)
-        frames.extend(task.frames)
-        run = m.RunTask(
-            task.task_id,
-            task.func_id,
-            task.caps_key,
-            task.deps,
-            headers,
-            len(task.frames),
-            task.name,
-            task.num_returns,
-            task.timeout,
-            task.stream_output,
-            task.resolve_nested,
-            task.attempts,
-        )
-        self.out.send(worker.identity, run, frames)
+        """Hand queued tasks to workers that can take them now (``scheduler/dispatch.py``)."""
+        schedule(self)
 
     def drain_worker(self, identity: bytes) -> None:
         """Stop feeding a worker and take back the tasks it holds unstarted (it is about to go)."""
-        worker = self.pool.workers.get(identity)
-        if worker is None:
-            return
-        self.pool.set_draining(identity, True)
-        if worker.unstarted > 0 and not worker.reclaim_pending:
-            worker.reclaim_pending = True
-            self.out.send(identity, m.Reclaim(worker.unstarted))
-
-    def _steal(self) -> None:
-        for worker in list(self.pool.workers.values()):
-            if not worker.idle() or worker.draining:
-                continue
-            victim = self.pool.steal_victim(worker)
-            if victim is None:
-                continue
-            victim.reclaim_pending = True
-            self.out.send(victim.identity, m.Reclaim(max(1, victim.unstarted // 2)))
+        drain_worker(self, identity)
 
     def flush_freed(self) -> None:
         freed = self.store.freed_on_workers

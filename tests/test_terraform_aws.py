@@ -267,13 +267,13 @@ def checkov(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     cache = getattr(request.config, "cache", None)
     name = "checkov-" + CHECKOV.split("==")[1]
     venv = cache.mkdir(name) if cache is not None else tmp_path_factory.mktemp(name)
-    done = venv / "installed"
-    if not done.exists():
+    done, made_by = venv / "installed", f"{CHECKOV} by {sys.executable} {sys.version}"
+    if not done.exists() or done.read_text() != made_by:  # another interpreter's venv may not run here
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", CHECKOV]
         installed = subprocess.run(pip, capture_output=True, text=True, timeout=900)
         assert installed.returncode == 0, f"pip install {CHECKOV} failed:\n{installed.stdout}\n{installed.stderr}"
-        done.write_text(CHECKOV)
+        done.write_text(made_by)
     yield venv / "bin" / "checkov"
 
 

@@ -287,3 +287,10 @@ def test_checkov_finds_no_failed_check(checkov: Path) -> None:
     assert summary["failed"] == 0 and ran.returncode == 0, "checkov failed checks:\n" + "\n".join(failed)
     assert summary["parsing_errors"] == 0, report["results"]["parsing_errors"]
     assert summary["resource_count"] >= 20 and summary["passed"] > 100, summary
+
+
+def test_the_longest_cluster_id_still_fits_an_iam_role_name(tf: dict[str, Any]) -> None:
+    condition = tf["variable"]["cluster_id"]["validation"][0]["condition"]
+    longest = 1 + int(re.search(r"\{0,(\d+)\}", condition).group(1))  # type: ignore[union-attr]
+    for role in resources(tf, "aws_iam_role").values():
+        assert len(role["name"].replace("${local.name}", "scaler-" + "x" * longest)) <= 64, role["name"]

@@ -2,8 +2,8 @@ variable "cluster_id" {
   description = "The deployment file's cluster_id: tags every resource and unit (scaler:cluster)."
   type        = string
   validation {
-    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$", var.cluster_id))
-    error_message = "1 to 63 letters, digits, '-' or '_', starting with a letter or digit."
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,48}$", var.cluster_id))
+    error_message = "1 to 49 letters, digits, '-' or '_', starting with a letter or digit (IAM role names hold 64)."
   }
 }
 
@@ -18,7 +18,7 @@ variable "vpc_cidr" {
 }
 
 variable "availability_zones" {
-  description = "Two AZs, one subnet in each."
+  description = "Two AZs of var.region, one subnet in each."
   type        = list(string)
   default     = ["us-east-1a", "us-east-1b"]
   validation {

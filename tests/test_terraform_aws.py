@@ -281,6 +281,7 @@ def checkov(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def test_checkov_finds_no_failed_check(checkov: Path) -> None:
     argv = [str(checkov), "-d", str(MODULE), "--framework", "terraform", "--compact", "--skip-download", "-o", "json"]
     ran = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert ran.stdout.lstrip().startswith("{"), f"checkov exited {ran.returncode}:\n{ran.stderr[-3000:]}"
     report = json.loads(ran.stdout)
     summary = report["summary"]
     failed = [f"{c['check_id']} {c['resource']} {c['file_path']}" for c in report["results"]["failed_checks"]]

@@ -1,0 +1,40 @@
+output "cluster_id" {
+  value = var.cluster_id
+}
+
+output "region" {
+  value = var.region
+}
+
+output "subnet_ids" {
+  value = aws_subnet.workers[*].id
+}
+
+output "security_group_id" {
+  value = aws_security_group.workers.id
+}
+
+output "launch_template_id" {
+  value = aws_launch_template.workers.id
+}
+
+output "launch_template_name" {
+  value = aws_launch_template.workers.name
+}
+
+output "instance_profile_name" {
+  value = aws_iam_instance_profile.workers.name
+}
+
+output "instance_profile_arn" {
+  value = aws_iam_instance_profile.workers.arn
+}
+
+output "keys_parameter_name" {
+  value = aws_ssm_parameter.keys.name
+}
+
+output "adapter_policy_arn" {
+  description = "Attach to the role or user the adapter runs as."
+  value       = aws_iam_policy.adapter.arn
+}

@@ -287,3 +287,76 @@ def test_user_data_holds_no_secret_and_reads_curve_keys_from_ssm(
     assert (placed / "client.key_secret").read_text() == (keys / "client.key_secret").read_text()
     assert oct(placed.stat().st_mode & 0o777) == "0o700"
     assert oct((placed / "client.key_secret").stat().st_mode & 0o777) == "0o600"
+
+
+# -- the deployment path: configs checked, and scaler_cluster running an ec2 adapter ------------------------
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def deployment(tmp_path: Path, port: int, moto: MotoEc2, extra: str = "") -> Path:
+    config = tmp_path / "ec2.toml"
+    config.write_text(f"""
+cluster_id = "ec2e{port}"
+[scheduler]
+address = "tcp://127.0.0.1:{port}"
+[[adapter]]
+provider = "ec2"
+state_dir = "{tmp_path / "state"}"
+reconcile_interval = 0.5
+[adapter.options]
+region = "us-east-1"
+endpoint_url = "{moto.url}"
+worker_args = ["--death-timeout", "20"]
+{extra}
+[adapter.options.groups.cpu]
+instance_types = ["t3.micro"]
+subnets = {list(moto.subnets)!r}
+image_id = "{moto.image_id}"
+[[adapter.group]]
+name = "cpu"
+min_units = 1
+max_units = 1
+""")
+    return config
+
+
+def test_the_example_config_loads_and_a_misspelt_option_is_refused_by_key_path(tmp_path: Path) -> None:
+    from scaler.config import ConfigError, load_config
+
+    assert load_config(CONFIGS / "ec2.toml").adapter[0].provider == "ec2"
+    bad = tmp_path / "bad.toml"
+    bad.write_text((CONFIGS / "ec2.toml").read_text().replace("instance_types =", "instance_type ="))
+    with pytest.raises(ConfigError, match=r"\$\.adapter\[0\]\.options\.groups\[\.\.\.\]\.instance_type: unknown field"):
+        load_config(bad)
+    taken = 'tags = { "scaler:unit" = "x" }'
+    bad.write_text((CONFIGS / "ec2.toml").read_text().replace('tags = { team = "research" }', taken))
+    with pytest.raises(ConfigError, match="the adapter writes them"):
+        load_config(bad)
+
+
+def test_scaler_cluster_runs_workers_on_simulated_instances(
+    moto: MotoEc2, simulator: BootSimulator, tmp_path: Path
+) -> None:
+    from scaler import Client
+
+    port = free_port()
+    config = deployment(tmp_path, port, moto)
+    argv = [sys.executable, "-m", "scaler.cluster.main", "--config", str(config)]
+    env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
+    cluster = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+    ours = [{"Name": "tag:scaler:cluster", "Values": [f"ec2e{port}"]}]
+
+    def states() -> list[str]:
+        pages = moto.client().describe_instances(Filters=ours)["Reservations"]
+        return [i["State"]["Name"] for r in pages for i in r["Instances"]]
+
+    try:
+        assert cluster.stdout is not None and "scaler cluster at" in cluster.stdout.readline()
+        with Client(f"tcp://127.0.0.1:{port}") as client:
+            assert client.submit(pow, 3, 4).result(90) == 81
+        assert states() == ["running"]
+    finally:
+        cluster.terminate()
+        cluster.wait(60)
+    wait_until(lambda: states() == ["terminated"], timeout=30)

@@ -74,7 +74,7 @@ class Ladder:
                     got.append(run(cell, unit_id))
                     break
                 except Exception as exc:
-                    kind = classify(exc)
+                    kind = type(exc) if isinstance(exc, ProviderError) else classify(exc)
                     error = kind(f"launch in {cell}: {type(exc).__name__}: {exc}")
                     error.__cause__ = exc
                     if kind is not CapacityError:

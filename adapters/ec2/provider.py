@@ -27,9 +27,14 @@ TERMINATE_BATCH = 1000  # instance ids per TerminateInstances call
 
 
 def make_client(options: Ec2Options) -> Any:
+    """boto3's EC2 client for the options' region and endpoint; its own retries are few and its timeouts
+    shorter than a provider call's, so throttling reaches the runner's backoff rather than hiding in a call."""
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("ec2", region_name=options.region or None, endpoint_url=options.endpoint_url or None)
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=30)
+    region, endpoint = options.region or None, options.endpoint_url or None
+    return boto3.client("ec2", region_name=region, endpoint_url=endpoint, config=config)
 
 
 def digest(*parts: str, length: int) -> str:

@@ -27,7 +27,7 @@ from scaler.adapters.ec2.provider import Ec2Provider
 from scaler.adapters.ec2.spec import Ec2Group, Ec2Options
 from scaler.adapters.errors import AuthError, CapacityError, PartialLaunchError, QuotaError, ThrottledError
 from scaler.adapters.identity import TAG_GROUP, Identity
-from scaler.adapters.launch import LaunchBuilder
+from scaler.adapters.launch import CURVE_KEYS_ENV, Credentials, LaunchBuilder, WorkerLaunch
 from scaler.adapters.provider import SyncProvider, WorkerGroup
 from scaler.adapters.runner import AdapterRunner, RunnerConfig
 from scaler.adapters.spec import ProviderContext
@@ -35,6 +35,7 @@ from scaler.adapters.testing import GROUP, ProviderConformance, RunnerConformanc
 
 from scaler.protocol import messages as m
 from scaler.utility.net import free_port
+from scaler.utility.security import SECRET_ENV
 from tests.conftest import wait_until
 from tests.ec2_harness import AWS_ENV, BootSimulator, MotoEc2
 
@@ -360,3 +361,10 @@ def test_scaler_cluster_runs_workers_on_simulated_instances(
         cluster.terminate()
         cluster.wait(60)
     wait_until(lambda: states() == ["terminated"], timeout=30)
+
+
+def test_a_cluster_secret_is_never_rendered_into_user_data() -> None:
+    secret = secrets.token_hex(16)
+    launch = WorkerLaunch("tcp://10.0.0.1:6378", "cpu=1", "u1", credentials=Credentials(secret.encode(), "tcp://x"))
+    text = bootstrap.render(launch, Ec2Options(groups={}))
+    assert secret not in text and SECRET_ENV not in text and CURVE_KEYS_ENV not in text

@@ -115,3 +115,16 @@ def test_a_group_needs_an_image_and_a_type_and_leaves_our_tags_alone() -> None:
         Ec2Group(image_id="ami")
     with pytest.raises(ValueError, match="scaler:cluster"):
         Ec2Group(instance_types=("a",), image_id="ami", tags={"scaler:cluster": "x"})
+
+
+def test_a_missing_region_is_a_plain_configuration_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scaler.adapters.ec2.provider import make_client
+    from scaler.adapters.ec2.spec import Ec2Options
+
+    for key in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises(ValueError, match=r"options\.region"):
+        make_client(Ec2Options())
+    client = make_client(Ec2Options(region="eu-west-1", endpoint_url="http://127.0.0.1:1"))  # made, never called
+    assert client.meta.region_name == "eu-west-1"

@@ -31,10 +31,14 @@ def make_client(options: Ec2Options) -> Any:
     shorter than a provider call's, so throttling reaches the runner's backoff rather than hiding in a call."""
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import NoRegionError
 
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=30)
     region, endpoint = options.region or None, options.endpoint_url or None
-    return boto3.client("ec2", region_name=region, endpoint_url=endpoint, config=config)
+    try:
+        return boto3.client("ec2", region_name=region, endpoint_url=endpoint, config=config)
+    except NoRegionError:
+        raise ValueError("the ec2 adapter needs a region: set options.region (or AWS_REGION)") from None
 
 
 def digest(*parts: str, length: int) -> str:

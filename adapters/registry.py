@@ -18,6 +18,7 @@ from scaler.adapters.spec import ProviderSpec
 BUILTIN: dict[str, str] = {
     "local": "scaler.adapters.local.spec:SPEC",
     "fake": "scaler.adapters.fake.spec:SPEC",
+    "ec2": "scaler.adapters.ec2.spec:SPEC",
 }
 
 

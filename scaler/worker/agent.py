@@ -119,7 +119,7 @@ class WorkerAgent:
                         child.write_waits = True
                         self.poller.modify(child.sock.fileno(), zmq.POLLIN | zmq.POLLOUT)
                 except OSError as exc:
-                    log.warning("could not reach task process pid %d: %s", child.pid, exc)
+                    _unreachable(child, exc)
             self.down = {}
         if self.up_msgs:
             if not self.link.send([encode(self.up_msgs), *self.up_frames]):
@@ -278,7 +278,7 @@ class WorkerAgent:
         try:
             done = child.writer.flush()
         except OSError as exc:
-            log.warning("could not reach task process pid %d: %s", child.pid, exc)
+            _unreachable(child, exc)
             done = True
         if done:
             child.write_waits = False
@@ -675,3 +675,10 @@ class WorkerAgent:
         self.pool.stop_all()
         self.link.hang_up(500)
         self.context.term()
+
+
+def _unreachable(child: Child, exc: OSError) -> None:
+    """A write to a task process failed. A closed pipe means the process has ended or is ending: its
+    end is reported once, by the reaper (a warning only if nobody meant it to end), not here too."""
+    closed = isinstance(exc, (BrokenPipeError, ConnectionResetError))
+    log.log(logging.DEBUG if closed else logging.WARNING, "could not reach task process pid %d: %s", child.pid, exc)

@@ -16,6 +16,7 @@ import pytest
 from scaler.adapters.identity import TAG_ADAPTER, TAG_CLUSTER, Identity, id_file, tags_from_arguments
 from scaler.adapters.launch import CredentialKind, Credentials, LaunchBuilder, WorkerLaunch
 from scaler.adapters.provider import WorkerGroup
+from scaler.adapters.testing import stop
 
 from scaler import Client, ClientConfig, LocalCluster
 from scaler.utility.net import free_port
@@ -58,13 +59,7 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
 
     yield start
     for process in reversed(started):
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop(process)
 
 
 def workers_of(adapter: str, cluster: str = "") -> list[psutil.Process]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 from scaler.adapters.identity import TAG_ADAPTER, TAG_UNIT, tags_from_arguments
+from scaler.adapters.testing import stop
 
 from scaler import Client
 from scaler.utility.net import free_port
@@ -65,12 +66,7 @@ def deployments(tmp_path: Path) -> Iterator[list[Deployment]]:
     yield made
     for deployment in made:
         for process in reversed(deployment.processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop(process)
         for process in deployment.unit_processes():
             process.kill()
 

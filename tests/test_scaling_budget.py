@@ -96,3 +96,41 @@ def test_the_config_bounds_the_budget(tmp_path: Path) -> None:
     path.write_text(BUDGETED.format(budget=2))
     with pytest.raises(ConfigError, match=r"max_cost_per_hour: 2 is less than what min_units cost \(3 per hour\)"):
         load_config(path)
+
+
+def test_the_simulator_honours_the_budget(tmp_path: Path) -> None:
+    from scaler.scaling.simulate import TraceTask, simulate
+
+    path = tmp_path / "sim.toml"
+    path.write_text("""
+[[adapter]]
+provider = "fake"
+max_cost_per_hour = 1.5
+[[adapter.group]]
+name = "cpu"
+max_units = 20
+cost = 0.5
+""")
+    result = simulate(load_config(path), [TraceTask(0.0, 1.0, "cpu=1")] * 60, boot_seconds=1)
+    assert result.peak_workers == 3, "three $0.5/h units under $1.5/h"
+    assert [d.action for _, d in result.decisions].count("hold") == 1 and result.reversals == 0
+
+
+def test_scaler_top_shows_each_adapters_cost_against_its_budget() -> None:
+    from rich.console import Console
+
+    from scaler.top.main import cost_by_adapter, render
+
+    rows: list[dict[str, int | float | str]] = [
+        {"adapter": "ec2", "group": "cpu", "capabilities": "cpu=4", "min": 0, "max": 9, "running": 3},
+        {"adapter": "ec2", "group": "gpu", "capabilities": "gpu=1", "min": 0, "max": 2, "running": 1},
+        {"adapter": "local", "group": "cpu", "capabilities": "cpu=1", "min": 0, "max": 2},
+    ]
+    rows[0].update(cost_per_hour=0.6, max_cost_per_hour=2.0)
+    rows[1].update(cost_per_hour=1.0, max_cost_per_hour=2.0)
+    rows[2].update(cost_per_hour=0.0, max_cost_per_hour="")
+    assert cost_by_adapter(rows) == {"ec2": (1.6, 2.0), "local": (0.0, None)}
+    console = Console(width=200, record=True)
+    console.print(render(m.StatusReply({}, adapters=rows), "tcp://127.0.0.1:1"))
+    text = console.export_text()
+    assert "cost per hour by adapter" in text and "1.60" in text and "2.00" in text

@@ -1,6 +1,9 @@
 """The common adapter runner: everything but the three provider verbs, written once (DESIGN §4).
 
-It registers with the scheduler, reconciles periodically against the provider's ground truth
+Before anything else it asks a provider that has the optional ``groups(configured)`` hook
+(``SizesGroups``) for its groups as it sizes them (EC2: capabilities from the instance type), once;
+those are the groups it reports (with its budget, ``max_cost_per_hour``) and launches. Then it
+registers with the scheduler, reconciles periodically against the provider's ground truth
 (``list_units``), reports its groups and units, and carries out the scheduler's ``ScaleCommand``:
 launches (idempotent per request id, errors classified per the provider's table, each group's
 health in ``scaler.adapters.health``) and terminations (of units the scheduler has drained).

@@ -13,8 +13,9 @@ connected first, then the least busy; the scheduler lets their running tasks fin
 
 An adapter with a budget (``max_cost_per_hour``, in ``budgets``) never has scale-up take its spend
 (``cost`` x units running or pending, see ``scaler.scaling.budget``) above it: launches, ``min_units``
-ones included, are cut to what it affords and the rest spills to cheaper groups of that adapter if
-any fit. A cut is one ``hold`` decision with its reason, given once while the adapter stays held.
+ones included, are cut to what it affords, and the rest spills to the next group that can serve
+the work (one of the same adapter whose unit is cheaper still fits, another adapter's has its own
+budget). A cut is one ``hold`` decision with its reason, given once while the adapter stays held.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from scaler.adapters.errors import CallTimeoutError, ErrorTable, table_of, translate
-from scaler.adapters.provider import Provider, SyncProvider, Unit, WorkerGroup
+from scaler.adapters.provider import Provider, SizesGroups, SyncProvider, Unit, WorkerGroup
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,6 +69,13 @@ class ProviderCalls:
         what = f"launching {count} unit(s) of group {group.name}"
         result: list[Unit] = await self._call(what, self.provider.launch, (group, count, request_id), late)
         return result
+
+    async def groups(self, configured: tuple[WorkerGroup, ...]) -> tuple[WorkerGroup, ...]:
+        """The provider's optional ``groups(configured)`` hook: the groups as it sizes them (called once)."""
+        if not isinstance(self.provider, SizesGroups):
+            return configured
+        result = await self._call("sizing the worker groups", self.provider.groups, (configured,), None)
+        return tuple(result)
 
     async def terminate(self, unit_ids: list[str]) -> None:
         await self._call(f"terminating {len(unit_ids)} unit(s)", self.provider.terminate, (unit_ids,), None)

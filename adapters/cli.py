@@ -21,9 +21,9 @@ from scaler.adapters.lock import AdapterLock, AdapterLockedError, acquire
 from scaler.adapters.provider import WorkerGroup
 from scaler.adapters.registry import load
 from scaler.adapters.runner import AdapterRunner, RunnerConfig
-from scaler.adapters.spec import ProviderContext
+from scaler.adapters.spec import ProviderContext, ProviderSpec
 
-from scaler.config import AdapterSection, Config, ConfigError, load_config
+from scaler.config import AdapterSection, Config, ConfigError, GroupSection, load_config
 from scaler.utility.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -55,17 +55,23 @@ def lock_adapters(config: Config, provider: str | None) -> list[AdapterLock]:
     return locks
 
 
+def capabilities(group: GroupSection, spec: ProviderSpec) -> str:
+    """The group's configured capabilities; left empty for a provider that sizes its workers to its units
+    (it fills in the unit's shape, or the runner ``cpu=1``), else ``cpu=1`` when none are given."""
+    return group.capabilities if spec.sized_units else group.worker_capabilities()
+
+
 def build_runners(config: Config, provider: str | None, scheduler: str | None) -> list[AdapterRunner]:
     address = scheduler or config.scheduler.address
     keys = Path(config.scheduler.curve_keys) if config.scheduler.curve_keys else None
     runners = []
     for section in sections(config, provider):
         identity = identity_of(config, section)
+        spec, factory = load(section.provider)
         groups = tuple(
-            WorkerGroup(g.name, g.capabilities, g.workers_per_unit, g.min_units, g.max_units, g.priority, g.cost)
+            WorkerGroup(g.name, capabilities(g, spec), g.workers(), g.min_units, g.max_units, g.priority, g.cost)
             for g in section.group
         )
-        spec, factory = load(section.provider)
         launches = LaunchBuilder(identity, section.worker_scheduler_address or address, keys)
         context = ProviderContext(identity, state_dir_of(section), address, launches)
         made = factory(context, msgspec.convert(section.options, spec.options))
@@ -83,6 +89,7 @@ def build_runners(config: Config, provider: str | None, scheduler: str | None) -
             call_timeout=section.call_timeout,
             max_threads=section.max_threads,
             peer_timeout=config.scheduler.peer_timeout,
+            max_cost_per_hour=section.max_cost_per_hour,
         )
         runners.append(AdapterRunner(made, runner_config))
     return runners

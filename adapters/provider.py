@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from scaler.adapters.errors import ErrorTable
 
@@ -54,6 +54,16 @@ class Provider(Protocol):
     async def terminate(self, unit_ids: list[str]) -> None: ...
 
     async def list_units(self) -> list[Unit]: ...
+
+
+@runtime_checkable
+class SizesGroups(Protocol):
+    """An optional hook, of any provider: ``groups(configured)`` returns the configured groups as the
+    provider sizes them (same names, same order), e.g. capabilities from an instance type. The runner
+    calls it once, before its first report, like any provider call (a ``SyncProvider``'s in a thread, with
+    ``call_timeout``); it may be a coroutine on an async provider. Empty capabilities are then ``cpu=1``."""
+
+    def groups(self, configured: tuple[WorkerGroup, ...]) -> Any: ...
 
 
 class SyncProvider:

@@ -1,6 +1,9 @@
 """The common adapter runner: everything but the three provider verbs, written once (DESIGN §4).
 
-It registers with the scheduler, reconciles periodically against the provider's ground truth
+Before anything else it asks a provider that has the optional ``groups(configured)`` hook
+(``SizesGroups``) for its groups as it sizes them (EC2: capabilities from the instance type), once;
+those are the groups it reports (with its budget, ``max_cost_per_hour``) and launches. Then it
+registers with the scheduler, reconciles periodically against the provider's ground truth
 (``list_units``), reports its groups and units, and carries out the scheduler's ``ScaleCommand``:
 launches (idempotent per request id, errors classified per the provider's table, each group's
 health in ``scaler.adapters.health``) and terminations (of units the scheduler has drained).
@@ -32,13 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from scaler.adapters.calls import ProviderCalls, Supervisor
-from scaler.adapters.errors import PartialLaunchError, ProviderError
+from scaler.adapters.errors import PartialLaunchError, ProviderBug, ProviderError
 from scaler.adapters.health import GroupHealth
-from scaler.adapters.provider import Provider, SyncProvider, Unit, UnitState, WorkerGroup
+from scaler.adapters.provider import Provider, SizesGroups, SyncProvider, Unit, UnitState, WorkerGroup
 from scaler.adapters.session import SchedulerSession
 from scaler.adapters.units import ACTIVE, SUPPLY, UnitTable
 
+from scaler.config.schema import DEFAULT_WORKER_CAPABILITIES
 from scaler.protocol import messages as m
 from scaler.utility.security import no_answer
 
@@ -63,13 +68,15 @@ class RunnerConfig:
     call_timeout: float = 60.0  # each provider call (launch, terminate, list_units)
     max_threads: int = 4  # a SyncProvider's calls at once
     peer_timeout: float = 10.0  # this long without a word from the scheduler: say Hello again
+    max_cost_per_hour: float | None = None  # the budget reported to the scheduler (None: none)
 
 
 class AdapterRunner:
     def __init__(self, provider: Provider | SyncProvider, config: RunnerConfig) -> None:
         self.provider = provider
         self.config = config
-        self.groups = {g.name: g for g in config.groups}
+        self.sized = tuple(_defaulted(g) for g in config.groups)  # what is reported: as the provider sized them
+        self.groups = {g.name: g for g in self.sized}
         self.table = UnitTable()
         self.calls = ProviderCalls(provider, config.name, config.call_timeout, config.max_threads)
         self.tasks = Supervisor(config.name)
@@ -90,6 +97,9 @@ class AdapterRunner:
         config = self.config
         session = self.session = SchedulerSession(config.name, config.scheduler, config.curve_keys, self._hello)
         why_end = "the adapter is stopping"
+        if not await self.size_groups():
+            self.calls.close()
+            return
         try:
             await session.dial()
             await self.reconcile(starting=True)
@@ -131,6 +141,38 @@ class AdapterRunner:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    async def size_groups(self) -> bool:
+        """Ask a provider that has the optional ``groups(configured)`` hook for its groups as it sizes them
+        (EC2: capabilities from the instance type), once, before the first report; False if the adapter
+        must stop. A retryable failure (throttling, a timeout) is retried with the runner's back-off."""
+        if not isinstance(self.provider, SizesGroups):
+            return True
+        delay = self.config.backoff_base
+        while not self.stopping.is_set():
+            try:
+                sized = await self.calls.groups(self.config.groups)
+            except ProviderError as exc:
+                if not exc.retryable or isinstance(exc, ProviderBug):
+                    self._fail(f"cannot size its groups: {exc}")
+                    return False
+                log.warning("adapter %s: sizing its groups: %s; retrying in %gs", self.config.name, exc, delay)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+                delay = min(2 * delay, self.config.backoff_max)
+                continue
+            if [g.name for g in sized] != [g.name for g in self.config.groups]:
+                names = [g.name for g in sized]
+                self._fail(f"its provider's groups() returned groups {names}, not the configured ones")
+                return False
+            self.sized = tuple(_defaulted(g) for g in sized)
+            self.groups = {g.name: g for g in self.sized}
+            for group in self.sized:
+                log.info("adapter %s: group %s: workers with %s", self.config.name, group.name, group.capabilities)
+            return True
+        return False
 
     def _hello(self) -> m.Hello:
         return m.Hello("adapter", m.PROTOCOL_VERSION, self.config.name, pid=os.getpid(), host=socket.gethostname())
@@ -184,7 +226,8 @@ class AdapterRunner:
         for group, count in self.launching.values():
             launching[group] = launching.get(group, 0) + count
         failing = self.health.failing(time.monotonic())
-        return m.AdapterState(self.config.name, list(self.config.groups), units, failing, self.acked, launching)
+        budget = self.config.max_cost_per_hour
+        return m.AdapterState(self.config.name, list(self.sized), units, failing, self.acked, launching, budget)
 
     async def settle(self) -> None:
         """Wait until no provider call is in flight (tests, and the stop sequence)."""
@@ -365,3 +408,8 @@ class AdapterRunner:
         for unit_id in unit_ids:
             if unit_id in self.table.units:
                 self.table.units[unit_id].since = time.monotonic()
+
+
+def _defaulted(group: WorkerGroup) -> WorkerGroup:
+    """``group`` with ``cpu=1`` for capabilities left empty (the provider did not size it)."""
+    return group if group.capabilities else msgspec.structs.replace(group, capabilities=DEFAULT_WORKER_CAPABILITIES)

@@ -26,6 +26,9 @@ class ProviderSpec:
     options: type[Options]
     factory: str  # "module:attribute", imported only to build the provider
     requires: str = ""  # the pip hint when the factory's module needs an optional dependency
+    # it knows each unit's shape (an instance type) and sizes a worker to it: ``workers_per_unit = "auto"``
+    # is allowed, and its provider object may have ``groups(configured)`` (docs/adapters.md)
+    sized_units: bool = False
 
 
 @dataclass(frozen=True)

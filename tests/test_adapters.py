@@ -284,3 +284,28 @@ def test_a_ray_program_asking_num_gpus_scales_the_gpu_group(deploy: Callable[...
         assert any("launch" in d and "/gpu:" in d for d in decisions), decisions
         assert all("/gpu:" in d for d in decisions if "launch" in d), decisions
         assert units_of(client, "cpu") == 0
+
+
+def test_a_budget_caps_the_units_however_long_the_queue(deploy: Callable[..., Deployment]) -> None:
+    groups = """
+[[adapter.group]]
+name = "cpu"
+capabilities = "cpu=1"
+max_units = 10
+cost = 1.0
+"""
+    deployment = deploy(provider="fake", options="max_cost_per_hour = 2", groups=groups)
+    deployment.start_adapter("fake")
+    with Client(deployment.address) as client:
+        futures = [client.submit(sleepy, 0.5, i) for i in range(16)]
+        peak = 0
+        while not all(f.done() for f in futures):
+            peak = max(peak, units_of(client, "cpu"))
+            time.sleep(0.1)
+        assert sorted(f.result(1) for f in futures) == list(range(16))
+        assert peak == 2, "two units of $1/h under a $2/h budget, not ten"
+        reply = client.scheduler_status()
+        holds = [d for d in reply.decisions if "hold" in d]
+        assert holds and "budget:" in holds[0] and "of $2.00/h" in holds[0], reply.decisions
+        (row,) = reply.adapters
+        assert row["max_cost_per_hour"] == 2.0 and float(row["cost_per_hour"]) <= 2.0

@@ -11,6 +11,7 @@ EC2-specific parts: the fallback ladder under injected ``ClientError`` codes (bo
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import subprocess
@@ -376,3 +377,83 @@ def test_a_cluster_secret_is_never_rendered_into_user_data() -> None:
     launch = WorkerLaunch("tcp://10.0.0.1:6378", "cpu=1", "u1", credentials=Credentials(secret.encode(), "tcp://x"))
     text = bootstrap.render(launch, Ec2Options(groups={}))
     assert secret not in text and SECRET_ENV not in text and CURVE_KEYS_ENV not in text
+
+
+# -- workers sized to their instance type (DescribeInstanceTypes) ---------------------------------------
+
+GIB = 1024**3
+
+
+def test_workers_are_sized_to_the_instance_type_and_configured_capabilities_win(
+    ec2_factory: ProviderMaker, moto: MotoEc2
+) -> None:
+    provider = ec2_factory(cluster(), settings(moto, instance_types=("m5.xlarge",)))  # other: t3.micro
+    configured = (
+        WorkerGroup("conformance", "", workers_per_unit=1, max_units=2),
+        WorkerGroup("other", "cpu=3,fast", workers_per_unit=2, max_units=2),
+        WorkerGroup("unlisted", "cpu=2", max_units=1),  # no launch settings: left as configured
+    )
+    sized = {g.name: g for g in provider.groups(configured)}
+    assert sized["conformance"].capabilities == f"cpu=4,memory={16 * GIB},instance_type:m5.xlarge"
+    assert sized["other"].capabilities == f"cpu=3,memory={GIB // 2},fast,instance_type:t3.micro"
+    assert sized["unlisted"] == configured[2]
+    assert [g.name for g in provider.groups(configured)] == ["conformance", "other", "unlisted"]
+
+
+def test_several_instance_types_give_the_smallest_of_each_and_gpus_count(
+    ec2_factory: ProviderMaker, moto: MotoEc2
+) -> None:
+    provider = ec2_factory(cluster(), settings(moto, instance_types=("m5.xlarge", "c5.large")))
+    (mixed,) = provider.groups((WorkerGroup("conformance", ""),))
+    assert mixed.capabilities == f"cpu=2,memory={4 * GIB}", "no instance_type label with several types"
+    gpu = ec2_factory(cluster(), settings(moto, instance_types=("g4dn.xlarge",)))
+    (sized,) = gpu.groups((WorkerGroup("conformance", ""),))
+    assert sized.capabilities == f"cpu=4,gpu=1,memory={16 * GIB},instance_type:g4dn.xlarge"
+
+
+def test_the_runner_reports_and_launches_the_sized_groups(
+    ec2_factory: ProviderMaker, moto: MotoEc2, scheduler_address: str
+) -> None:
+    provider = ec2_factory(cluster(), settings(moto, instance_types=("m5.xlarge",)))
+    config = RunnerConfig("ec2", scheduler_address, (WorkerGroup("conformance", "", max_units=1),))
+
+    async def body() -> None:
+        runner = AdapterRunner(provider, config)
+        assert runner._state().groups[0].capabilities == "cpu=1", "before sizing: the default"
+        assert await runner.size_groups()
+        (reported,) = runner._state().groups
+        assert reported.capabilities == f"cpu=4,memory={16 * GIB},instance_type:m5.xlarge"
+        runner.apply(m.ScaleCommand("sized", {"conformance": 1}))
+        await runner.settle()
+        (unit,) = runner.table.active()
+        (listed,) = [u for u in provider.list_units() if u.unit_id == unit.unit_id]
+        data = moto.client().describe_instance_attribute(InstanceId=listed.details["instance_id"], Attribute="userData")
+        text = base64.b64decode(data["UserData"]["Value"]).decode()
+        assert f"cpu=4,memory={16 * GIB},instance_type:m5.xlarge" in text, "the workers advertise the sized shape"
+        await runner.terminate_all("test over")
+
+    asyncio.run(body())
+
+
+def test_an_instance_type_ec2_does_not_know_stops_the_adapter(
+    ec2_factory: ProviderMaker, moto: MotoEc2, scheduler_address: str
+) -> None:
+    provider = ec2_factory(cluster(), settings(moto, instance_types=("zz9.huge",)))
+    runner = AdapterRunner(provider, RunnerConfig("ec2", scheduler_address, (GROUP,)))
+    assert asyncio.run(runner.size_groups()) is False and runner.exit_code == 1
+
+
+def test_workers_per_unit_auto_is_one_worker_of_the_instance_shape_from_the_config(
+    moto: MotoEc2, tmp_path: Path
+) -> None:
+    from scaler.adapters.cli import build_runners
+
+    from scaler.config import load_config
+
+    config = deployment(tmp_path, free_port(), moto, extra="")
+    text = config.read_text().replace('name = "cpu"\n', 'name = "cpu"\nworkers_per_unit = "auto"\n')
+    config.write_text(text.replace('"t3.micro"', '"m5.large"'))
+    (runner,) = build_runners(load_config(config), "ec2", None)
+    assert asyncio.run(runner.size_groups())
+    (group,) = runner._state().groups
+    assert (group.workers_per_unit, group.capabilities) == (1, f"cpu=2,memory={8 * GIB},instance_type:m5.large")

@@ -73,6 +73,7 @@ ERRORS: ErrorTable = (
             "InvalidLaunchTemplateId.*",
             "InvalidLaunchTemplateName.*",
             "InvalidUserData.Malformed",
+            "InvalidInstanceType",
             "MissingParameter",
         ),
         ConfigurationError,

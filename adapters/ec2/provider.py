@@ -5,7 +5,8 @@ request id and the unit's index, and each ``RunInstances`` carries a ``ClientTok
 and the ladder cell, so a retried call returns the same instance at AWS. And before launching, the
 request's instances are looked up by their ``scaler:request`` tag (across provider objects and
 restarts, and on backends that ignore ``ClientToken``, as moto does): indexes already launched are
-not launched again. ``terminate`` is one batched ``TerminateInstances``; ``list_units`` is ``listing``.
+not launched again. ``terminate`` is one batched ``TerminateInstances``; ``list_units`` is ``listing``;
+``groups`` (the runner's optional hook) sizes each group's workers to its instance type (``shapes``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import hashlib
 import time
 from typing import Any
 
-from scaler.adapters.ec2 import bootstrap, listing
+import msgspec
+from scaler.adapters.ec2 import bootstrap, listing, shapes
 from scaler.adapters.ec2.errors import ERRORS
 from scaler.adapters.ec2.ladder import Cell, Ladder, cells
 from scaler.adapters.ec2.spec import Ec2Group, Ec2Options
@@ -53,6 +55,22 @@ class Ec2Provider(SyncProvider):
         self.identity = context.identity
         self.client = client if client is not None else make_client(options)
         self.ladder = Ladder(options.cooldown)
+
+    def groups(self, configured: tuple[WorkerGroup, ...]) -> tuple[WorkerGroup, ...]:
+        """The groups with their workers' capabilities from their instance types (``shapes``): one
+        ``DescribeInstanceTypes``, called once by the runner before its first report. A group whose type
+        comes from a launch template, or that has no launch settings, keeps its configured capabilities."""
+        settings = self.options.groups
+        types = {g.name: settings[g.name].instance_types for g in configured if g.name in settings}
+        known = shapes.describe(self.client, [t for listed in types.values() for t in listed])
+        sized = []
+        for group in configured:
+            listed = types.get(group.name, ())
+            if listed:
+                derived = shapes.capabilities([known[t] for t in listed], group.workers_per_unit, group.capabilities)
+                group = msgspec.structs.replace(group, capabilities=derived)
+            sized.append(group)
+        return tuple(sized)
 
     def unit_id(self, group: str, request_id: str, index: int) -> str:
         """Unit ``index`` of request ``request_id``: the same id whenever the request is launched again."""

@@ -51,4 +51,6 @@ class Ec2Options(Options, frozen=True, forbid_unknown_fields=True, kw_only=True)
     cooldown: NonNegative = 300.0  # seconds a cell that ran out of capacity is skipped
 
 
-SPEC = ProviderSpec("ec2", Ec2Options, "scaler.adapters.ec2.provider:make_provider", "pip install 'scaler[ec2]'")
+SPEC = ProviderSpec(
+    "ec2", Ec2Options, "scaler.adapters.ec2.provider:make_provider", "pip install 'scaler[ec2]'", sized_units=True
+)

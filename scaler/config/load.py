@@ -110,5 +110,17 @@ def _check(source: Path, config: Config) -> None:
                 fail(f"{at}.capabilities", str(exc))
             if group.max_units < group.min_units:
                 fail(f"{at}.max_units", f"need 0 <= min_units ({group.min_units}) <= max_units ({group.max_units})")
+            if group.workers_per_unit == "auto" and not provider.sized_units:
+                fail(
+                    f"{at}.workers_per_unit",
+                    f'"auto" needs a provider that knows its units\' shape (ec2); {adapter.provider!r} does not: '
+                    "give a number of workers",
+                )
+        floor = sum(group.cost * group.min_units for group in adapter.group)
+        if adapter.max_cost_per_hour is not None and floor > adapter.max_cost_per_hour:
+            fail(
+                f"{where}.max_cost_per_hour",
+                f"{adapter.max_cost_per_hour:g} is less than what min_units cost ({floor:g} per hour)",
+            )
         if adapter.backoff_max < adapter.backoff_base:
             fail(f"{where}.backoff_max", f"must be at least backoff_base ({adapter.backoff_base})")

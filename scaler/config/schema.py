@@ -42,14 +42,28 @@ class ScalingSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     drain_timeout: Delay = 300.0
 
 
+DEFAULT_WORKER_CAPABILITIES = "cpu=1"
+
+
 class GroupSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1)]
-    capabilities: str = "cpu=1"
-    workers_per_unit: AtLeastOne = 1
+    # "" = the unit's shape where the provider knows it (ec2: the instance type), else ``cpu=1``;
+    # given quantities override the shape's, given labels are added to it
+    capabilities: str = ""
+    # "auto": one worker per unit, sized to it (only providers whose spec has ``sized_units``)
+    workers_per_unit: AtLeastOne | Literal["auto"] = 1
     min_units: Count = 0
     max_units: Count = 1
     priority: int = 0
-    cost: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    cost: Annotated[float, msgspec.Meta(ge=0)] = 1.0  # per unit-hour (the budget's unit too)
+
+    def worker_capabilities(self) -> str:
+        """What each worker advertises before any provider looks at its units' shape."""
+        return self.capabilities or DEFAULT_WORKER_CAPABILITIES
+
+    def workers(self) -> int:
+        """Workers per unit as a number: ``"auto"`` is one worker sized to its unit."""
+        return 1 if self.workers_per_unit == "auto" else self.workers_per_unit
 
 
 class AdapterSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -65,6 +79,8 @@ class AdapterSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     max_threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
     state_dir: str = "~/.cache/scaler"
     worker_scheduler_address: str = ""  # what its workers dial, if not [scheduler].address (NAT, another name)
+    # the most its running and pending units may cost per hour (sum of each group's cost x units); none: no limit
+    max_cost_per_hour: Annotated[float, msgspec.Meta(ge=0, le=LIMIT)] | None = None
     options: dict[str, Any] = {}  # checked against the provider's options Struct when the file loads
     group: list[GroupSection] = []
 

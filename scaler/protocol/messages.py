@@ -264,6 +264,7 @@ class AdapterState(Msg):
     failing: dict[str, str] = {}  # group -> why it cannot launch now (backing off)
     acked: str = ""  # the last ScaleCommand request id handled
     launching: dict[str, int] = {}  # group -> units whose launch call has not answered yet (pending supply)
+    max_cost_per_hour: float | None = None  # the adapter's budget (None: none): scale-up keeps its cost under it
 
 
 class ScaleCommand(Msg):

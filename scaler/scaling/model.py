@@ -51,7 +51,7 @@ class UnitView:
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # launch | terminate
+    action: str  # launch | terminate | hold (a launch the budget cut: logged, nothing done)
     adapter: str
     group: str
     reason: str
@@ -59,10 +59,16 @@ class Decision:
     units: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        what = f"launch {self.count}" if self.action == "launch" else f"terminate {', '.join(self.units)}"
+        if self.action == "hold":
+            what = f"hold {self.count}"
+        elif self.action == "launch":
+            what = f"launch {self.count}"
+        else:
+            what = f"terminate {', '.join(self.units)}"
         return f"{self.adapter}/{self.group}: {what} ({self.reason})"
 
 
 @dataclass(frozen=True)
 class PolicyMemory:
     last_scale_up: dict[str, float] = field(default_factory=dict)  # group key -> time
+    budget_held: frozenset[str] = frozenset()  # adapters whose launches the budget cut last round

@@ -10,13 +10,20 @@ never below ``min_units``, never while the group could serve waiting work, and n
 ``max_units`` (adopted orphans, a lowered limit): its surplus is drained at once, units not yet
 connected first, then the least busy; the scheduler lets their running tasks finish (up to
 ``drain_timeout``) before the terminate goes out.
+
+An adapter with a budget (``max_cost_per_hour``, in ``budgets``) never has scale-up take its spend
+(``cost`` x units running or pending, see ``scaler.scaling.budget``) above it: launches, ``min_units``
+ones included, are cut to what it affords, and the rest spills to the next group that can serve
+the work (one of the same adapter whose unit is cheaper still fits, another adapter's has its own
+budget). A cut is one ``hold`` decision with its reason, given once while the adapter stays held.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from scaler.scaling.budget import BudgetBook
 from scaler.scaling.model import Decision, Demand, GroupView, PolicyMemory, ScalingConfig, UnitView
 from scaler.utility.capabilities import Capabilities, fit_count, parse_capabilities
 
@@ -38,8 +45,11 @@ def decide(
     now: float,
     config: ScalingConfig,
     memory: PolicyMemory,
+    budgets: Mapping[str, float] | None = None,
 ) -> tuple[list[Decision], PolicyMemory]:
+    """The round's decisions and the memory for the next; ``budgets`` maps adapter -> max $/h."""
     decisions: list[Decision] = []
+    book = BudgetBook(budgets or {}, groups)
     planned: dict[str, int] = {_key(g): 0 for g in groups}
     last_up = dict(memory.last_scale_up)
     served_demand: dict[str, int] = {_key(g): 0 for g in groups}
@@ -64,6 +74,7 @@ def decide(
                 continue
             room = group.max_units - group.units - planned[key]
             count = min(math.ceil(unmet / per_unit), room, config.max_launch_per_round - planned[key])
+            count = book.allow(group, count)
             if count <= 0:
                 continue
             planned[key] += count
@@ -74,8 +85,8 @@ def decide(
 
     for group in groups:
         key = _key(group)
-        short = group.min_units - group.units - planned[key]
-        if short > 0 and not group.failing:
+        short = book.allow(group, group.min_units - group.units - planned[key]) if not group.failing else 0
+        if short > 0:
             decisions.append(Decision("launch", group.adapter, group.name, f"below min_units={group.min_units}", short))
             planned[key] += short
             last_up[key] = now
@@ -110,4 +121,7 @@ def decide(
             chosen = tuple(u.unit_id for u in idle[:removable])
             reason = f"idle for {config.idle_timeout:g}s+ and no waiting work it can serve"
             decisions.append(Decision("terminate", group.adapter, group.name, reason, units=chosen))
-    return decisions, PolicyMemory(last_up)
+    for held in book.held.values():
+        if held.adapter not in memory.budget_held:
+            decisions.append(Decision("hold", held.adapter, held.group, book.reason(held), count=held.wanted))
+    return decisions, PolicyMemory(last_up, frozenset(book.held))

@@ -3,8 +3,10 @@
 The same ``decide`` the scheduler runs is called every ``[scaling].interval`` of simulated time;
 launched units become workers after a simulated boot time (``--boot-seconds``, or an adapter's
 ``options.boot_seconds``); tasks start in arrival order on the first worker with room (the one
-matching rule). No provider is touched and no time passes for real. The trace is CSV with
-columns ``arrival,duration[,capabilities]`` (seconds; capabilities default ``cpu=1``).
+matching rule). No provider is touched and no time passes for real, so a group's capabilities are
+the configured ones (``cpu=1`` if none: an EC2 group's instance shape is not looked up) and
+``workers_per_unit = "auto"`` is one worker. An adapter's ``max_cost_per_hour`` is honoured. The
+trace is CSV with columns ``arrival,duration[,capabilities]`` (seconds; capabilities default ``cpu=1``).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def read_trace(path: Path) -> list[TraceTask]:
 def simulate(config: Config, trace: list[TraceTask], boot_seconds: float, tick: float = 0.05) -> SimResult:
     scaling = ScalingConfig(**msgspec.structs.asdict(config.scaling))
     specs = [(a, g) for a in config.adapter for g in a.group]
+    budgets = {(a.name or a.provider): a.max_cost_per_hour for a in config.adapter if a.max_cost_per_hour is not None}
     boots = {(a.name or a.provider): float(a.options.get("boot_seconds", boot_seconds)) for a in config.adapter}
     pending = list(trace)
     waiting: list[TraceTask] = []
@@ -116,7 +119,8 @@ def simulate(config: Config, trace: list[TraceTask], boot_seconds: float, tick: 
             demand: dict[str, int] = {}
             for task in waiting:
                 demand[task.capabilities] = demand.get(task.capabilities, 0) + 1
-            made, memory = decide([Demand(k, v) for k, v in demand.items()], groups, views, now, scaling, memory)
+            wanted = [Demand(k, v) for k, v in demand.items()]
+            made, memory = decide(wanted, groups, views, now, scaling, memory, budgets)
             for decision in made:
                 decisions.append((now, decision))
                 if decision.action == "launch":
@@ -134,12 +138,10 @@ def simulate(config: Config, trace: list[TraceTask], boot_seconds: float, tick: 
                             now + boots[decision.adapter],
                             now,
                         )
-                        caps = parse_capabilities(group.capabilities)
-                        unit.workers = [
-                            SimWorker(unit.unit_id, caps, caps.as_dict()) for _ in range(group.workers_per_unit)
-                        ]
+                        caps = parse_capabilities(group.worker_capabilities())
+                        unit.workers = [SimWorker(unit.unit_id, caps, caps.as_dict()) for _ in range(group.workers())]
                         units.append(unit)
-                else:
+                elif decision.action == "terminate":
                     for unit in units:
                         if unit.unit_id in decision.units:
                             unit.ended = now
@@ -169,8 +171,8 @@ def _views(
             GroupView(
                 name,
                 group.name,
-                group.capabilities,
-                group.workers_per_unit,
+                group.worker_capabilities(),
+                group.workers(),
                 group.min_units,
                 group.max_units,
                 group.priority,
@@ -192,6 +194,8 @@ def _reversals(decisions: list[tuple[float, Decision]]) -> int:
     last: dict[str, str] = {}
     count = 0
     for _, decision in decisions:
+        if decision.action == "hold":
+            continue
         key = f"{decision.adapter}/{decision.group}"
         if key in last and last[key] != decision.action and decision.action == "launch":
             count += 1

@@ -91,12 +91,29 @@ class AdapterSessions:
         self.was_waiting = waiting
         self.next_round = now + self.config.interval
         demand, groups, units = self._views(now)
-        decisions, self.memory = decide(demand, groups, units, now, self.config, self.memory)
+        decisions, self.memory = decide(demand, groups, units, now, self.config, self.memory, self.budgets())
         for decision in decisions:
             text = f"{time.strftime('%H:%M:%S')} {decision.describe()}"
             self.history.append(text)
             log.info("scaling decision: %s", decision.describe())
         self._apply(decisions)
+
+    def budgets(self) -> dict[str, float]:
+        """Adapter -> its ``max_cost_per_hour``, for the adapters that report one."""
+        return {
+            session.name: session.state.max_cost_per_hour
+            for session in self.adapters.values()
+            if session.state is not None and session.state.max_cost_per_hour is not None
+        }
+
+    def _counted(self, session: AdapterSession, spec: m.GroupSpec) -> int:
+        """Units of ``spec`` the budget counts (as the policy does): requested, booting, running (not those
+        being drained), and those being launched."""
+        state = session.state
+        if state is None:
+            return 0
+        active = [u for u in state.units if u.group == spec.name and u.state in ACTIVE]
+        return sum(1 for u in active if u.unit_id not in session.draining) + state.launching.get(spec.name, 0)
 
     def _views(self, now: float) -> tuple[list[Demand], list[GroupView], list[UnitView]]:
         waiting: dict[str, int] = {key: len(queue) for key, queue in self.engine.queues.non_empty()}
@@ -123,7 +140,7 @@ class AdapterSessions:
                 active = [u for u in state.units if u.group == spec.name and u.state in ACTIVE]
                 launching = state.launching.get(spec.name, 0)
                 pending = sum(1 for u in active if u.unit_id not in workers_by_unit) + launching
-                count = sum(1 for u in active if u.unit_id not in session.draining) + launching
+                count = self._counted(session, spec)
                 groups.append(
                     GroupView(
                         session.name,
@@ -172,6 +189,8 @@ class AdapterSessions:
                 continue
             session = target
             command = commands[session.identity]
+            if decision.action == "hold":  # the budget cut a launch: in the log and history, nothing to do
+                continue
             command.reasons.append(decision.describe())
             if decision.action == "launch":
                 command.launch[decision.group] = command.launch.get(decision.group, 0) + decision.count
@@ -235,6 +254,8 @@ class AdapterSessions:
                     "max": spec.max_units,
                     "failing": state.failing.get(spec.name, ""),
                     "launching": state.launching.get(spec.name, 0),
+                    "cost_per_hour": spec.cost * self._counted(session, spec),
+                    "max_cost_per_hour": "" if state.max_cost_per_hour is None else state.max_cost_per_hour,
                 }
                 for unit in state.units:
                     if unit.group == spec.name:

@@ -121,6 +121,8 @@ class Intake:
             if name not in names:
                 raise Rejected(f"launching names group {name!r}, which the adapter does not declare")
             _number(count, f"group {name!r} launching", 0, MAX_UNITS)
+        if msg.max_cost_per_hour is not None:
+            _number(msg.max_cost_per_hour, "max_cost_per_hour", 0)
 
 
 _CHECKS: dict[type, Any] = {

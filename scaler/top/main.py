@@ -1,5 +1,6 @@
 """``scaler_top tcp://HOST:PORT``: queues per capability set, workers and load, adapters with their
-groups and units by state (each unit with its cause, age and last moves), and the last scaling
+groups and units by state (each unit with its cause, age and last moves), each adapter's cost per
+hour against its budget (``max_cost_per_hour``), and the last scaling
 decisions with their reasons, refreshed live.
 
 It connects as a *monitor* peer (no tasks, no objects) and asks for the scheduler's status once per
@@ -100,6 +101,11 @@ def render(reply: m.StatusReply, address: str) -> Any:
             str(ending),
             str(row.get("failing", "")),
         )
+    costs = Table(title="cost per hour by adapter", expand=True)
+    for column in ("adapter", "$/h now", "budget $/h"):
+        costs.add_column(column)
+    for adapter, (now_cost, budget) in cost_by_adapter(reply.adapters).items():
+        costs.add_row(adapter, f"{now_cost:.2f}", "none" if budget is None else f"{budget:.2f}")
     units = Table(title="units", expand=True)
     for column in ("adapter/unit", "state", "for", "cause", "last moves"):
         units.add_column(column)
@@ -112,7 +118,18 @@ def render(reply: m.StatusReply, address: str) -> Any:
     decisions = Table(title="last scaling decisions", expand=True, show_header=False)
     for line in reply.decisions[-10:] or ["(no scaling decisions yet)"]:
         decisions.add_row(line)
-    return Group(summary, queues, workers, adapters, units, decisions)
+    return Group(summary, queues, workers, adapters, costs, units, decisions)
+
+
+def cost_by_adapter(rows: list[dict[str, int | float | str]]) -> dict[str, tuple[float, float | None]]:
+    """Adapter -> (its cost per hour now, summed over its groups; its ``max_cost_per_hour`` or None)."""
+    out: dict[str, tuple[float, float | None]] = {}
+    for row in rows:
+        adapter = str(row["adapter"])
+        spent, _ = out.get(adapter, (0.0, None))
+        budget = row.get("max_cost_per_hour", "")
+        out[adapter] = (spent + float(row.get("cost_per_hour", 0.0)), None if budget == "" else float(budget))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

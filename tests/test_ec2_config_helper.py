@@ -41,7 +41,7 @@ def realistic_outputs() -> dict[str, Any]:
         "launch_template_name": output("scaler-blue-workers"),
         "instance_profile_name": output("scaler-blue-workers"),
         "instance_profile_arn": output(f"{arn}:instance-profile/scaler-blue-workers"),
-        "keys_parameter_name": output("/scaler/blue/curve-keys"),
+        "keys_parameter_prefix": output("/scaler/blue/curve-keys"),
         "adapter_policy_arn": output(f"{arn}:policy/scaler-blue-adapter"),
     }
 
@@ -99,8 +99,8 @@ def test_a_missing_output_is_named_and_no_terraform_is_a_plain_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outputs = realistic_outputs()
-    del outputs["keys_parameter_name"]
-    with pytest.raises(config_helper.HelperError, match="lack keys_parameter_name"):
+    del outputs["keys_parameter_prefix"]
+    with pytest.raises(config_helper.HelperError, match="lack keys_parameter_prefix"):
         config_helper.values(outputs)
     monkeypatch.setenv("PATH", str(tmp_path))  # no terraform here
     with pytest.raises(SystemExit) as info:

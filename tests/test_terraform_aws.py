@@ -18,6 +18,7 @@ from typing import Any
 
 import hcl2
 import pytest
+from scaler.adapters.launch import CURVE_CLIENT_FILES
 
 MODULE = Path(__file__).resolve().parent.parent / "terraform" / "aws"
 CHECKOV = "checkov==3.3.30"  # a new release may bring new checks: raise it on purpose, not by surprise
@@ -51,7 +52,7 @@ OUTPUTS = {
     "launch_template_name",
     "instance_profile_name",
     "instance_profile_arn",
-    "keys_parameter_name",
+    "keys_parameter_prefix",
     "adapter_policy_arn",
 }
 ADAPTER_ACTIONS = {
@@ -184,6 +185,10 @@ def test_the_launch_template_requires_imdsv2_encrypts_and_terminates_on_shutdown
 
 def test_the_keys_parameter_is_a_secure_string_with_no_secret_in_the_repository(tf: dict[str, Any]) -> None:
     parameter = resources(tf, "aws_ssm_parameter")["keys"]
+    assert parameter["for_each"] == "${toset(local.worker_key_files)}"
+    assert tf["locals"]["worker_key_files"] == list(CURVE_CLIENT_FILES), "the files the ec2 adapter's instances read"
+    assert parameter["name"] == "${local.keys_prefix}/${each.key}"
+    assert tf["output"]["keys_parameter_prefix"]["value"] == "${local.keys_prefix}"
     assert parameter["type"] == "SecureString"
     assert parameter["key_id"] == "${aws_kms_key.keys.arn}"
     assert parameter["value"] == "unset"
@@ -191,12 +196,12 @@ def test_the_keys_parameter_is_a_secure_string_with_no_secret_in_the_repository(
     assert resources(tf, "aws_kms_key")["keys"]["enable_key_rotation"] is True
 
 
-def test_the_worker_role_may_only_read_the_one_parameter(tf: dict[str, Any]) -> None:
+def test_the_worker_role_may_only_read_the_key_parameters(tf: dict[str, Any]) -> None:
     document = tf["data"]["aws_iam_policy_document"]["workers"]
-    granted = {(tuple(s["actions"]), tuple(s["resources"])) for s in statements(document)}
+    granted = {(tuple(s["actions"]), str(s["resources"])) for s in statements(document)}
     assert granted == {
-        (("ssm:GetParameter",), ("${aws_ssm_parameter.keys.arn}",)),
-        (("kms:Decrypt",), ("${aws_kms_key.keys.arn}",)),
+        (("ssm:GetParameter",), "${values(aws_ssm_parameter.keys)[*].arn}"),
+        (("kms:Decrypt",), str(["${aws_kms_key.keys.arn}"])),
     }
     (decrypt,) = [s for s in statements(document) if s["actions"] == ["kms:Decrypt"]]
     assert conditions(decrypt) == {("StringEquals", "kms:ViaService", ("ssm.${var.region}.amazonaws.com",))}

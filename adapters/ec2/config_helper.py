@@ -27,7 +27,7 @@ READS = (
     "security_group_id",
     "launch_template_id",
     "instance_profile_name",
-    "keys_parameter_name",
+    "keys_parameter_prefix",
 )
 PLACEHOLDER = "tcp://SCHEDULER-PRIVATE-IP:6378"  # parses as an address, binds nowhere: it must be replaced
 
@@ -118,7 +118,7 @@ orphans = "terminate"
 
 [adapter.options]
 region = {toml(found["region"])}
-curve_keys_parameter = {toml(found["keys_parameter_name"])}
+curve_keys_parameter = {toml(found["keys_parameter_prefix"])}
 python = {toml(python)}
 setup = ""  # e.g. "pip install 'scaler[ec2]==0.1.0'" if the image does not have it
 worker_args = ["--death-timeout", "300"]

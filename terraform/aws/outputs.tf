@@ -30,8 +30,9 @@ output "instance_profile_arn" {
   value = aws_iam_instance_profile.workers.arn
 }
 
-output "keys_parameter_name" {
-  value = aws_ssm_parameter.keys.name
+output "keys_parameter_prefix" {
+  description = "The ec2 adapter's curve_keys_parameter: SecureStrings <prefix>/client.key_secret and <prefix>/server.key."
+  value       = local.keys_prefix
 }
 
 output "adapter_policy_arn" {

@@ -43,6 +43,8 @@ def realistic_outputs() -> dict[str, Any]:
         "instance_profile_arn": output(f"{arn}:instance-profile/scaler-blue-workers"),
         "keys_parameter_prefix": output("/scaler/blue/curve-keys"),
         "adapter_policy_arn": output(f"{arn}:policy/scaler-blue-adapter"),
+        "head_private_ip": output(None, "dynamic"),  # head = false
+        "head_keys_prefix": output("/scaler/blue/head-keys"),
     }
 
 

@@ -41,6 +41,7 @@ TAGGABLE = {
     "aws_launch_template",
     "aws_flow_log",
     "aws_cloudwatch_log_group",
+    "aws_instance",
 }
 UNTAGGABLE = {"aws_route_table_association", "aws_iam_role_policy", "aws_kms_alias"}
 OUTPUTS = {
@@ -160,7 +161,12 @@ def test_no_ingress_from_everywhere_only_the_group_and_the_scheduler_port(tf: di
         sources += rule.get("ipv6_cidr_blocks", [])
         assert not set(sources) & set(EVERYWHERE), rule
     by_source = {rule.get("cidr_ipv4") or rule.get("referenced_security_group_id"): rule for rule in rules}
-    assert set(by_source) == {"${aws_security_group.workers.id}", "${var.scheduler_cidr}"}
+    assert set(by_source) == {"${aws_security_group.workers.id}", "${var.scheduler_cidr}", "${each.value}"}
+    clients = by_source.pop("${each.value}")  # the head's (head.tf): each of var.client_cidrs, checked below
+    assert clients["security_group_id"] == "${aws_security_group.head[0].id}"
+    assert clients["for_each"] == "${var.head ? toset(var.client_cidrs) : toset([])}"
+    assert (clients["from_port"], clients["to_port"]) == ("${var.scheduler_port}", "${var.scheduler_port}")
+    assert "0.0.0.0/0" in tf["variable"]["client_cidrs"]["validation"][0]["condition"]
     scheduler = by_source["${var.scheduler_cidr}"]
     assert (scheduler["ip_protocol"], scheduler["from_port"], scheduler["to_port"]) == (
         "tcp",
@@ -283,8 +289,13 @@ def checkov(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.mark.timeout(1200)
-def test_checkov_finds_no_failed_check(checkov: Path) -> None:
+@pytest.mark.parametrize("head", [False, True], ids=["workers-only", "with-head"])
+def test_checkov_finds_no_failed_check(checkov: Path, head: bool, tmp_path: Path) -> None:
     argv = [str(checkov), "-d", str(MODULE), "--framework", "terraform", "--compact", "--skip-download", "-o", "json"]
+    if head:  # head.tf's resources exist only with head = true: check them as deployed
+        variables = tmp_path / "head.tfvars"
+        variables.write_text('head = true\nclient_cidrs = ["10.8.0.0/16"]\n')
+        argv += ["--var-file", str(variables)]
     ran = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert ran.stdout.lstrip().startswith("{"), f"checkov exited {ran.returncode}:\n{ran.stderr[-3000:]}"
     report = json.loads(ran.stdout)
@@ -293,6 +304,8 @@ def test_checkov_finds_no_failed_check(checkov: Path) -> None:
     assert summary["failed"] == 0 and ran.returncode == 0, "checkov failed checks:\n" + "\n".join(failed)
     assert summary["parsing_errors"] == 0, report["results"]["parsing_errors"]
     assert summary["resource_count"] >= 20 and summary["passed"] > 100, summary
+    checked = {c["resource"] for c in report["results"]["passed_checks"]}
+    assert ("aws_instance.head[0]" in checked) is head, "the head is checked exactly when it is deployed"
 
 
 def test_the_longest_cluster_id_still_fits_an_iam_role_name(tf: dict[str, Any]) -> None:

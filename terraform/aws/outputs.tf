@@ -39,3 +39,13 @@ output "adapter_policy_arn" {
   description = "Attach to the role or user the adapter runs as."
   value       = aws_iam_policy.adapter.arn
 }
+
+output "head_private_ip" {
+  description = "The head's scheduler is tcp://<this>:<scheduler_port> (null without head = true)."
+  value       = one(aws_instance.head[*].private_ip)
+}
+
+output "head_keys_prefix" {
+  description = "SecureStrings <prefix>/<file> of the head's whole scaler_keygen directory."
+  value       = local.head_keys
+}

@@ -70,6 +70,7 @@ def test_outputs_round_trip_into_a_loadable_deployment_file(tmp_path: Path) -> N
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps(realistic_outputs()))
     argv = ["--from-terraform", str(MODULE), "--outputs", str(outputs), "--scheduler", "tcp://10.42.0.10:6378"]
+    argv += ["--python", "/opt/scaler/bin/python", "--setup", "pip install 'scaler[ec2]' && echo \"done\""]
     ran = subprocess.run(
         [sys.executable, "-m", "scaler.adapters.ec2.config_helper", *argv], capture_output=True, text=True, timeout=60
     )
@@ -83,6 +84,7 @@ def test_outputs_round_trip_into_a_loadable_deployment_file(tmp_path: Path) -> N
     options = msgspec.convert(adapter.options, Ec2Options)
     assert options.region == "us-east-1" and options.curve_keys_parameter == "/scaler/blue/curve-keys"
     assert set(options.groups) == {"cpu", "gpu"}
+    assert options.python == "/opt/scaler/bin/python" and options.setup == "pip install 'scaler[ec2]' && echo \"done\""
     for group in options.groups.values():
         assert group.subnets == tuple(SUBNETS)
         assert group.launch_template == "lt-0123456789abcdef0"

@@ -111,6 +111,7 @@ def test_the_head_user_data_is_valid_bash_starting_both_services_with_no_secret(
     script.write_text(text)
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     assert "scaler_ec2_config --from-terraform /etc/scaler --outputs /etc/scaler/outputs.json" in text
+    assert '--python /opt/scaler/bin/python --setup "$INSTALL"' in text, "workers install scaler as the head did"
     assert "for service in scheduler worker_adapter_ec2" in text and "ExecStart=/opt/scaler/bin/scaler_$service" in text
     assert "systemctl enable --now scaler-scheduler.service scaler-worker_adapter_ec2.service" in text
     assert "key_secret = " not in text and "BEGIN" not in text, "keys come from SSM at boot"

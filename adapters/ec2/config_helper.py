@@ -88,7 +88,7 @@ def toml(value: Any) -> str:
     raise TypeError(f"no TOML literal for {value!r}")
 
 
-def render(found: Mapping[str, Any], scheduler: str, keys: str, python: str = "python3") -> str:
+def render(found: Mapping[str, Any], scheduler: str, keys: str, python: str = "python3", setup: str = "") -> str:
     """The deployment file: scheduler, scaling, one ec2 adapter with a ``cpu`` and a ``gpu`` group."""
     placeholder = scheduler == PLACEHOLDER
     note = "  # REPLACE: the head's private address (workers dial it)" if placeholder else ""
@@ -120,7 +120,7 @@ orphans = "terminate"
 region = {toml(found["region"])}
 curve_keys_parameter = {toml(found["keys_parameter_prefix"])}
 python = {toml(python)}
-setup = ""  # e.g. "pip install 'scaler[ec2]==0.1.0'" if the image does not have it
+setup = {toml(setup)}  # run before the workers, e.g. pip install 'scaler[ec2]' if the image lacks it
 worker_args = ["--death-timeout", "300"]
 cooldown = 300
 
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scheduler", default=PLACEHOLDER, help="tcp://HOST:PORT the scheduler binds, workers dial")
     parser.add_argument("--curve-keys", default="~/.scaler/keys", help="the scheduler's scaler_keygen directory")
     parser.add_argument("--python", default="python3", help="the instances' interpreter with scaler installed")
+    parser.add_argument("--setup", default="", help="shell lines the instances run first (e.g. install scaler)")
     options = parser.parse_args(argv)
     try:
         found = values(terraform_outputs(options.from_terraform, options.outputs))
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     if options.scheduler == PLACEHOLDER:
         print("scaler_ec2_config: no --scheduler: replace the placeholder [scheduler].address", file=sys.stderr)
-    sys.stdout.write(render(found, options.scheduler, options.curve_keys, options.python))
+    sys.stdout.write(render(found, options.scheduler, options.curve_keys, options.python, options.setup))
 
 
 if __name__ == "__main__":

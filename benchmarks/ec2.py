@@ -1,11 +1,12 @@
 """The ec2 adapter from an empty cluster on a moto server with the boot simulator (all on 127.0.0.1).
 
-    python benchmarks/ec2.py [--tasks 400] [--max-instances 20] [--seconds 1]
+    python benchmarks/ec2.py [--tasks 400] [--max-instances 20] [--seconds 1] [--boot-seconds 0]
 
 A scheduler and ``scaler_worker_adapter_ec2`` (one group, ``cpu=1``, one worker per instance,
 ``min_units = 0``) run as processes; the boot simulator (tests/ec2_harness.py) runs each instance's
 user data here, so every instance is a real worker process. N tasks of ``--seconds`` are submitted at
-once. Prints: time to the first worker, makespan against the ideal (N x seconds / max instances),
+once. Prints: time to the first worker, makespan against the ideal (N x seconds / max instances, plus
+``--boot-seconds``, a simulated boot time: by default an instance's script starts within one poll),
 peak instances, EC2 API calls per reconcile, and the instances left once the queue drained and the
 idle timeout plus one reconcile passed (must be 0).
 
@@ -117,21 +118,37 @@ def run_counted_adapter(config_path: Path, counts_path: Path) -> None:
 # -- the benchmark ---------------------------------------------------------------------------------------
 
 
+def delayed_simulator(delay: float) -> Any:
+    """The boot simulator with each instance's user data started ``delay`` seconds after it is first seen
+    (real EC2 takes tens of seconds from RunInstances to a running script; the simulator, one poll)."""
+    from tests.ec2_harness import BootSimulator
+
+    class Delayed(BootSimulator):
+        seen: dict[str, float]
+
+        def _boot(self, instance_id: str) -> None:
+            first = self.__dict__.setdefault("seen", {}).setdefault(instance_id, time.monotonic())
+            if time.monotonic() - first >= delay:
+                super()._boot(instance_id)
+
+    return Delayed
+
+
 def live_instances(moto: Any, cluster_id: str) -> int:
     filters = [{"Name": "tag:scaler:cluster", "Values": [cluster_id]}, {"Name": "instance-state-name", "Values": LIVE}]
     pages = moto.client().get_paginator("describe_instances").paginate(Filters=filters)
     return sum(len(r["Instances"]) for page in pages for r in page["Reservations"])
 
 
-def benchmark(tasks: int, max_instances: int, seconds: float) -> dict[str, Any]:
+def benchmark(tasks: int, max_instances: int, seconds: float, boot: float = 0.0) -> dict[str, Any]:
     from scaler import Client
     from scaler.utility.net import free_port
-    from tests.ec2_harness import AWS_ENV, BootSimulator, MotoEc2
+    from tests.ec2_harness import AWS_ENV, MotoEc2
 
     os.environ.update(AWS_ENV)
     moto = MotoEc2()
     directory = Path(tempfile.mkdtemp(prefix="scaler-bench-ec2-"))
-    simulator = BootSimulator(moto, directory / "instances")
+    simulator = delayed_simulator(boot)(moto, directory / "instances")
     port = free_port()
     config, counts = deployment(directory, port, moto, max_instances), directory / "counts.json"
     env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
@@ -168,11 +185,12 @@ def benchmark(tasks: int, max_instances: int, seconds: float) -> dict[str, Any]:
         moto.stop()
     counted = json.loads(counts.read_text())
     reconciles, calls = int(counted["reconciles"]), dict(counted["calls"])
-    ideal = math.ceil(tasks / max_instances) * seconds
+    ideal = math.ceil(tasks / max_instances) * seconds + boot
     return {
         "tasks": tasks,
         "task_seconds": seconds,
         "max_instances": max_instances,
+        "boot_s": boot,
         "first_worker_s": round(first_worker, 2),
         "makespan_s": round(makespan, 2),
         "ideal_s": ideal,
@@ -195,8 +213,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=400)
     parser.add_argument("--max-instances", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--boot-seconds", type=float, default=0.0, help="simulated boot time of an instance")
     options = parser.parse_args()
-    print(json.dumps(benchmark(options.tasks, options.max_instances, options.seconds), indent=2))
+    figures = benchmark(options.tasks, options.max_instances, options.seconds, options.boot_seconds)
+    print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 
 import hcl2
 import pytest
+from scaler.adapters.launch import CURVE_CLIENT_FILES
 
 MODULE = Path(__file__).resolve().parent.parent / "terraform" / "aws"
 CHECKOV = "checkov==3.3.30"  # a new release may bring new checks: raise it on purpose, not by surprise
@@ -40,6 +41,7 @@ TAGGABLE = {
     "aws_launch_template",
     "aws_flow_log",
     "aws_cloudwatch_log_group",
+    "aws_instance",
 }
 UNTAGGABLE = {"aws_route_table_association", "aws_iam_role_policy", "aws_kms_alias"}
 OUTPUTS = {
@@ -51,7 +53,7 @@ OUTPUTS = {
     "launch_template_name",
     "instance_profile_name",
     "instance_profile_arn",
-    "keys_parameter_name",
+    "keys_parameter_prefix",
     "adapter_policy_arn",
 }
 ADAPTER_ACTIONS = {
@@ -159,7 +161,12 @@ def test_no_ingress_from_everywhere_only_the_group_and_the_scheduler_port(tf: di
         sources += rule.get("ipv6_cidr_blocks", [])
         assert not set(sources) & set(EVERYWHERE), rule
     by_source = {rule.get("cidr_ipv4") or rule.get("referenced_security_group_id"): rule for rule in rules}
-    assert set(by_source) == {"${aws_security_group.workers.id}", "${var.scheduler_cidr}"}
+    assert set(by_source) == {"${aws_security_group.workers.id}", "${var.scheduler_cidr}", "${each.value}"}
+    clients = by_source.pop("${each.value}")  # the head's (head.tf): each of var.client_cidrs, checked below
+    assert clients["security_group_id"] == "${aws_security_group.head[0].id}"
+    assert clients["for_each"] == "${var.head ? toset(var.client_cidrs) : toset([])}"
+    assert (clients["from_port"], clients["to_port"]) == ("${var.scheduler_port}", "${var.scheduler_port}")
+    assert "0.0.0.0/0" in tf["variable"]["client_cidrs"]["validation"][0]["condition"]
     scheduler = by_source["${var.scheduler_cidr}"]
     assert (scheduler["ip_protocol"], scheduler["from_port"], scheduler["to_port"]) == (
         "tcp",
@@ -184,6 +191,10 @@ def test_the_launch_template_requires_imdsv2_encrypts_and_terminates_on_shutdown
 
 def test_the_keys_parameter_is_a_secure_string_with_no_secret_in_the_repository(tf: dict[str, Any]) -> None:
     parameter = resources(tf, "aws_ssm_parameter")["keys"]
+    assert parameter["for_each"] == "${toset(local.worker_key_files)}"
+    assert tf["locals"]["worker_key_files"] == list(CURVE_CLIENT_FILES), "the files the ec2 adapter's instances read"
+    assert parameter["name"] == "${local.keys_prefix}/${each.key}"
+    assert tf["output"]["keys_parameter_prefix"]["value"] == "${local.keys_prefix}"
     assert parameter["type"] == "SecureString"
     assert parameter["key_id"] == "${aws_kms_key.keys.arn}"
     assert parameter["value"] == "unset"
@@ -191,12 +202,12 @@ def test_the_keys_parameter_is_a_secure_string_with_no_secret_in_the_repository(
     assert resources(tf, "aws_kms_key")["keys"]["enable_key_rotation"] is True
 
 
-def test_the_worker_role_may_only_read_the_one_parameter(tf: dict[str, Any]) -> None:
+def test_the_worker_role_may_only_read_the_key_parameters(tf: dict[str, Any]) -> None:
     document = tf["data"]["aws_iam_policy_document"]["workers"]
-    granted = {(tuple(s["actions"]), tuple(s["resources"])) for s in statements(document)}
+    granted = {(tuple(s["actions"]), str(s["resources"])) for s in statements(document)}
     assert granted == {
-        (("ssm:GetParameter",), ("${aws_ssm_parameter.keys.arn}",)),
-        (("kms:Decrypt",), ("${aws_kms_key.keys.arn}",)),
+        (("ssm:GetParameter",), "${values(aws_ssm_parameter.keys)[*].arn}"),
+        (("kms:Decrypt",), str(["${aws_kms_key.keys.arn}"])),
     }
     (decrypt,) = [s for s in statements(document) if s["actions"] == ["kms:Decrypt"]]
     assert conditions(decrypt) == {("StringEquals", "kms:ViaService", ("ssm.${var.region}.amazonaws.com",))}
@@ -278,8 +289,13 @@ def checkov(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.mark.timeout(1200)
-def test_checkov_finds_no_failed_check(checkov: Path) -> None:
+@pytest.mark.parametrize("head", [False, True], ids=["workers-only", "with-head"])
+def test_checkov_finds_no_failed_check(checkov: Path, head: bool, tmp_path: Path) -> None:
     argv = [str(checkov), "-d", str(MODULE), "--framework", "terraform", "--compact", "--skip-download", "-o", "json"]
+    if head:  # head.tf's resources exist only with head = true: check them as deployed
+        variables = tmp_path / "head.tfvars"
+        variables.write_text('head = true\nclient_cidrs = ["10.8.0.0/16"]\n')
+        argv += ["--var-file", str(variables)]
     ran = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert ran.stdout.lstrip().startswith("{"), f"checkov exited {ran.returncode}:\n{ran.stderr[-3000:]}"
     report = json.loads(ran.stdout)
@@ -288,6 +304,8 @@ def test_checkov_finds_no_failed_check(checkov: Path) -> None:
     assert summary["failed"] == 0 and ran.returncode == 0, "checkov failed checks:\n" + "\n".join(failed)
     assert summary["parsing_errors"] == 0, report["results"]["parsing_errors"]
     assert summary["resource_count"] >= 20 and summary["passed"] > 100, summary
+    checked = {c["resource"] for c in report["results"]["passed_checks"]}
+    assert ("aws_instance.head[0]" in checked) is head, "the head is checked exactly when it is deployed"
 
 
 def test_the_longest_cluster_id_still_fits_an_iam_role_name(tf: dict[str, Any]) -> None:

@@ -63,7 +63,7 @@ data "aws_iam_policy_document" "adapter" {
     content {
       sid       = "ReadTheKeysParameter"
       actions   = ["ssm:GetParameter"]
-      resources = [aws_ssm_parameter.keys.arn]
+      resources = values(aws_ssm_parameter.keys)[*].arn
     }
   }
   dynamic "statement" {

@@ -18,7 +18,7 @@ data "aws_iam_policy_document" "workers" {
   statement {
     sid       = "ReadTheKeysParameter"
     actions   = ["ssm:GetParameter"]
-    resources = [aws_ssm_parameter.keys.arn]
+    resources = values(aws_ssm_parameter.keys)[*].arn
   }
   statement {
     sid       = "DecryptItThroughSsm"

@@ -40,9 +40,17 @@ data "aws_iam_policy_document" "kms" {
   }
 }
 
+locals {
+  # The files a worker needs of a scaler_keygen directory (Credentials.remote_files); the ec2 adapter's
+  # instances read each from <keys_parameter_prefix>/<file name> (options.curve_keys_parameter).
+  worker_key_files = ["client.key_secret", "server.key"]
+  keys_prefix      = "/scaler/${var.cluster_id}/curve-keys"
+}
+
 resource "aws_ssm_parameter" "keys" {
-  name        = "/scaler/${var.cluster_id}/curve-keys"
-  description = "The workers' CURVE keys (JSON: file name to contents); set with aws ssm put-parameter, see README"
+  for_each    = toset(local.worker_key_files)
+  name        = "${local.keys_prefix}/${each.key}"
+  description = "The workers' CURVE key file ${each.key}; set with aws ssm put-parameter, see README"
   type        = "SecureString"
   key_id      = aws_kms_key.keys.arn
   value       = "unset"

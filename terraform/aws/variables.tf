@@ -96,3 +96,30 @@ variable "flow_log_retention_days" {
   type        = number
   default     = 365
 }
+
+variable "head" {
+  description = "Add a head instance running scaler_scheduler and scaler_worker_adapter_ec2 (head.tf)."
+  type        = bool
+  default     = false
+}
+
+variable "head_instance_type" {
+  type    = string
+  default = "t3.small"
+}
+
+variable "scaler_source" {
+  description = "What the head pip-installs: a pinned version, a wheel URL or a git URL, with the ec2 extra."
+  type        = string
+  default     = "scaler[ec2]"
+}
+
+variable "client_cidrs" {
+  description = "Networks (a VPN, a peered VPC) whose programs dial the head's scheduler; [] = SSH tunnels only."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for c in var.client_cidrs : can(cidrhost(c, 0)) && !contains(["0.0.0.0/0", "::/0"], c)])
+    error_message = "CIDRs narrower than the whole internet."
+  }
+}

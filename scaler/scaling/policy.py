@@ -31,6 +31,13 @@ def _preference(group: GroupView, request: Capabilities, per_unit: int) -> tuple
     return (group.priority, int(has_gpu and not asks_gpu), group.cost / max(per_unit, 1))
 
 
+def _interrupted(group: GroupView) -> str:
+    """Why a group is short although its units are still there: some are about to be reclaimed."""
+    if not group.interrupted:
+        return ""
+    return f"; {group.interrupted} unit(s) under a spot interruption notice no longer count"
+
+
 def decide(
     demand: Sequence[Demand],
     groups: Sequence[GroupView],
@@ -69,6 +76,7 @@ def decide(
             planned[key] += count
             unmet -= count * per_unit
             reason = f"{item.waiting} tasks of {item.capabilities or 'any'} waiting, {per_unit} per unit"
+            reason += _interrupted(group)
             decisions.append(Decision("launch", group.adapter, group.name, reason, count=count))
             last_up[key] = now
 
@@ -76,7 +84,8 @@ def decide(
         key = _key(group)
         short = group.min_units - group.units - planned[key]
         if short > 0 and not group.failing:
-            decisions.append(Decision("launch", group.adapter, group.name, f"below min_units={group.min_units}", short))
+            reason = f"below min_units={group.min_units}{_interrupted(group)}"
+            decisions.append(Decision("launch", group.adapter, group.name, reason, short))
             planned[key] += short
             last_up[key] = now
         excess = group.units - group.max_units

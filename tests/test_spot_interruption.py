@@ -9,6 +9,8 @@ deadline, its unfinished tasks then retried elsewhere.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 import subprocess
 import sys
@@ -20,7 +22,11 @@ import pytest
 from scaler.adapters.local.render import start_worker
 
 from scaler import Client, LocalCluster
+from scaler.protocol import messages as m
+from scaler.scheduler.intake import Intake, Rejected
+from scaler.scheduler.objects import ObjectStore
 from scaler.utility.net import free_port
+from scaler.worker.interruption import InterruptionWatcher, parse_notice
 from tests.conftest import FAST, wait_until
 from tests.metadata_server import MetadataService
 from tests.test_adapters import units_of
@@ -138,3 +144,30 @@ max_units = 3
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def test_the_watcher_speaks_imdsv2_and_reads_the_seconds_left(metadata: MetadataService) -> None:
+    watcher = InterruptionWatcher(metadata.url, interval=0.1)
+    assert watcher.poll() is None and metadata.tokens, "404 with a token: no notice yet"
+    metadata.interrupt(seconds=90.0)
+    notice = watcher.poll()
+    assert notice is not None and notice.action == "terminate" and 80.0 <= notice.seconds_left <= 91.0
+    assert parse_notice(b"not json").seconds_left == 120.0, "an unreadable notice still means the usual two minutes"
+
+
+def test_an_unreachable_metadata_service_is_said_once_and_the_watch_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    watcher = InterruptionWatcher(f"http://127.0.0.1:{free_port()}", interval=0.05)  # nothing listens there
+    with caplog.at_level(logging.DEBUG, logger="scaler.worker.interruption"):
+        watcher.start()
+        time.sleep(0.6)
+        watcher.stop()
+    said = [r for r in caplog.records if "cannot read the instance metadata" in r.getMessage()]
+    assert len(said) == 1 and watcher.notice is None
+
+
+@pytest.mark.parametrize("seconds", [-1.0, math.inf, math.nan, 1e9])
+def test_a_notice_with_an_impossible_deadline_is_rejected_at_intake(seconds: float) -> None:
+    intake = Intake(ObjectStore(), {})
+    intake.check("", m.WorkerInterrupted(120.0), [])
+    with pytest.raises(Rejected, match="seconds_left"):
+        intake.check("", m.WorkerInterrupted(seconds), [])

@@ -240,13 +240,13 @@ class AdapterSessions:
             if running and mono < deadline:
                 continue
             if running:
+                limit = "its spot interruption deadline" if unit_id in session.interrupted else "drain_timeout"
                 log.warning(
-                    "unit %s of adapter %s still runs %d task(s) after drain_timeout=%gs; "
-                    "terminating it, they will be retried",
+                    "unit %s of adapter %s still runs %d task(s) at %s; terminating it, they will be retried",
                     unit_id,
                     session.name,
                     running,
-                    self.config.drain_timeout,
+                    limit if unit_id in session.interrupted else f"{limit}={self.config.drain_timeout:g}s",
                 )
                 reported = session.state.units if session.state else []
                 group = next((u.group for u in reported if u.unit_id == unit_id), "")

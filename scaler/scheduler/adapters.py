@@ -94,11 +94,16 @@ class AdapterSessions:
         """A spot interruption notice on ``worker``: its unit is draining from now (so it no longer
         counts as supply and the next round replaces it) and is terminated when its tasks end, or at
         the deadline. A worker of no adapter's unit is only drained (by the engine) and logged."""
-        why = f"spot interruption notice on worker {worker.name}"
         where = f" (unit {worker.unit})" if worker.unit else ""
-        self.history.append(f"{time.strftime('%H:%M:%S')} {why}{where}: drained, {seconds_left:.0f}s left")
+        text = f"spot interruption notice on worker {worker.name}{where}: drained, {seconds_left:.0f}s left"
+        self.history.append(f"{time.strftime('%H:%M:%S')} {text}")
+        self._mark(worker, seconds_left)
+
+    def _mark(self, worker: WorkerState, seconds_left: float) -> None:
+        """Make ``worker``'s unit draining at the adapter that reports it (none may, yet)."""
         if not worker.unit:
             return
+        why = f"spot interruption notice on worker {worker.name}"
         for session in self.adapters.values():
             reported = session.state.units if session.state else []
             unit = next((u for u in reported if u.unit_id == worker.unit and u.state in LIVE), None)
@@ -110,9 +115,19 @@ class AdapterSessions:
             session.interrupted.setdefault(worker.unit, f"{session.name}/{unit.group}: {why}")
             self.next_round = 0.0  # replace it now, not after ``interval``
 
+    def _catch_up(self) -> None:
+        """Noticed workers whose unit no adapter reported when the notice came (an adapter that
+        reconnected after a scheduler restart, a unit not listed yet) are marked once it is."""
+        mono = time.monotonic()
+        marked = {unit for session in self.adapters.values() for unit in session.interrupted}
+        for worker in self.engine.pool.workers.values():
+            if worker.interrupted and worker.unit and worker.unit not in marked:
+                self._mark(worker, max(0.0, worker.interrupted - mono))
+
     def tick(self, now: float) -> None:
         if not any(s.fresh for s in self.adapters.values()):
             return
+        self._catch_up()
         waiting = bool(self.engine.queues.non_empty())
         if now < self.next_round and not (waiting and not self.was_waiting):
             return

@@ -171,3 +171,64 @@ def test_a_notice_with_an_impossible_deadline_is_rejected_at_intake(seconds: flo
     intake.check("", m.WorkerInterrupted(120.0), [])
     with pytest.raises(Rejected, match="seconds_left"):
         intake.check("", m.WorkerInterrupted(seconds), [])
+
+
+def test_a_notice_seen_while_the_scheduler_restarts_still_replaces_the_unit(
+    tmp_path: Path, metadata: MetadataService
+) -> None:
+    port = free_port()
+    config = tmp_path / "deploy.toml"
+    config.write_text(
+        f"""
+cluster_id = "c{port}"
+[scheduler]
+address = "tcp://127.0.0.1:{port}"
+[scaling]
+idle_timeout = 60
+interval = 0.2
+[[adapter]]
+provider = "fake"
+name = "spot{port}"
+reconcile_interval = 0.3
+state_dir = "{tmp_path / "state"}"
+[[adapter.group]]
+name = "spot"
+capabilities = "cpu=1"
+min_units = 1
+max_units = 1
+"""
+    )
+    env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
+    scheduler_argv = [sys.executable, "-m", "scaler.scheduler.main", "--config", str(config)]
+    processes = [subprocess.Popen(scheduler_argv, env=env)]
+    argv = [sys.executable, "-m", "scaler.adapters.fake.main", "--config", str(config)]
+    processes.append(subprocess.Popen(argv, env=dict(env, SCALER_INSTANCE_METADATA=metadata.url)))
+    address = f"tcp://127.0.0.1:{port}"
+    try:
+        with Client(address) as client:
+            first = wait_until(lambda: client.scheduler_status().workers, 40)[0]
+            wait_until(lambda: metadata.tokens, 20)
+        processes[0].kill()
+        processes[0].wait(10)
+        metadata.interrupt(seconds=60.0)
+        time.sleep(6.0)  # the worker looks every 5 s: it sees the notice while no scheduler listens
+        processes.append(subprocess.Popen(scheduler_argv, env=env))
+        with Client(address) as client:
+            # Idle, the noticed unit is terminated at once; its replacement (another unit) joins.
+            wait_until(lambda: any(w["unit"] != first["unit"] for w in client.scheduler_status().workers), 40)
+            reply = client.scheduler_status()
+            text = "\n".join(reply.decisions)
+            assert "spot interruption notice on worker" in text and "no longer count" in text, text
+            assert all(
+                r["state"] in ("draining", "terminating", "terminated")
+                for r in reply.units
+                if r["unit"] == first["unit"]
+            )
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()

@@ -8,7 +8,9 @@ dial back to a real scheduler on 127.0.0.1. When the instance is shutting down o
 that process group; when the script ends by itself, the ``shutdown`` it calls (a stand-in on the
 simulated instance's PATH) terminates the instance, as ``InstanceInitiatedShutdownBehavior=terminate``
 makes EC2 do. Nothing here dials anything but 127.0.0.1: credentials are dummies, the instance
-metadata service is disabled, and the moto-made public IPs are never used.
+metadata service is disabled for boto3, and the moto-made public IPs are never used. The workers'
+spot interruption watcher (which the user data points at 169.254.169.254) is pointed at a local
+``MetadataService`` (``URL/<instance id>``: one endpoint per instance) or, without one, turned off.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import boto3
 
 from scaler.utility.net import free_port
+from tests.metadata_server import MetadataService
 
 REGION = "us-east-1"
 AWS_ENV = {
@@ -89,8 +92,11 @@ class MotoEc2:
 class BootSimulator:
     """Runs each new instance's user data as a local process group; ends it with the instance."""
 
-    def __init__(self, moto: MotoEc2, directory: Path, interval: float = 0.2) -> None:
+    def __init__(
+        self, moto: MotoEc2, directory: Path, interval: float = 0.2, metadata: MetadataService | None = None
+    ) -> None:
         self.moto = moto
+        self.metadata = metadata
         self.client = moto.client()
         self.directory = directory
         self.interval = interval
@@ -126,6 +132,7 @@ class BootSimulator:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SCALER_")}
         env.update(AWS_ENV, AWS_ENDPOINT_URL=self.moto.url, SCALER_SIMULATED_INSTANCE=instance_id)
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        env["SCALER_INSTANCE_METADATA"] = f"{self.metadata.url}/{instance_id}" if self.metadata else ""
         with open(self.directory / f"{instance_id}.log", "wb") as log:
             self.booted[instance_id] = subprocess.Popen(
                 ["bash", str(script)], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True

@@ -39,6 +39,7 @@ from scaler.utility.net import free_port
 from scaler.utility.security import SECRET_ENV
 from tests.conftest import wait_until
 from tests.ec2_harness import AWS_ENV, BootSimulator, MotoEc2
+from tests.metadata_server import MetadataService
 
 WORKER_ARGS = ("--death-timeout", "20")
 ProviderMaker = Callable[..., Ec2Provider]
@@ -60,9 +61,11 @@ def moto() -> Iterator[MotoEc2]:
 
 @pytest.fixture(scope="module")
 def simulator(moto: MotoEc2, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BootSimulator]:
-    simulator = BootSimulator(moto, tmp_path_factory.mktemp("instances"))
+    metadata = MetadataService()  # each instance's own metadata endpoint, on loopback
+    simulator = BootSimulator(moto, tmp_path_factory.mktemp("instances"), metadata=metadata)
     yield simulator
     simulator.stop()
+    metadata.stop()
 
 
 @pytest.fixture
@@ -370,6 +373,56 @@ def test_scaler_cluster_runs_workers_on_simulated_instances(
         cluster.terminate()
         cluster.wait(60)
     wait_until(lambda: states() == ["terminated"], timeout=30)
+
+
+def test_a_spot_interruption_notice_launches_the_replacement_instance_before_the_first_goes(
+    moto: MotoEc2, simulator: BootSimulator, tmp_path: Path
+) -> None:
+    from scaler import Client
+
+    port = free_port()
+    config = deployment(tmp_path, port, moto)  # min_units = max_units = 1
+    config.write_text(config.read_text().replace('"20"]', '"20", "--metadata-interval", "0.3"]'))
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "scaler.cluster.main", "--config", str(config)],
+        env=dict(os.environ, SCALER_LOG_LEVEL="WARNING"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    ours = [{"Name": "tag:scaler:cluster", "Values": [f"ec2e{port}"]}]
+
+    def instances() -> dict[str, str]:
+        pages = moto.client().describe_instances(Filters=ours)["Reservations"]
+        return {i["InstanceId"]: i["State"]["Name"] for r in pages for i in r["Instances"]}
+
+    try:
+        assert scheduler.stdout is not None and "scaler cluster at" in scheduler.stdout.readline()
+        with Client(f"tcp://127.0.0.1:{port}") as client:
+            assert client.submit(pow, 3, 4).result(90) == 81
+            (first,) = instances()
+            busy = client.submit(time.sleep, 8.0)  # keeps the noticed instance draining, not gone at once
+            wait_until(lambda: client.scheduler_status().workers[0]["assigned"] == 1, 30)
+            assert simulator.metadata is not None
+            simulator.metadata.interrupt(seconds=120.0, instance=first)
+            # max_units = 1, yet the replacement is launched while the noticed instance still runs.
+            wait_until(lambda: sorted(instances().values()) == ["running", "running"], 30)
+            wait_until(lambda: client.scheduler_status().status["workers"] == 2, 60)
+            text = "\n".join(client.scheduler_status().decisions)
+            assert "spot interruption notice on worker" in text, text
+            assert client.submit(pow, 2, 5).result(60) == 32
+            assert busy.result(60) is None, "its running task finished there"
+            wait_until(lambda: instances().get(first) == "terminated", 60)  # then it is terminated, drained
+            assert len([s for s in instances().values() if s == "running"]) == 1
+    finally:
+        scheduler.terminate()
+        scheduler.wait(60)
+    wait_until(lambda: all(s == "terminated" for s in instances().values()), timeout=30)
+
+
+def test_user_data_points_workers_at_the_metadata_service_unless_told_otherwise() -> None:
+    launch = WorkerLaunch("tcp://10.0.0.1:6378", "cpu=1", "u1")
+    text = bootstrap.render(launch, Ec2Options(groups={}))
+    assert 'SCALER_INSTANCE_METADATA="${SCALER_INSTANCE_METADATA-http://169.254.169.254}"' in text
 
 
 def test_a_cluster_secret_is_never_rendered_into_user_data() -> None:

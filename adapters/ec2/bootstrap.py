@@ -6,6 +6,11 @@ same argv every provider renders (``python -m scaler.worker.main ADDRESS ... --t
 them, and then shuts the instance down, which terminates it (the dead-man's switch: a worker exits
 after ``--death-timeout`` without its scheduler, and so does the instance).
 
+It also points the workers at the instance metadata service (``SCALER_INSTANCE_METADATA``), on every
+instance: the market (spot or on-demand) is chosen by the ladder after this is rendered, and on an
+on-demand instance the watch costs a 404 every few seconds. A spot instance's workers then see the
+interruption notice and leave in good order (``scaler/worker/interruption.py``, docs/ec2.md).
+
 No secret is ever written into user data (anyone with ``ec2:DescribeInstanceAttribute`` can read
 it): the CURVE key files (``CURVE_CLIENT_FILES``) are read at boot from SSM Parameter Store
 SecureStrings ``<curve_keys_parameter>/<file name>``, written 0600 into a fresh 0700 directory, and

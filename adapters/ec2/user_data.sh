@@ -5,6 +5,8 @@
 # and InstanceInitiatedShutdownBehavior=terminate ends it, so an instance nobody uses does not linger.
 set -eu  # a failing setup or key fetch ends the script at once, and so the instance
 trap 'shutdown -h now' EXIT
+# Workers watch the metadata service for a spot interruption notice (a cheap 404 on on-demand instances).
+export SCALER_INSTANCE_METADATA="${SCALER_INSTANCE_METADATA-http://169.254.169.254}"
 @ENVIRONMENT@
 @SETUP@
 @KEYS@

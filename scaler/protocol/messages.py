@@ -311,6 +311,15 @@ class Reclaimed(Msg):
     task_ids: list[str]
 
 
+class WorkerInterrupted(Msg):
+    """The worker's host goes away soon (a spot interruption notice): drain it and replace its unit.
+
+    ``seconds_left`` is counted from when the worker sent this (no clocks compared across hosts)."""
+
+    seconds_left: float
+    action: str = "terminate"
+
+
 # -- agent <-> task process (a task staged behind the running one; see scaler/worker/staging.py) --
 
 
@@ -364,6 +373,7 @@ AnyMsg = Union[  # noqa: UP007 - a runtime alias msgspec decodes into
     TaskBlocked,
     TaskUnblocked,
     Reclaimed,
+    WorkerInterrupted,
     Unstage,
     Unstaged,
     BlockAck,

@@ -35,6 +35,7 @@ class GroupView:
     units: int  # requested, booting or running (not draining/terminated/failed)
     pending: int  # of those, not yet connected
     failing: str = ""
+    interrupted: int = 0  # units under a spot interruption notice (draining, so not in ``units``)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,13 @@ def _preference(group: GroupView, request: Capabilities, per_unit: int) -> tuple
     return (group.priority, int(has_gpu and not asks_gpu), group.cost / max(per_unit, 1))
 
 
+def _interrupted(group: GroupView) -> str:
+    """Why a group is short although its units are still there: some are about to be reclaimed."""
+    if not group.interrupted:
+        return ""
+    return f"; {group.interrupted} unit(s) under a spot interruption notice no longer count"
+
+
 def decide(
     demand: Sequence[Demand],
     groups: Sequence[GroupView],
@@ -80,6 +87,7 @@ def decide(
             planned[key] += count
             unmet -= count * per_unit
             reason = f"{item.waiting} tasks of {item.capabilities or 'any'} waiting, {per_unit} per unit"
+            reason += _interrupted(group)
             decisions.append(Decision("launch", group.adapter, group.name, reason, count=count))
             last_up[key] = now
 
@@ -87,7 +95,8 @@ def decide(
         key = _key(group)
         short = book.allow(group, group.min_units - group.units - planned[key]) if not group.failing else 0
         if short > 0:
-            decisions.append(Decision("launch", group.adapter, group.name, f"below min_units={group.min_units}", short))
+            reason = f"below min_units={group.min_units}{_interrupted(group)}"
+            decisions.append(Decision("launch", group.adapter, group.name, reason, short))
             planned[key] += short
             last_up[key] = now
         excess = group.units - group.max_units

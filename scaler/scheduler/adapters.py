@@ -9,6 +9,11 @@ new is not sent (at most one every ``KEEPALIVE`` seconds, so the adapter knows t
 there): the report stays usable, and a round runs at once when tasks start to wait, not only
 every ``interval``.
 
+A spot interruption notice on a unit's worker (``WorkerInterrupted``) makes that unit draining at
+once, as if the policy had chosen it: it stops counting as supply, so the same round launches its
+replacement (the decision says why), and its terminate follows when its tasks end or at the notice's
+deadline.
+
 Removal is drain-then-terminate. A unit chosen for removal is *draining* at once: its workers get
 no new task and hand back the ones they hold unstarted. Its terminate goes out with the first
 command after all its workers are idle, or, for a unit still busy, when ``drain_timeout`` has
@@ -48,6 +53,8 @@ class AdapterSession:
     last_connected: list[str] = field(default_factory=list)
     draining: dict[str, float] = field(default_factory=dict)  # unit -> drain deadline (monotonic)
     terminating: set[str] = field(default_factory=set)
+    interrupted: dict[str, str] = field(default_factory=dict)  # unit -> why (a spot interruption notice)
+    notices: list[str] = field(default_factory=list)  # interrupted units the adapter is not yet told of
 
 
 class AdapterSessions:
@@ -76,15 +83,51 @@ class AdapterSessions:
         live = {u.unit_id for u in msg.units if u.state in LIVE}
         session.draining = {u: t for u, t in session.draining.items() if u in live}
         session.terminating &= live
+        session.interrupted = {u: why for u, why in session.interrupted.items() if u in live}
 
     def lost(self, identity: bytes) -> None:
         session = self.adapters.pop(identity, None)
         if session is not None:
             log.info("adapter %s left; its workers stay until they exit", session.name)
 
+    def interrupted(self, worker: WorkerState, seconds_left: float) -> None:
+        """A spot interruption notice on ``worker``: its unit is draining from now (so it no longer
+        counts as supply and the next round replaces it) and is terminated when its tasks end, or at
+        the deadline. A worker of no adapter's unit is only drained (by the engine) and logged."""
+        where = f" (unit {worker.unit})" if worker.unit else ""
+        text = f"spot interruption notice on worker {worker.name}{where}: drained, {seconds_left:.0f}s left"
+        self.history.append(f"{time.strftime('%H:%M:%S')} {text}")
+        self._mark(worker, seconds_left)
+
+    def _mark(self, worker: WorkerState, seconds_left: float) -> None:
+        """Make ``worker``'s unit draining at the adapter that reports it (none may, yet)."""
+        if not worker.unit:
+            return
+        why = f"spot interruption notice on worker {worker.name}"
+        for session in self.adapters.values():
+            reported = session.state.units if session.state else []
+            unit = next((u for u in reported if u.unit_id == worker.unit and u.state in LIVE), None)
+            if unit is None:
+                continue
+            if worker.unit not in session.draining:
+                session.draining[worker.unit] = time.monotonic() + seconds_left
+                session.notices.append(worker.unit)
+            session.interrupted.setdefault(worker.unit, f"{session.name}/{unit.group}: {why}")
+            self.next_round = 0.0  # replace it now, not after ``interval``
+
+    def _catch_up(self) -> None:
+        """Noticed workers whose unit no adapter reported when the notice came (an adapter that
+        reconnected after a scheduler restart, a unit not listed yet) are marked once it is."""
+        mono = time.monotonic()
+        marked = {unit for session in self.adapters.values() for unit in session.interrupted}
+        for worker in self.engine.pool.workers.values():
+            if worker.interrupted and worker.unit and worker.unit not in marked:
+                self._mark(worker, max(0.0, worker.interrupted - mono))
+
     def tick(self, now: float) -> None:
         if not any(s.fresh for s in self.adapters.values()):
             return
+        self._catch_up()
         waiting = bool(self.engine.queues.non_empty())
         if now < self.next_round and not (waiting and not self.was_waiting):
             return
@@ -141,6 +184,7 @@ class AdapterSessions:
                 launching = state.launching.get(spec.name, 0)
                 pending = sum(1 for u in active if u.unit_id not in workers_by_unit) + launching
                 count = self._counted(session, spec)
+                interrupted = sum(1 for u in active if u.unit_id in session.interrupted)
                 groups.append(
                     GroupView(
                         session.name,
@@ -154,6 +198,7 @@ class AdapterSessions:
                         count,
                         pending,
                         state.failing.get(spec.name, ""),
+                        interrupted,
                     )
                 )
                 for unit in active:
@@ -207,6 +252,10 @@ class AdapterSessions:
         mono = time.monotonic()
         for identity, command in commands.items():
             session = self.adapters[identity]
+            for unit_id in session.notices:
+                command.drain.append(unit_id)
+                command.reasons.append(session.interrupted.get(unit_id, "spot interruption notice"))
+            session.notices = []
             self._drained(session, command)
             news = command.launch or command.terminate or command.drain or command.connected != session.last_connected
             if not news and mono - session.last_sent < KEEPALIVE:
@@ -225,13 +274,13 @@ class AdapterSessions:
             if running and mono < deadline:
                 continue
             if running:
+                limit = "its spot interruption deadline" if unit_id in session.interrupted else "drain_timeout"
                 log.warning(
-                    "unit %s of adapter %s still runs %d task(s) after drain_timeout=%gs; "
-                    "terminating it, they will be retried",
+                    "unit %s of adapter %s still runs %d task(s) at %s; terminating it, they will be retried",
                     unit_id,
                     session.name,
                     running,
-                    self.config.drain_timeout,
+                    limit if unit_id in session.interrupted else f"{limit}={self.config.drain_timeout:g}s",
                 )
                 reported = session.state.units if session.state else []
                 group = next((u.group for u in reported if u.unit_id == unit_id), "")

@@ -7,6 +7,7 @@ replies to an ``Outbox`` that the server flushes once per loop turn (one batch p
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -555,6 +556,23 @@ class Engine:
     def schedule(self) -> None:
         """Hand queued tasks to workers that can take them now (``scheduler/dispatch.py``)."""
         schedule(self)
+
+    def interrupted(self, identity: bytes, seconds_left: float, action: str) -> WorkerState | None:
+        """A worker's host goes in ``seconds_left`` (a spot interruption notice): it is drained at once;
+        its running tasks may finish, and are retried elsewhere if it goes first. The worker, if known."""
+        worker = self.pool.workers.get(identity)
+        if worker is None:
+            return None
+        worker.interrupted = time.monotonic() + seconds_left
+        log.warning(
+            "spot interruption notice on worker %s (%s in %.0fs): drained, %d task(s) running may finish",
+            worker.name,
+            action,
+            seconds_left,
+            len(worker.assigned) - worker.unstarted,
+        )
+        drain_worker(self, identity)
+        return worker
 
     def drain_worker(self, identity: bytes) -> None:
         """Stop feeding a worker and take back the tasks it holds unstarted (it is about to go)."""

@@ -26,6 +26,7 @@ MAX_HISTORY = 100
 MAX_RETRIES = 1_000
 MAX_ID = 256  # characters in any id or name a peer chooses
 MAX_KEY = 4096  # characters in a named value's key (a namespace and a name)
+MAX_NOTICE = 86_400.0  # seconds ahead a worker may announce its host's end
 
 
 class Rejected(ValueError):
@@ -125,7 +126,13 @@ class Intake:
             _number(msg.max_cost_per_hour, "max_cost_per_hour", 0)
 
 
+def _worker_interrupted(_: Intake, msg: m.WorkerInterrupted) -> None:
+    _number(msg.seconds_left, "seconds_left", 0, MAX_NOTICE)
+    _id(msg.action, "action")
+
+
 _CHECKS: dict[type, Any] = {
+    m.WorkerInterrupted: _worker_interrupted,
     m.SubmitTask: Intake._submit,
     m.PutObject: Intake._put,
     m.KVPut: Intake._kv_put,

@@ -47,7 +47,15 @@ from scaler.utility.sockets import readable, recv_frames
 log = logging.getLogger(__name__)
 KINDS = ("client", "worker", "adapter", "monitor")
 CLIENT_MSGS = (m.SubmitTask, m.PutObject, m.Release, m.CancelTasks, m.KVPut, m.KVGet, m.KVDelete)
-WORKER_MSGS = (m.TasksStarted, m.TaskDone, m.TaskBlocked, m.TaskUnblocked, m.Reclaimed, m.TaskOutput)
+WORKER_MSGS = (
+    m.TasksStarted,
+    m.TaskDone,
+    m.TaskBlocked,
+    m.TaskUnblocked,
+    m.Reclaimed,
+    m.TaskOutput,
+    m.WorkerInterrupted,
+)
 
 
 @dataclass(slots=True, eq=False)
@@ -257,6 +265,10 @@ class SchedulerServer:
                     self.out.send(task.client, msg)
             elif kind is m.Reclaimed:
                 engine.reclaimed(identity, msg.task_ids)
+            elif kind is m.WorkerInterrupted:
+                worker = engine.interrupted(identity, msg.seconds_left, msg.action)
+                if worker is not None:
+                    self.adapters.interrupted(worker, msg.seconds_left)
             else:
                 engine.blocked(identity, msg.task_id, kind is m.TaskBlocked)
         elif kind is m.AdapterState and peer.kind == "adapter":

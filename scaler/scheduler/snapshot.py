@@ -38,6 +38,7 @@ def engine_status(engine: Engine) -> m.StatusReply:
             "committed": ",".join(f"{k}={v:g}" for k, v in w.committed.items() if v),
             "unit": w.unit,
             "draining": int(w.draining),
+            "interrupted": int(w.interrupted > 0),
             "completed": w.completed,
             "load": w.load,
             "pid": w.pid,

@@ -25,6 +25,7 @@ class WorkerState:
     unstarted: int = 0
     known_objects: set[str] = field(default_factory=set)
     draining: bool = False
+    interrupted: float = 0.0  # time.monotonic() its host goes (a spot interruption notice); 0: none
     reclaim_pending: bool = False
     completed: int = 0
     pid: int = 0

@@ -75,6 +75,8 @@ def render(reply: m.StatusReply, address: str) -> Any:
         workers.add_column(column)
     for w in reply.workers:
         name = str(w["name"]) + (" (draining)" if w.get("draining") else "")
+        if w.get("interrupted"):  # a spot interruption notice: its host goes soon, a replacement is on its way
+            name += " (spot notice)"
         workers.add_row(
             name,
             str(w["capabilities"]),

@@ -27,6 +27,13 @@ done). The agent takes it back with ``Unstage`` plus SIGUSR2 on a cancel, or whe
 has gone on past ``STAGE_PATIENCE`` (a staged task cannot be stolen by an idle peer, so it must
 not wait long). If the running task blocks on subtasks, the process hands every staged task back
 before the agent acknowledges the block, so a subtask can never wait behind its own parent.
+
+Spot interruptions. With ``instance_metadata`` set, a thread watches for the notice EC2 posts two
+minutes before it reclaims a spot instance (``scaler/worker/interruption.py``). Once it is seen the
+agent tells the scheduler (``WorkerInterrupted``: it is drained and its unit replaced), starts no
+task it has not reported as started, hands every other one back (``Reclaimed``, unasked, as an
+unstaged task is), lets running tasks go on, and exits ``leave_before`` seconds before the
+deadline: the scheduler then retries what was still running, as for any lost worker.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from scaler.utility.capabilities import Capabilities, parse_capabilities
 from scaler.utility.security import CurveKeys, no_answer
 from scaler.worker.children import Child, ChildPool, LocalTask
 from scaler.worker.config import WorkerConfig
+from scaler.worker.interruption import InterruptionWatcher, Notice
 from scaler.worker.object_cache import ObjectCache
 from scaler.worker.pipe import PipeClosed
 from scaler.worker.upstream import Upstream
@@ -90,6 +98,10 @@ class WorkerAgent:
         self.alive = True
         self.slots = max(1, int(self.free.get("cpu", 1)))
         self.durations: dict[str, float] = {}  # function id -> recent run time (a decaying max)
+        self.watcher: InterruptionWatcher | None = None
+        if config.instance_metadata:
+            self.watcher = InterruptionWatcher(config.instance_metadata, config.metadata_interval)
+        self.notice: Notice | None = None  # a spot interruption notice seen: this host goes at its deadline
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -154,6 +166,8 @@ class WorkerAgent:
         self.flush()
         for _ in range(self.slots):
             self._spawn()
+        if self.watcher is not None:
+            self.watcher.start()
         next_tick = next_beat = last_turn = time.monotonic()
         log.info("worker %s (%s) connecting to %s", self.name, self.capabilities.key, self.config.scheduler)
         try:
@@ -238,6 +252,8 @@ class WorkerAgent:
         self.link.dial()
         self.welcome = None
         self.up(self._hello())
+        if self.notice is not None:  # the new session is as short-lived as the old one
+            self.up(m.WorkerInterrupted(max(0.0, self.notice.deadline - time.monotonic()), self.notice.action))
         self.flush()
 
     def _abandon_tasks(self) -> int:
@@ -393,6 +409,8 @@ class WorkerAgent:
     def _start_tasks(self) -> None:
         if not self.backlog:
             return
+        if self.notice is not None:
+            self._hand_back()
         stageable: list[Child] | None = None
         for task in list(self.backlog):
             if self._fits(task.request):
@@ -604,9 +622,38 @@ class WorkerAgent:
             self.backlog = deque(t for t in self.backlog if t.msg.task_id not in gone)
         self.up(m.Reclaimed(returned))
 
+    def _hand_back(self) -> None:
+        """Under an interruption notice: every task not yet reported as started goes back unasked."""
+        returned = [task for task in self.backlog if not task.reported]
+        if returned:
+            self.backlog = deque(task for task in self.backlog if task.reported)
+            self.up(m.Reclaimed([task.msg.task_id for task in returned]))
+
+    def _interrupted(self, notice: Notice, now: float) -> None:
+        """The host goes at ``notice.deadline``: say so, hand back what has not started, stop taking."""
+        self.notice = notice
+        log.warning(
+            "spot interruption notice (%s in %.0fs): taking no new task, handing back %d unstarted, "
+            "%d running may finish; exiting %gs before the deadline",
+            notice.action,
+            notice.seconds_left,
+            sum(1 for task in self.backlog if not task.reported),
+            len(self.running),
+            self.config.leave_before,
+        )
+        self.up(m.WorkerInterrupted(max(0.0, notice.deadline - now), notice.action))
+        for child in list(self.running.values()):
+            self._unstage(child)
+        self._hand_back()
+
     # -- timers -----------------------------------------------------------------------------
 
     def _tick(self, now: float) -> None:
+        if self.notice is None and self.watcher is not None and self.watcher.notice is not None:
+            self._interrupted(self.watcher.notice, now)
+        if self.notice is not None and now >= self.notice.deadline - self.config.leave_before and self.alive:
+            log.warning("the interruption deadline is near; worker exits with %d task(s) running", len(self.running))
+            self.alive = False
         for child in self._forget_later:
             if child.process.poll() is None:
                 self._kill(child)
@@ -658,6 +705,8 @@ class WorkerAgent:
                 self.alive = False
 
     def _close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         idle = [child for child in self.pool.children.values() if child.task is None and child.ready]
         for child in idle:  # they end on their own, so their tasks' clients close: what others hold stays
             self.down_send(child, m.Shutdown("worker exiting"))

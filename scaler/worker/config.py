@@ -21,3 +21,6 @@ class WorkerConfig:
     idle_process_ttl: float = 30.0
     curve_keys: Path | None = None
     log_level: str = "INFO"
+    instance_metadata: str = ""  # base URL of the instance metadata service to watch; "" = do not
+    metadata_interval: float = 5.0  # seconds between looks for a spot interruption notice
+    leave_before: float = 5.0  # seconds before an interruption deadline the worker exits

@@ -14,6 +14,7 @@ from scaler.utility.lifetime import die_with_parent, parent_from_env
 from scaler.utility.logs import setup_logging
 from scaler.utility.security import SecurityError, keys_from_env
 from scaler.worker.config import WorkerConfig
+from scaler.worker.interruption import METADATA_ENV, REAL_METADATA
 
 
 def parse_args(argv: list[str] | None) -> WorkerConfig:
@@ -35,6 +36,17 @@ def parse_args(argv: list[str] | None) -> WorkerConfig:
     p.add_argument("--cancel-grace", type=float, default=3.0, help="seconds an interrupted task gets before a kill")
     p.add_argument("--curve-keys", type=Path, default=None, help="directory made by scaler_keygen")
     p.add_argument("--log-level", default=None, help="default: $SCALER_LOG_LEVEL or INFO")
+    p.add_argument(
+        "--instance-metadata",
+        default=None,
+        metavar="URL",
+        help=f"watch this instance metadata service for a spot interruption notice (EC2: {REAL_METADATA}); "
+        f"default: ${METADATA_ENV}, else not watched",
+    )
+    p.add_argument("--metadata-interval", type=float, default=5.0, help="seconds between looks for a notice")
+    p.add_argument(
+        "--leave-before", type=float, default=5.0, help="after a notice, exit this many seconds before the deadline"
+    )
     a = p.parse_args(argv)
     try:
         caps = canonical(a.capabilities)
@@ -52,6 +64,13 @@ def parse_args(argv: list[str] | None) -> WorkerConfig:
         )
     except FlagError as exc:
         p.error(str(exc))
+    if not 0.05 <= a.metadata_interval <= 3600:
+        p.error(f"--metadata-interval must be between 0.05 and 3600 seconds, got {a.metadata_interval:g}")
+    if not 0 <= a.leave_before <= 600:
+        p.error(f"--leave-before must be between 0 and 600 seconds, got {a.leave_before:g}")
+    metadata = a.instance_metadata if a.instance_metadata is not None else os.environ.get(METADATA_ENV, "")
+    if metadata and not metadata.startswith(("http://", "https://")):
+        p.error(f"--instance-metadata must be an http:// URL, got {metadata!r}")
     env_keys = keys_from_env()
     keys = a.curve_keys or (env_keys.directory if env_keys is not None else None)
     return WorkerConfig(
@@ -65,6 +84,9 @@ def parse_args(argv: list[str] | None) -> WorkerConfig:
         cancel_grace=a.cancel_grace,
         curve_keys=keys,
         log_level=a.log_level or os.environ.get("SCALER_LOG_LEVEL", "INFO"),
+        instance_metadata=metadata,
+        metadata_interval=a.metadata_interval,
+        leave_before=a.leave_before,
     )
 
 

@@ -177,6 +177,8 @@ def _for(tp: Any, known: list[str]) -> st.SearchStrategy[Any]:
         return NUMBERS
     if tp is float:
         return FLOATS
+    if tp is type(None):
+        return st.none()
     if origin is list:
         return st.lists(_for(typing.get_args(tp)[0], known), max_size=4)
     if origin is dict:

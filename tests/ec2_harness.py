@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,32 @@ class BootSimulator:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+
+
+@contextlib.contextmanager
+def moto_session() -> Iterator[MotoEc2]:
+    """A moto server with this process's AWS environment pointed at it; the environment restored after."""
+    saved = {key: os.environ.get(key) for key in AWS_ENV}
+    os.environ.update(AWS_ENV)
+    server = MotoEc2()
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def simulated_instances(moto: MotoEc2, directory: Path) -> Iterator[BootSimulator]:
+    """A boot simulator for ``moto``'s instances, each with its own metadata endpoint on loopback."""
+    metadata = MetadataService()
+    simulator = BootSimulator(moto, directory, metadata=metadata)
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
+        metadata.stop()

@@ -38,8 +38,7 @@ from scaler.protocol import messages as m
 from scaler.utility.net import free_port
 from scaler.utility.security import SECRET_ENV
 from tests.conftest import wait_until
-from tests.ec2_harness import AWS_ENV, BootSimulator, MotoEc2
-from tests.metadata_server import MetadataService
+from tests.ec2_harness import BootSimulator, MotoEc2, moto_session, simulated_instances
 
 WORKER_ARGS = ("--death-timeout", "20")
 ProviderMaker = Callable[..., Ec2Provider]
@@ -47,25 +46,14 @@ ProviderMaker = Callable[..., Ec2Provider]
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoEc2]:
-    saved = {key: os.environ.get(key) for key in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    server = MotoEc2()
-    yield server
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with moto_session() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def simulator(moto: MotoEc2, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BootSimulator]:
-    metadata = MetadataService()  # each instance's own metadata endpoint, on loopback
-    simulator = BootSimulator(moto, tmp_path_factory.mktemp("instances"), metadata=metadata)
-    yield simulator
-    simulator.stop()
-    metadata.stop()
+    with simulated_instances(moto, tmp_path_factory.mktemp("instances")) as simulator:
+        yield simulator
 
 
 @pytest.fixture

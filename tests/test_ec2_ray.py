@@ -20,7 +20,7 @@ import pytest
 from scaler import Client
 from scaler.utility.net import free_port
 from tests.conftest import wait_until
-from tests.ec2_harness import AWS_ENV, BootSimulator, MotoEc2
+from tests.ec2_harness import BootSimulator, MotoEc2, moto_session, simulated_instances
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ("monte_carlo_pi", "map_reduce", "hyperparameter_sweep")  # plain ray.init(): any address
@@ -47,23 +47,14 @@ ray.shutdown()
 
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoEc2]:
-    saved = {key: os.environ.get(key) for key in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    server = MotoEc2()
-    yield server
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with moto_session() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def simulator(moto: MotoEc2, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BootSimulator]:
-    simulator = BootSimulator(moto, tmp_path_factory.mktemp("instances"))
-    yield simulator
-    simulator.stop()
+    with simulated_instances(moto, tmp_path_factory.mktemp("instances")) as simulator:
+        yield simulator
 
 
 def deployment(tmp_path: Path, port: int, moto: MotoEc2) -> Path:

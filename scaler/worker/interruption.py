@@ -8,7 +8,9 @@ scheduler launch a replacement while its running tasks finish, instead of dying 
 The poll runs on a daemon thread (urllib blocks; the agent's loop never must) with IMDSv2: a token
 from ``PUT /latest/api/token``, sent back in ``X-aws-ec2-metadata-token``. A service that refuses
 tokens (IMDSv1 only) is read without one. Errors are logged once and the poll keeps going quietly:
-an unreachable metadata service (not on EC2, a firewall) must not fill the worker's log.
+an unreachable metadata service (not on EC2, a firewall) must not fill the worker's log. urllib is
+imported by the watcher itself: every worker imports this module, few watch (urllib, http and ssl
+would add about 6 MB to each agent and each task process forked from it).
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ import json
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -102,6 +102,9 @@ class InterruptionWatcher:
         token = self._get_token()
         if token:
             headers["X-aws-ec2-metadata-token"] = token
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(f"{self.base}/latest/meta-data/spot/instance-action", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
@@ -119,6 +122,9 @@ class InterruptionWatcher:
         now = time.monotonic()
         if self._token and now < self._token_until:
             return self._token
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             f"{self.base}/latest/api/token",
             method="PUT",

@@ -10,14 +10,12 @@ the group's config are merged in: their quantities override the shape's, their l
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from scaler.adapters.errors import ConfigurationError
-
-from scaler.utility.capabilities import from_mapping, parse_capabilities
+from scaler.adapters.sizing import worker_share
 
 BATCH = 100  # instance types per DescribeInstanceTypes call (AWS's limit)
 MIB = 1024 * 1024
@@ -55,13 +53,6 @@ def describe(client: Any, instance_types: Iterable[str]) -> dict[str, Shape]:
 
 def capabilities(shapes: list[Shape], workers: int, configured: str) -> str:
     """Each of a unit's ``workers`` workers' capabilities: the smallest shape's share, then ``configured``."""
-    share = max(workers, 1)
-    quantities: dict[str, float] = {
-        "cpu": min(s.vcpus for s in shapes) / share,
-        "memory": float(math.floor(min(s.memory_mib for s in shapes) * MIB / share)),
-        "gpu": min(s.gpus for s in shapes) / share,
-    }
-    given = parse_capabilities(configured)
-    quantities.update(given.quantities)
-    labels = sorted(given.labels | ({f"instance_type:{shapes[0].instance_type}"} if len(shapes) == 1 else set()))
-    return from_mapping(quantities, labels)
+    machines = [{"cpu": s.vcpus, "memory": s.memory_mib * MIB, "gpu": s.gpus} for s in shapes]
+    label = {f"instance_type:{shapes[0].instance_type}"} if len(shapes) == 1 else set()
+    return worker_share(machines, workers, configured, label)

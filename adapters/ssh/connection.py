@@ -1,0 +1,200 @@
+"""One reused, time-limited paramiko session per host: the ``Remote`` the SSH provider's parts use.
+
+Blocking by nature (paramiko): only ever called from the runner's provider threads. A session is
+opened on first use, reused while its transport is alive, and closed and opened again once older
+than ``max_connection_age``; any failure on it closes it, so the next call dials afresh. Host keys are
+checked against ``known_hosts``: an unknown key is refused (``UnknownHostKeyError``) unless the
+options say ``accept-new``, which records it; a changed key is always refused (paramiko's
+``BadHostKeyException``). Commands, uploads and connects all have deadlines.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from scaler.adapters.errors import AuthError
+from scaler.adapters.ssh.channel import Completed
+from scaler.adapters.ssh.spec import HostSettings, SshOptions
+
+
+class UnknownHostKeyError(AuthError):
+    """The host's key is in no known_hosts file and the options do not accept new keys."""
+
+
+class _Refuse(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    def __init__(self, host: HostSettings, known_hosts: str) -> None:
+        self.host, self.known_hosts = host, known_hosts
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        raise UnknownHostKeyError(
+            f"host {self.host.name} ({hostname}) offered a {key.get_name()} key that is not in {self.known_hosts}: "
+            f"add it (ssh-keyscan -p {self.host.port} {self.host.address} >> {self.known_hosts}, after checking it) "
+            "or set unknown_hosts = 'accept-new' in the ssh options"
+        )
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self.known_hosts.open("a") as f:
+            f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+class HostConnection:
+    """A ``Remote`` (``scaler.adapters.ssh.channel``) over SSH to one host of the inventory."""
+
+    def __init__(self, host: HostSettings, options: SshOptions) -> None:
+        self.host, self.options = host, options
+        self.name = host.name
+        self._client: paramiko.SSHClient | None = None
+        self._opened = 0.0
+        self._home = ""
+        self._lock = threading.Lock()
+
+    def transport(self) -> paramiko.Transport:
+        """The live session's transport, dialling when there is none or it is too old."""
+        with self._lock:
+            client = self._client
+            transport = client.get_transport() if client is not None else None
+            age = time.monotonic() - self._opened
+            if transport is not None and transport.is_active() and age < self.options.max_connection_age:
+                return transport
+            self._close_locked()
+            client = self._connect()
+            self._client, self._opened = client, time.monotonic()
+            found = client.get_transport()
+            if found is None:
+                raise paramiko.SSHException(f"host {self.name}: no transport after connecting")
+            found.set_keepalive(15)
+            return found
+
+    def _connect(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        known = Path(os.path.expanduser(self.options.known_hosts))
+        if known.exists():
+            client.load_host_keys(str(known))
+        if self.options.unknown_hosts == "accept-new":
+            client.set_missing_host_key_policy(_AcceptNew(known))
+        else:
+            client.set_missing_host_key_policy(_Refuse(self.host, str(known)))
+        timeout = self.options.connect_timeout
+        key_file = os.path.expanduser(self.host.key_file) if self.host.key_file else None
+        try:
+            client.connect(
+                self.host.address,
+                port=self.host.port,
+                username=self.host.user,
+                key_filename=key_file,
+                look_for_keys=key_file is None,
+                allow_agent=key_file is None,
+                timeout=timeout,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                channel_timeout=timeout,
+            )
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def run(self, command: str, stdin: bytes = b"", timeout: float = 0.0) -> Completed:
+        limit = timeout or self.options.command_timeout
+        try:
+            return self._run(command, stdin, limit)
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self, command: str, stdin: bytes, limit: float) -> Completed:
+        channel = self.transport().open_session(timeout=self.options.connect_timeout)
+        deadline = time.monotonic() + limit
+        out, err = bytearray(), bytearray()
+        try:
+            channel.settimeout(limit)
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            while True:
+                busy = False
+                if channel.recv_ready():
+                    out += channel.recv(65536)
+                    busy = True
+                if channel.recv_stderr_ready():
+                    err += channel.recv_stderr(65536)
+                    busy = True
+                if not busy and channel.exit_status_ready() and not channel.recv_ready():
+                    if not channel.recv_stderr_ready():
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"host {self.name}: command did not finish within {limit:g}s")
+                if not busy:
+                    time.sleep(0.005)
+            return Completed(channel.recv_exit_status(), bytes(out), bytes(err))
+        finally:
+            channel.close()
+
+    @property
+    def home(self) -> str:
+        """The login user's home directory on the host (asked once per connection object)."""
+        if not self._home:
+            found = self.run('printf %s "$HOME"', timeout=self.options.connect_timeout * 2)
+            self._home = found.stdout.decode().strip() or "/tmp"
+        return self._home
+
+    def expand(self, path: str) -> str:
+        if path == "~" or path.startswith("~/"):
+            return self.home + path[1:]
+        return path
+
+    def put(self, path: str, data: bytes, mode: int = 0o600) -> None:
+        target = self.expand(path)
+        try:
+            sftp = paramiko.SFTPClient.from_transport(self.transport())
+            if sftp is None:
+                raise paramiko.SSHException(f"host {self.name}: the SFTP subsystem is not available")
+            try:
+                sftp.get_channel().settimeout(self.options.command_timeout)
+                self._makedirs(sftp, posixpath.dirname(target))
+                temporary = f"{target}.part"
+                with sftp.open(temporary, "wb") as f:
+                    sftp.chmod(temporary, mode)
+                    f.write(data)
+                sftp.posix_rename(temporary, target)
+            finally:
+                sftp.close()
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:
+        missing = []
+        while directory and directory != "/":
+            try:
+                sftp.stat(directory)
+                break
+            except FileNotFoundError:
+                missing.append(directory)
+                directory = posixpath.dirname(directory)
+        for path in reversed(missing):
+            sftp.mkdir(path, mode=0o700)

@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "local": "scaler.adapters.local.spec:SPEC",
     "fake": "scaler.adapters.fake.spec:SPEC",
     "ec2": "scaler.adapters.ec2.spec:SPEC",
+    "ssh": "scaler.adapters.ssh.spec:SPEC",
 }
 
 

@@ -352,9 +352,14 @@ class AdapterRunner:
     def _reconcile(self, listed: list[Unit], began: float, starting: bool) -> None:
         table = self.table
         present = {u.unit_id: u for u in listed if u.state in ACTIVE}
+        failed = {u.unit_id: u for u in listed if u.state is U.FAILED}
         for tracked in table.active():
             if tracked.unit_id not in present and tracked.added < began and tracked.state is not U.REQUESTED:
                 final = self.ending.pop(tracked.unit_id, U.TERMINATED)
+                if tracked.unit_id in failed and final is U.TERMINATED:  # it ended on its own: say why
+                    reason = failed[tracked.unit_id].details.get("reason", "no reason given")
+                    table.move(tracked.unit_id, U.FAILED, f"the provider lists it failed: {reason}")
+                    continue
                 table.move(tracked.unit_id, final, "the provider no longer lists it")
         now = time.monotonic()
         ended = [

@@ -10,9 +10,9 @@ installs openssh-server, so there they must run).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 SSHD = "/usr/sbin/sshd"
@@ -113,18 +114,19 @@ class SshFarm:
         raise RuntimeError(f"sshd for {name} did not listen on {host.address}:{host.port}")
 
     def stop(self, name: str) -> None:
-        """Stop the host's sshd and every session it serves (established connections drop too)."""
+        """Stop the host's sshd and every session it serves: established connections drop too."""
         host = self.hosts[name]
         if host.process is None:
             return
         try:
-            os.killpg(host.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            sessions = psutil.Process(host.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            sessions = []
+        for process in [*sessions, psutil.Process(host.process.pid)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
         host.process.wait(10)
         host.process = None
-        # Sessions fork from the listener in its process group; any that escaped it go by the config path.
-        subprocess.run(["pkill", "-KILL", "-f", f"sshd.*{host.directory}"], check=False)
 
     def close(self) -> None:
         for name in self.hosts:

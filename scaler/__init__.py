@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from scaler.client.client import Client, ClientConfig, TaskOptions
     from scaler.client.future import Future, ObjectRef
+    from scaler.cluster.ephemeral import Cluster, ClusterActivationError, ClusterTeardownError
     from scaler.cluster.local_cluster import LocalCluster, LocalClusterConfig
+    from scaler.cluster.nodes import AutoscalerConfig, ClusterConfig, NodeConfig, ScalingGroup, SimpleCluster
     from scaler.errors import (
         ActorDiedError,
         ActorUnavailableError,
@@ -35,6 +37,14 @@ _WHERE = {
     "TaskOptions": "scaler.client.client",
     "Future": "scaler.client.future",
     "ObjectRef": "scaler.client.future",
+    "Cluster": "scaler.cluster.ephemeral",
+    "ClusterActivationError": "scaler.cluster.ephemeral",
+    "ClusterTeardownError": "scaler.cluster.ephemeral",
+    "AutoscalerConfig": "scaler.cluster.nodes",
+    "ClusterConfig": "scaler.cluster.nodes",
+    "NodeConfig": "scaler.cluster.nodes",
+    "ScalingGroup": "scaler.cluster.nodes",
+    "SimpleCluster": "scaler.cluster.nodes",
     "LocalCluster": "scaler.cluster.local_cluster",
     "LocalClusterConfig": "scaler.cluster.local_cluster",
     "ActorDiedError": "scaler.errors",
@@ -53,18 +63,26 @@ _WHERE = {
 __all__ = [
     "ActorDiedError",
     "ActorUnavailableError",
+    "AutoscalerConfig",
     "BackpressureError",
     "Client",
     "ClientConfig",
+    "Cluster",
+    "ClusterActivationError",
+    "ClusterConfig",
+    "ClusterTeardownError",
     "ConnectionFailedError",
     "Future",
     "LocalCluster",
     "LocalClusterConfig",
     "MemoryLimitError",
+    "NodeConfig",
     "ObjectLostError",
     "ObjectRef",
     "OwnerDiedError",
     "ScalerError",
+    "ScalingGroup",
+    "SimpleCluster",
     "TaskCancelledError",
     "TaskOptions",
     "TaskTimeoutError",

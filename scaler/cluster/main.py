@@ -27,8 +27,10 @@ def run_with_config(config_path: Path, log_level: str, curve_keys: Path | None =
     from scaler.adapters.cli import build_runners, lock_adapters, run_all
     from scaler.adapters.lock import AdapterLockedError
     from scaler.config import ConfigError, load_config
+    from scaler.utility.lifetime import die_with_parent, parent_from_env
     from scaler.utility.logs import setup_logging
 
+    die_with_parent(parent_from_env("SCALER_CLUSTER_PARENT_PID"), signal.SIGTERM)  # a Cluster's child ends with it
     try:
         config = load_config(config_path)
         overrides: dict[str, Any] = {}

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import os
 import runpy
+import signal
 import sys
+import traceback
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(options.program)))
     try:
         runpy.run_path(options.program, run_name="__main__")
+    except KeyboardInterrupt:  # end as `python program.py` does on Ctrl-C: by SIGINT, so callers see 130
+        traceback.print_exc()
+        shutdown()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        raise
     finally:
         shutdown()
 

@@ -203,3 +203,20 @@ def test_a_cluster_on_ssh_hosts_leaves_no_unit_on_them(farm: SshFarm, tmp_path: 
         assert len(records) == 2
     assert not list((state / "units" / cluster.cluster_id).glob("*.json"))
     assert not tagged(cluster.cluster_id)
+
+
+def test_forward_logs_tags_each_line_of_a_tasks_output_with_the_task(capfd: pytest.CaptureFixture[str]) -> None:
+    def chatty(n: int) -> int:
+        print(f"line one of {n}")
+        print(f"line two of {n}", flush=True)
+        return n
+
+    with Cluster(SimpleCluster(n_nodes=1, node_config=NodeConfig(cpu=1, memory_gb=1)), forward_logs=True) as cluster:
+        with Client(cluster.address) as client:
+            future = client.submit(chatty, 7)
+            assert future.result(30) == 7
+            time.sleep(0.5)
+    out = capfd.readouterr().out
+    tagged_lines = [line for line in out.splitlines() if "of 7" in line]
+    assert tagged_lines == [f"(task {future.task_id}) line one of 7", f"(task {future.task_id}) line two of 7"], out
+    assert "SCALER_STREAM_OUTPUT" not in os.environ

@@ -14,7 +14,6 @@ import atexit
 import concurrent.futures
 import logging
 import os
-import sys
 import threading
 import time
 import weakref
@@ -22,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from scaler.client import output
 from scaler.client.connection import Connection
 from scaler.client.future import REMOTE, Future, ObjectRef, Payload
 from scaler.errors import (
@@ -76,7 +76,9 @@ class Client:
         self.address = address or runtime.scheduler_address() or os.environ.get("SCALER_ADDRESS") or ""
         if not self.address:
             raise ValueError("Client() needs a scheduler address (tcp://HOST:PORT), or run inside a task")
-        self.default_options = replace(TaskOptions(), **options) if options else TaskOptions()
+        defaults = TaskOptions(stream_output=output.stream_by_default())
+        self.default_options = replace(defaults, **options) if options else defaults
+        self._output_lines: dict[str, bool] = {}
         self._ids = IdMaker("t")
         self._pending: dict[str, list[Future]] = {}
         self._fetches: dict[str, list[concurrent.futures.Future[Any]]] = {}
@@ -392,9 +394,7 @@ class Client:
             elif kind is m.ObjectReply:
                 self._on_object(msg, payload)
             elif kind is m.TaskOutput:
-                stream = sys.stderr if msg.stream == "stderr" else sys.stdout
-                stream.write(msg.text)
-                stream.flush()
+                output.write(msg, self._output_lines)
             elif kind is m.TaskRejected:
                 self._fail_task(msg.task_id, TaskRejectedError(f"task {msg.task_id} rejected: {msg.reason}"))
                 released = True

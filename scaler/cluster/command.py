@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from scaler.client.output import STREAM_ENV
+
 START_FAILED, TEARDOWN_FAILED = 2, 3
 
 
@@ -54,7 +56,7 @@ def run(a: argparse.Namespace) -> int:
     code = 0
     try:
         with cluster:
-            code = _program(cluster.address, a.program, a.args)
+            code = _program(cluster.address, a.program, a.args, not a.quiet)
     except ClusterActivationError as exc:
         print(f"scaler run: {exc}", file=sys.stderr)
         return START_FAILED
@@ -64,9 +66,12 @@ def run(a: argparse.Namespace) -> int:
     return code
 
 
-def _program(address: str, program: str, args: list[str]) -> int:
+def _program(address: str, program: str, args: list[str], stream: bool) -> int:
     argv = [sys.executable, "-m", "scaler.compat.ray", "--address", address, program, *args]
-    child = subprocess.Popen(argv, env=dict(os.environ, SCALER_ADDRESS=address))
+    env = dict(os.environ, SCALER_ADDRESS=address)
+    if stream:
+        env[STREAM_ENV] = "1"
+    child = subprocess.Popen(argv, env=env)
 
     def forward(signum: int, frame: Any) -> None:
         if child.poll() is None:

@@ -9,7 +9,9 @@ again from here until it reports none of this cluster's units (bounded by
 ``teardown_timeout_seconds``), terminating any it still lists, and raises ``ClusterTeardownError``
 naming those that remain. A SIGKILLed caller takes its ``scaler_cluster`` with it (parent-death
 signal: the adapters still end their units); what a killed adapter leaves is its provider's
-dead-man's switch and the next adapter's orphan reaping.
+dead-man's switch and the next adapter's orphan reaping. With ``forward_logs=True`` the workers'
+own output comes to this process's stdout and stderr, and every task submitted from the block
+streams its output here, each line tagged with its task (``scaler.client.output``).
 
 Each cluster has a cluster id of its own, so its units are told apart from every other deployment's;
 a loopback scheduler address gets a free port. Without a deployment file the cluster is local: a
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from scaler.client.output import STREAM_ENV
 from scaler.cluster import deployment
 from scaler.cluster.activation import Progress, progress
 from scaler.cluster.nodes import ClusterConfig
@@ -71,6 +74,7 @@ class Cluster:
         self.process: subprocess.Popen[bytes] | None = None
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._previous_sigterm: Any = None
+        self._previous_stream: str | None = None
 
     @property
     def cluster_id(self) -> str:
@@ -78,6 +82,9 @@ class Cluster:
 
     def __enter__(self) -> Cluster:
         self._trap_sigterm()
+        if self.forward_logs:  # clients made in the block stream their tasks' output here, tagged
+            self._previous_stream = os.environ.get(STREAM_ENV)
+            os.environ[STREAM_ENV] = "1"
         try:
             self._start()
             self._activate()
@@ -170,6 +177,11 @@ class Cluster:
                     )
         finally:
             self._restore_sigterm()
+            if self.forward_logs:
+                if self._previous_stream is None:
+                    os.environ.pop(STREAM_ENV, None)
+                else:
+                    os.environ[STREAM_ENV] = self._previous_stream
             if self._directory is not None:
                 self._directory.cleanup()
                 self._directory = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,10 +22,17 @@ from typing import Any
 
 import pytest
 from scaler.adapters.calls import ProviderCalls
-from scaler.adapters.errors import AuthError, CapacityError, ConfigurationError, ThrottledError
+from scaler.adapters.errors import (
+    AuthError,
+    CapacityError,
+    ConfigurationError,
+    PartialLaunchError,
+    QuotaError,
+    ThrottledError,
+)
 from scaler.adapters.identity import Identity
 from scaler.adapters.launch import CURVE_KEYS_ENV, LaunchBuilder
-from scaler.adapters.provider import SyncProvider, WorkerGroup
+from scaler.adapters.provider import SyncProvider, UnitState, WorkerGroup
 from scaler.adapters.runner import AdapterRunner, RunnerConfig
 from scaler.adapters.spec import ProviderContext
 from scaler.adapters.symphony import service
@@ -240,6 +248,70 @@ def test_credentials_travel_as_files_in_the_task_input_never_on_argv(tmp_path: P
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE((directory / "client.key_secret").stat().st_mode) == 0o600
     assert description["file_environment"] == {CURVE_KEYS_ENV: service.KEYS_PLACEHOLDER}
+
+
+def test_with_a_keys_directory_on_the_hosts_the_task_input_carries_no_key(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "client.key_secret").write_text("CLIENT-SECRET-KEY")
+    (keys / "server.key").write_text("SERVER-PUBLIC-KEY")
+    launch = LaunchBuilder(Identity("symkd", "symphony"), "tcp://127.0.0.1:1", keys).build(GROUP, "u1", "r1")
+    data = task_input(launch, "python3", "/shared/scaler/keys")
+    assert b"CLIENT-SECRET-KEY" not in data
+    description = service.parse(data)
+    assert description["files"] == {} and description["environment"][CURVE_KEYS_ENV] == "/shared/scaler/keys"
+
+
+def test_the_service_runs_the_workers_with_the_keys_as_files_and_removes_them(tmp_path: Path) -> None:
+    reader = "import os, stat; d = os.environ['SCALER_CURVE_KEYS']; "
+    reader += "print(open(d + '/client.key_secret').read(), oct(stat.S_IMODE(os.stat(d).st_mode)), d)"
+    description = {
+        "workers": [[sys.executable, "-c", reader]],
+        "environment": {},
+        "files": {"client.key_secret": "K1"},
+        "file_environment": {CURVE_KEYS_ENV: service.KEYS_PLACEHOLDER},
+    }
+    argv = [sys.executable, "-m", "scaler.adapters.symphony.service"]
+    done = subprocess.run(argv, input=json.dumps(description), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    secret, mode, directory = done.stdout.split()
+    assert (secret, mode) == ("K1", "0o700")
+    assert not Path(directory).exists(), "the key files are removed when the workers exit"
+
+
+def test_the_soam_binding_without_soamapi_says_what_is_missing() -> None:
+    argv = [sys.executable, "-m", "scaler.adapters.symphony.service", "--soam"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "soamapi package" in done.stderr
+
+
+def test_a_session_whose_workers_exited_is_listed_failed(symphony_factory: ProviderMaker) -> None:
+    provider = symphony_factory("symexit", python="/bin/false")  # the workers exit at once
+    (unit,) = provider.launch(GROUP, 1, "exit-1")
+    deadline = time.monotonic() + 30
+    while [u.state for u in provider.list_units()] != [UnitState.FAILED]:
+        assert time.monotonic() < deadline, provider.list_units()
+        time.sleep(0.1)
+    provider.terminate([unit.unit_id])
+    assert provider.list_units() == []
+
+
+def test_a_launch_that_runs_out_of_slots_midway_keeps_what_it_got(
+    symphony_factory: ProviderMaker, emulator: Emulator
+) -> None:
+    provider = symphony_factory("sympartial")
+    emulator.slots = emulator.running() + 1  # room for one more task only
+    with pytest.raises(PartialLaunchError) as info:
+        launch_through_runner_calls(provider, "partial-1", count=2)
+    assert len(info.value.units) == 1 and isinstance(info.value.cause, CapacityError)
+    assert [u.unit_id for u in provider.list_units()] == [info.value.units[0].unit_id], "no empty session is left"
+
+
+def test_a_quota_refusal_is_quota(symphony_factory: ProviderMaker, emulator: Emulator) -> None:
+    provider = symphony_factory("symquota")
+    emulator.fail(*CREATE, 409, message="the consumer's session quota is reached")
+    with pytest.raises(QuotaError):
+        launch_through_runner_calls(provider, "quota-1")
 
 
 def test_a_bad_task_input_is_refused_with_a_clear_error() -> None:

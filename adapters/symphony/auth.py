@@ -35,6 +35,12 @@ class Token:
     expires: float  # time.monotonic() deadline
 
 
+def present(token: Token, req: dict[str, Any]) -> None:
+    """Puts the token on a prepared request: its cookies as a header, the CSRF token as a parameter."""
+    req["headers"]["Cookie"] = "; ".join(f"{k}={v}" for k, v in token.cookies.items())
+    req["params"] = {**(req.get("params") or {}), CSRF: token.csrf}
+
+
 def credentials(options: SymphonyOptions) -> tuple[str, str]:
     """The user name and password: from the options, else the environment; ``AuthError`` naming both places."""
     username = options.username or os.environ.get(options.username_env, "")
@@ -61,9 +67,7 @@ class LoginAuthenticator(Authenticator):  # type: ignore[misc]  # the SDK has no
         credentials(self.options)
 
     def authenticate(self, req: dict[str, Any]) -> None:
-        token = self.current()
-        req["headers"]["Cookie"] = "; ".join(f"{k}={v}" for k, v in token.cookies.items())
-        req["params"][CSRF] = token.csrf
+        present(self.current(), req)
 
     def invalidate(self) -> None:
         with self.lock:
@@ -117,8 +121,7 @@ class _Cookies(Authenticator):  # type: ignore[misc]
         pass
 
     def authenticate(self, req: dict[str, Any]) -> None:
-        req["headers"]["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.token.cookies.items())
-        req["params"][CSRF] = self.token.csrf
+        present(self.token, req)
 
 
 class LazyBasic(Authenticator):  # type: ignore[misc]

@@ -51,19 +51,20 @@ def digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:8]
 
 
-def task_input(launch: WorkerLaunch, python: str) -> bytes:
-    """What the service needs to run a unit's workers: their argv, environment and credentials (never on argv)."""
+def task_input(launch: WorkerLaunch, python: str, keys_dir: str = "") -> bytes:
+    """What the service needs to run a unit's workers: their argv, environment and credentials (never on argv).
+    CURVE keys travel as files in the input, or, with ``keys_dir``, stay where the compute hosts have them."""
     environment = dict(launch.environment)
     credentials = launch.credentials
     if credentials.secret:  # a loopback scheduler's: only usable by compute hosts that are this host
         environment.update(secret_env(credentials.secret_address, credentials.secret))
-    files = {name: data.decode() for name, data in credentials.remote_files().items()}
+    files = {} if keys_dir else {name: data.decode() for name, data in credentials.remote_files().items()}
     description = {
         "unit_id": launch.unit_id,
         "workers": [launch.argv(index, python) for index in range(launch.workers)],
-        "environment": environment,
+        "environment": {**environment, **(credentials.remote_environment(keys_dir) if keys_dir else {})},
         "files": files,
-        "file_environment": credentials.remote_environment(KEYS_PLACEHOLDER),
+        "file_environment": {} if keys_dir else credentials.remote_environment(KEYS_PLACEHOLDER),
     }
     return json.dumps(description).encode()
 
@@ -196,7 +197,11 @@ class SymphonyProvider(SyncProvider):
 
     def _submit(self, group: WorkerGroup, unit_id: str, request_id: str, session: Session) -> None:
         launch = self.context.launches.build(group, unit_id, request_id, self.options.worker_args)
-        rows = self.api.submit(self.options.application, session.session_id, task_input(launch, self.options.python))
+        rows = self.api.submit(
+            self.options.application,
+            session.session_id,
+            task_input(launch, self.options.python, self.options.curve_keys_dir),
+        )
         refused = [str(row.get("errorMessage")) for row in rows if row.get("errorMessage")]
         if refused or not rows:
             self.api.close(self.options.application, session.session_id)  # no empty session is left behind

@@ -7,7 +7,8 @@ workers, passes SIGTERM/SIGINT on to them (closing the session ends the task), w
 the key files and exits with the first failing worker's status.
 
 It reads the input from the file ``--input`` names, or from standard input (``--input -``, the
-default); the service's start command in ``ScalerWorker.xml`` hands it over that way.
+default). Under Symphony, the profile's start command passes ``--soam``: the input then arrives as
+each task's input through Symphony's service API (``soam``, an assumed binding).
 """
 
 from __future__ import annotations
@@ -86,7 +87,13 @@ def run(description: dict[str, Any]) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="scaler.adapters.symphony.service", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input", default="-", help="the task input file ('-': standard input)")
+    parser.add_argument("--soam", action="store_true", help="take each task's input from Symphony (soamapi)")
     args = parser.parse_args(argv)
+    if args.soam:
+        from scaler.adapters.symphony import soam
+
+        soam.serve()
+        return
     try:
         data = sys.stdin.buffer.read() if args.input == "-" else Path(args.input).read_bytes()
         description = parse(data)

@@ -37,6 +37,9 @@ class SymphonyOptions(Options, frozen=True, forbid_unknown_fields=True, kw_only=
     service: str = "ScalerWorkerService"  # its service, which runs scaler.adapters.symphony.service
     groups: dict[str, SymphonyGroup] = {}  # settings by worker group name; a group not listed takes the defaults
     python: str = "python3"  # the interpreter on the compute hosts that has scaler installed
+    # With CURVE keys: a directory on the compute hosts (a shared file system, or placed by the grid team)
+    # holding client.key_secret and server.key; the task input then names it instead of carrying the keys.
+    curve_keys_dir: str = ""
     worker_args: tuple[str, ...] = ()  # added to each worker's command line
     request_timeout: Positive = 30.0  # seconds per REST call
     token_lifetime: Positive = 8 * 3600.0  # how long a login token lasts (8 hours on Symphony)

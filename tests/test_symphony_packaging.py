@@ -25,6 +25,9 @@ main()
 def test_without_the_extra_naming_the_provider_fails_at_start_with_the_pip_hint(tmp_path: Path) -> None:
     config = tmp_path / "symphony.toml"
     text = (ROOT / "configs" / "symphony.toml").read_text()
+    # Every address on loopback: if the hint ever failed to stop it, the adapter would dial nothing outside.
+    text = text.replace("https://symhead.example.com:8050", "https://127.0.0.1:9")
+    text = text.replace("tcp://10.20.0.5:6378", "tcp://127.0.0.1:9")
     config.write_text(text.replace('name = "symphony"\n', f'name = "symphony"\nstate_dir = "{tmp_path}"\n'))
     argv = [sys.executable, "-c", WITHOUT_SDK, "--config", str(config)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)

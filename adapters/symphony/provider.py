@@ -3,8 +3,8 @@
 One unit is one session of the ``ScalerWorker`` application holding one long-running task, whose
 service (``scaler.adapters.symphony.service``) runs the unit's workers from the task input, the
 unit's ``WorkerLaunch`` as JSON. The five identity tags live in the session: its tag is
-``CLUSTER.ADAPTER.GROUP`` and its name ``REQUEST.INDEX`` (names and groups hold no dot), and the unit
-id is derived from all of them, so ``list_units`` reads every unit back from Symphony and compares the
+``CLUSTER.ADAPTER.GROUP`` and its name ``REQUEST.INDEX`` (the three names hold no dot), and the unit id
+is derived from all of them, so ``list_units`` reads every unit back from Symphony and compares the
 cluster and adapter as whole values. ``launch`` first looks for the request's sessions by name and
 creates only the missing ones (the SDK never retries a create), then submits the task of any of them
 that has none yet. ``terminate`` closes the sessions, which ends their tasks.
@@ -29,7 +29,7 @@ from scaler.adapters.errors import (
     QuotaError,
     classify,
 )
-from scaler.adapters.identity import TAG_ADAPTER, TAG_CLUSTER, TAG_GROUP, TAG_REQUEST, TAG_UNIT
+from scaler.adapters.identity import NAME_PATTERN, NAME_RULE, TAG_ADAPTER, TAG_CLUSTER, TAG_GROUP, TAG_REQUEST, TAG_UNIT
 from scaler.adapters.launch import WorkerLaunch
 from scaler.adapters.provider import SyncProvider, Unit, UnitState, WorkerGroup
 from scaler.adapters.sizing import worker_share
@@ -97,8 +97,8 @@ class SymphonyProvider(SyncProvider):
         return tuple(sized)
 
     def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
-        if "." in group.name:
-            raise ConfigurationError(f"group {group.name!r}: a Symphony group name may not hold a dot")
+        if not NAME_PATTERN.fullmatch(group.name):  # the config check refuses it; a group made in code may not
+            raise ConfigurationError(f"group {group.name!r} cannot go into a session tag: {NAME_RULE}")
         found = {s.name: s for s, tags in self._mine() if tags[TAG_GROUP] == group.name}
         units: list[Unit] = []
         for index in range(count):
@@ -187,13 +187,11 @@ class SymphonyProvider(SyncProvider):
             if not session_id:
                 raise ConfigurationError(f"symphony: creating session {name!r} answered no sessionId")
             session = Session(session_id, name, tag, "open", time.time(), 0, 0, 0)
-        if not (session.pending or session.running or session.ended):
+        if not (session.pending or session.running or session.ended):  # new, or created by a call that failed
             self._submit(group, unit_id, request_id, session)
-        tags = {TAG_CLUSTER: self.identity.cluster_id, TAG_ADAPTER: self.identity.adapter, TAG_GROUP: group.name}
-        tags |= {TAG_UNIT: unit_id, TAG_REQUEST: request_id}
-        if not (session.pending or session.running or session.ended):
             session = dataclasses.replace(session, pending=1)  # as it is right after its task was submitted
-        return self._unit(session, tags)
+        tags = {TAG_CLUSTER: self.identity.cluster_id, TAG_ADAPTER: self.identity.adapter, TAG_GROUP: group.name}
+        return self._unit(session, {**tags, TAG_UNIT: unit_id, TAG_REQUEST: request_id})
 
     def _submit(self, group: WorkerGroup, unit_id: str, request_id: str, session: Session) -> None:
         launch = self.context.launches.build(group, unit_id, request_id, self.options.worker_args)

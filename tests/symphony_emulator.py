@@ -115,7 +115,7 @@ class Emulator:
 
     def close(self) -> None:
         for session in list(self.sessions.values()):
-            self.end(session)
+            self.end(session, grace=0.0)
         self.server.shutdown()
         self.server.server_close()
 
@@ -142,15 +142,14 @@ class Emulator:
         session.tasks.append(task)
         return task
 
-    def end(self, session: EmulatedSession) -> None:
+    def end(self, session: EmulatedSession, grace: float = 10.0) -> None:
+        """Closes the session: its task's service gets SIGTERM (it passes it on to the workers), and
+        whatever is left of its process group SIGKILL after ``grace`` seconds (in the background)."""
         session.state = "closed"
         for task in session.tasks:
             if task.process is not None and task.process.poll() is None:
-                try:
-                    os.killpg(task.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                task.process.wait(10)
+                task.process.terminate()
+                threading.Thread(target=_reap, args=(task.process, grace), daemon=True).start()
 
     def row(self, session: EmulatedSession) -> dict[str, Any]:
         states = Counter(self.poll(t) for t in session.tasks)
@@ -233,6 +232,18 @@ class Emulator:
                 rows.append({"sequenceNum": number, "taskId": started.task_id, "errorMessage": ""})
             return 200, {"taskIds": rows}, []
         return 405, {"message": f"{method} {path} is not part of the emulated API"}, []
+
+
+def _reap(process: subprocess.Popen[bytes], grace: float) -> None:
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the workers too, if any outlived the service
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def _handler(emulator: Emulator) -> type[http.server.BaseHTTPRequestHandler]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from scaler.adapters.calls import ProviderCalls
 from scaler.adapters.errors import (
@@ -294,6 +296,36 @@ def test_a_session_whose_workers_exited_is_listed_failed(symphony_factory: Provi
         time.sleep(0.1)
     provider.terminate([unit.unit_id])
     assert provider.list_units() == []
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_closing_a_session_stops_its_workers_through_the_service(
+    symphony_factory: ProviderMaker, emulator: Emulator, scheduler_address: str
+) -> None:
+    provider = symphony_factory("symclose")
+    (unit,) = provider.launch(GROUP, 1, "close-1")
+    (session,) = [s for s in emulator.open_sessions() if s.tag == "symclose.symphony.conformance"]
+    service_process = session.tasks[0].process
+    assert service_process is not None
+    deadline = time.monotonic() + 30
+    while len([p for p in psutil.Process(service_process.pid).children() if p.is_running()]) < 1:
+        assert time.monotonic() < deadline, "the service never started its worker"
+        time.sleep(0.05)
+    provider.terminate([unit.unit_id])
+    service_process.wait(30)
+    assert service_process.returncode >= 0, "the service ended on its own after its workers, not by a signal"
+    # SIGTERM reached the service, which passed it on: its group is empty well before the emulator's SIGKILL.
+    deadline = time.monotonic() + 9
+    while group_alive(service_process.pid):
+        assert time.monotonic() < deadline, "the workers outlived their closed session"
+        time.sleep(0.05)
 
 
 def test_a_launch_that_runs_out_of_slots_midway_keeps_what_it_got(

@@ -2,8 +2,9 @@
 
 401/403 stop the group (the credentials or the user's permissions on the application must be fixed;
 a 401 is only seen here after ``Symrest.call`` has already logged in again once). 429 and 503 back the
-group off, as do other 5xx answers and an unreachable API. A refusal that names slots is capacity (the
-consumer or resource group has no free slot now), one that names a quota or a limit is a quota. A
+group off, as do other 5xx answers and an unreachable API. A refusal (an error answer, or a task's
+``errorMessage`` in a submit's answer) that names slots is capacity (the consumer or resource group has
+no free slot now), one that names a quota or a limit is a quota. A
 TLS failure (wrong ``ca_file``) and the remaining 4xx (unknown application, bad request) are
 configuration: no retry helps until the config is fixed.
 """
@@ -28,6 +29,10 @@ SLOTS = ("slot",)
 QUOTAS = ("quota", "limit")
 
 
+class TaskRefused(Exception):
+    """A submit answered with a task's ``errorMessage`` instead of its id (the HTTP call itself succeeded)."""
+
+
 def status(*codes: int) -> Callable[[BaseException], bool]:
     """A row's predicate: an ``ApiException`` whose HTTP status is one of ``codes``."""
 
@@ -38,13 +43,16 @@ def status(*codes: int) -> Callable[[BaseException], bool]:
 
 
 def refusal(*words: str) -> Callable[[BaseException], bool]:
-    """A row's predicate: a 4xx/503 ``ApiException`` whose message names one of ``words``."""
+    """A row's predicate: a refused task, or a 4xx/503 ``ApiException``, whose message names one of ``words``."""
 
     def matches(exc: BaseException) -> bool:
-        if not isinstance(exc, ApiException) or not (400 <= exc.status_code < 500 or exc.status_code == 503):
+        if isinstance(exc, TaskRefused):
+            message = str(exc)
+        elif isinstance(exc, ApiException) and (400 <= exc.status_code < 500 or exc.status_code == 503):
+            message = str(exc.message or "")
+        else:
             return False
-        message = str(exc.message or "").lower()
-        return any(word in message for word in words)
+        return any(word in message.lower() for word in words)
 
     return matches
 
@@ -60,7 +68,7 @@ ERRORS: ErrorTable = (
     (refusal(*QUOTAS), QuotaError),
     (status(503), ThrottledError),
     (server_error, ThrottledError),
-    (lambda exc: isinstance(exc, ApiException), ConfigurationError),  # the remaining 4xx
+    ((ApiException, TaskRefused), ConfigurationError),  # the remaining 4xx, a task refused for another reason
     (SSLError, ConfigurationError),  # before ConnectionError, its base: the CA file does not fit the cluster
     ((RequestsConnectionError, Timeout), ThrottledError),  # unreachable API: back off
 )

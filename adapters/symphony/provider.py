@@ -15,18 +15,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 import time
 from typing import Any
 
 import msgspec
 from scaler.adapters.errors import (
-    CapacityError,
     ConfigurationError,
     ErrorTable,
     PartialLaunchError,
     ProviderError,
-    QuotaError,
     classify,
 )
 from scaler.adapters.identity import NAME_PATTERN, NAME_RULE, TAG_ADAPTER, TAG_CLUSTER, TAG_GROUP, TAG_REQUEST, TAG_UNIT
@@ -36,12 +33,11 @@ from scaler.adapters.sizing import worker_share
 from scaler.adapters.spec import ProviderContext
 from scaler.adapters.symphony.api import Session, Symrest
 from scaler.adapters.symphony.auth import make_authenticator
-from scaler.adapters.symphony.errors import ERRORS, QUOTAS, SLOTS
+from scaler.adapters.symphony.errors import ERRORS, TaskRefused
 from scaler.adapters.symphony.spec import SymphonyGroup, SymphonyOptions
 
 from scaler.utility.security import secret_env
 
-log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 ENDED = ("closed", "aborted", "suspended-closed")
 KEYS_PLACEHOLDER = "{keys}"  # the service puts the key files' directory here
@@ -204,10 +200,7 @@ class SymphonyProvider(SyncProvider):
         if refused or not rows:
             self.api.close(self.options.application, session.session_id)  # no empty session is left behind
             reason = refused[0] if refused else "the answer listed no task"
-            words = reason.lower()
-            ours: type[ProviderError] = CapacityError if any(w in words for w in SLOTS) else ConfigurationError
-            ours = QuotaError if any(w in words for w in QUOTAS) else ours
-            raise ours(f"symphony: session {session.name!r} of group {group.name!r} refused its task: {reason}")
+            raise TaskRefused(f"session {session.name!r} of group {group.name!r} refused its task: {reason}")
 
 
 def make_provider(context: ProviderContext, options: SymphonyOptions) -> SymphonyProvider:

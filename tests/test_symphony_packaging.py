@@ -9,10 +9,11 @@ from importlib.resources import files
 from pathlib import Path
 
 import msgspec
+import pytest
 from scaler.adapters.registry import spec
 from scaler.adapters.symphony.spec import SymphonyOptions
 
-from scaler.config import load_config
+from scaler.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 WITHOUT_SDK = """import sys
@@ -54,3 +55,29 @@ def test_the_application_profile_ships_and_names_the_default_application_and_ser
         t.get("startCmd", "") for t in service.iter("{http://www.platform.com/Symphony/Profile/Application}osType")
     ]
     assert commands and all("scaler.adapters.symphony.service" in c for c in commands)
+
+
+@pytest.mark.parametrize(
+    ("line", "refusal"),
+    [
+        ('url = "symhead:8050"', "$.adapter[0].options: url 'symhead:8050' must be the SYMREST base"),
+        ('url = "https://h"\nusrname = "x"', "$.adapter[0].options.usrname: unknown field"),
+        ('url = "https://h"\nrenew_before = 30000', "renew_before must be shorter than token_lifetime"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_file_and_key(tmp_path: Path, line: str, refusal: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        f"""[scheduler]
+address = "tcp://127.0.0.1:9"
+[[adapter]]
+provider = "symphony"
+[adapter.options]
+{line}
+[[adapter.group]]
+name = "cpu"
+"""
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert str(info.value).startswith(f"{config}: ") and refusal in str(info.value)

@@ -232,6 +232,8 @@ def test_workers_are_sized_from_the_resource_group(symphony_factory: ProviderMak
     # the smallest host (4 ncpus, 8192 MiB nram) shared by 2 workers, and the configured label
     assert cpu.capabilities == f"cpu=2,memory={4 * 1024 * 1024 * 1024},linux"
     assert plain.capabilities == "cpu=1"
+    with pytest.raises(ConfigurationError, match=r"options\.groups name cpus: no such"):
+        symphony_factory("symsize", groups={"cpus": SymphonyGroup()}).groups(configured)
 
 
 def test_credentials_travel_as_files_in_the_task_input_never_on_argv(tmp_path: Path) -> None:

@@ -76,7 +76,10 @@ class SymphonyProvider(SyncProvider):
     # -- the contract --------------------------------------------------------------------------------
 
     def groups(self, configured: tuple[WorkerGroup, ...]) -> tuple[WorkerGroup, ...]:
-        """Each group with a ``resource_group`` sized to its hosts' ``ncpus`` and ``nram`` (``worker_share``)."""
+        """Each group with a ``resource_group`` sized to its hosts' ``ncpus`` and ``nram`` (``worker_share``);
+        settings for a group the adapter does not define (a misspelt name) are refused."""
+        if stray := sorted(set(self.options.groups) - {g.name for g in configured}):
+            raise ConfigurationError(f"symphony options.groups name {', '.join(stray)}: no such [[adapter.group]]")
         sized = []
         for group in configured:
             name = self.settings(group.name).resource_group

@@ -4,17 +4,16 @@ Both conformance suites run unchanged on ``SymphonyProvider``: each session's ta
 service wrapper here, whose workers dial back to a real scheduler and run tasks. Then what is
 Symphony's own: a token that expires mid-run (one login again, the call succeeds), renewal before
 expiry, 403 (the group stops), 429 and 503 (backed off, never a second create), no free slot
-(capacity), a wrong CA (configuration), Basic auth with credentials from the environment, sizing from
-the resource group, and the task input, which carries credentials as files, never on an argv.
+(capacity, also midway through a launch), a quota refusal, a wrong CA (configuration), Basic auth with
+credentials from the environment, sizing from the resource group, a session whose workers exited, and
+closing a session, which stops its workers through the service (tests/test_symphony_service.py has the
+service's own tests).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import stat
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,12 +32,11 @@ from scaler.adapters.errors import (
     ThrottledError,
 )
 from scaler.adapters.identity import Identity
-from scaler.adapters.launch import CURVE_KEYS_ENV, LaunchBuilder
+from scaler.adapters.launch import LaunchBuilder
 from scaler.adapters.provider import SyncProvider, UnitState, WorkerGroup
 from scaler.adapters.runner import AdapterRunner, RunnerConfig
 from scaler.adapters.spec import ProviderContext
-from scaler.adapters.symphony import service
-from scaler.adapters.symphony.provider import SymphonyProvider, task_input
+from scaler.adapters.symphony.provider import SymphonyProvider
 from scaler.adapters.symphony.spec import SymphonyGroup, SymphonyOptions
 from scaler.adapters.testing import GROUP, ProviderConformance, RunnerConformance
 
@@ -236,59 +234,6 @@ def test_workers_are_sized_from_the_resource_group(symphony_factory: ProviderMak
         symphony_factory("symsize", groups={"cpus": SymphonyGroup()}).groups(configured)
 
 
-def test_credentials_travel_as_files_in_the_task_input_never_on_argv(tmp_path: Path) -> None:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "client.key_secret").write_text("CLIENT-SECRET-KEY")
-    (keys / "server.key").write_text("SERVER-PUBLIC-KEY")
-    identity = Identity("symkeys", "symphony")
-    launch = LaunchBuilder(identity, "tcp://127.0.0.1:1", keys).build(WorkerGroup("g", "cpu=1", 2, 0, 1), "u1", "r1")
-    description = service.parse(task_input(launch, "python3"))
-    assert len(description["workers"]) == 2
-    assert "CLIENT-SECRET-KEY" not in json.dumps(description["workers"])
-    directory = service.place_files(description["files"])
-    assert directory is not None
-    assert (directory / "client.key_secret").read_text() == "CLIENT-SECRET-KEY"
-    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-    assert stat.S_IMODE((directory / "client.key_secret").stat().st_mode) == 0o600
-    assert description["file_environment"] == {CURVE_KEYS_ENV: service.KEYS_PLACEHOLDER}
-
-
-def test_with_a_keys_directory_on_the_hosts_the_task_input_carries_no_key(tmp_path: Path) -> None:
-    keys = tmp_path / "keys"
-    keys.mkdir()
-    (keys / "client.key_secret").write_text("CLIENT-SECRET-KEY")
-    (keys / "server.key").write_text("SERVER-PUBLIC-KEY")
-    launch = LaunchBuilder(Identity("symkd", "symphony"), "tcp://127.0.0.1:1", keys).build(GROUP, "u1", "r1")
-    data = task_input(launch, "python3", "/shared/scaler/keys")
-    assert b"CLIENT-SECRET-KEY" not in data
-    description = service.parse(data)
-    assert description["files"] == {} and description["environment"][CURVE_KEYS_ENV] == "/shared/scaler/keys"
-
-
-def test_the_service_runs_the_workers_with_the_keys_as_files_and_removes_them(tmp_path: Path) -> None:
-    reader = "import os, stat; d = os.environ['SCALER_CURVE_KEYS']; "
-    reader += "print(open(d + '/client.key_secret').read(), oct(stat.S_IMODE(os.stat(d).st_mode)), d)"
-    description = {
-        "workers": [[sys.executable, "-c", reader]],
-        "environment": {},
-        "files": {"client.key_secret": "K1"},
-        "file_environment": {CURVE_KEYS_ENV: service.KEYS_PLACEHOLDER},
-    }
-    argv = [sys.executable, "-m", "scaler.adapters.symphony.service"]
-    done = subprocess.run(argv, input=json.dumps(description), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    secret, mode, directory = done.stdout.split()
-    assert (secret, mode) == ("K1", "0o700")
-    assert not Path(directory).exists(), "the key files are removed when the workers exit"
-
-
-def test_the_soam_binding_without_soamapi_says_what_is_missing() -> None:
-    argv = [sys.executable, "-m", "scaler.adapters.symphony.service", "--soam"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert done.returncode == 2 and "soamapi package" in done.stderr
-
-
 def test_a_session_whose_workers_exited_is_listed_failed(symphony_factory: ProviderMaker) -> None:
     provider = symphony_factory("symexit", python="/bin/false")  # the workers exit at once
     (unit,) = provider.launch(GROUP, 1, "exit-1")
@@ -346,10 +291,3 @@ def test_a_quota_refusal_is_quota(symphony_factory: ProviderMaker, emulator: Emu
     emulator.fail(*CREATE, 409, message="the consumer's session quota is reached")
     with pytest.raises(QuotaError):
         launch_through_runner_calls(provider, "quota-1")
-
-
-def test_a_bad_task_input_is_refused_with_a_clear_error() -> None:
-    with pytest.raises(service.InputError, match="not JSON"):
-        service.parse(b"\x00garbage")
-    with pytest.raises(service.InputError, match="no 'workers' list"):
-        service.parse(b'{"argv": []}')

@@ -20,6 +20,7 @@ BUILTIN: dict[str, str] = {
     "fake": "scaler.adapters.fake.spec:SPEC",
     "ec2": "scaler.adapters.ec2.spec:SPEC",
     "ssh": "scaler.adapters.ssh.spec:SPEC",
+    "symphony": "scaler.adapters.symphony.spec:SPEC",
 }
 
 

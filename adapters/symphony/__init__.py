@@ -1,0 +1,1 @@
+"""The Symphony provider: units are sessions of the ScalerWorker application on an IBM Spectrum Symphony cluster."""

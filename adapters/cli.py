@@ -102,7 +102,9 @@ def _stop_all(runners: list[AdapterRunner]) -> None:
 
 async def run_all(runners: list[AdapterRunner]) -> None:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: a cluster started over SSH in a terminal (a Cluster's head) ends its units when the
+    # session that started it drops, as when its caller was killed
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, _stop_all, runners)
     await asyncio.gather(*(r.run() for r in runners))
 

@@ -220,3 +220,71 @@ def test_forward_logs_tags_each_line_of_a_tasks_output_with_the_task(capfd: pyte
     tagged_lines = [line for line in out.splitlines() if "of 7" in line]
     assert tagged_lines == [f"(task {future.task_id}) line one of 7", f"(task {future.task_id}) line two of 7"], out
     assert "SCALER_STREAM_OUTPUT" not in os.environ
+
+
+def test_a_cluster_with_a_head_runs_its_scheduler_there_behind_a_forwarded_port(farm: SshFarm, tmp_path: Path) -> None:
+    host = farm.hosts["h1"]
+    config = tmp_path / "head.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        [head]
+        address = "{host.address}"
+        port = {host.port}
+        key_file = "{farm.user_key}"
+        known_hosts = "{farm.known_hosts}"
+        python = "{sys.executable}"
+        [scheduler]
+        address = "tcp://127.0.0.1:6378"
+        [[adapter]]
+        provider = "local"
+        reconcile_interval = 0.5
+        [[adapter.group]]
+        name = "cpu"
+        min_units = 1
+        max_units = 1
+        """)
+    )
+    with Cluster(config=config) as cluster:
+        with Client(cluster.address) as client:
+            status = client.scheduler_status()
+            assert len(status.workers) == 1
+            assert client.submit(pow, 6, 2).result(60) == 36
+        assert tagged(cluster.cluster_id)
+        assert cluster.address.startswith("tcp://127.0.0.1:") and cluster.address != cluster.scheduler_address
+    wait_until(lambda: not tagged(cluster.cluster_id), timeout=30)
+    assert "SCALER_CLUSTER_SECRET" not in os.environ
+
+
+def test_a_killed_caller_ends_its_heads_cluster_when_the_session_drops(farm: SshFarm, tmp_path: Path) -> None:
+    host = farm.hosts["h1"]
+    config = tmp_path / "head.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        [head]
+        address = "{host.address}"
+        port = {host.port}
+        key_file = "{farm.user_key}"
+        known_hosts = "{farm.known_hosts}"
+        python = "{sys.executable}"
+        [[adapter]]
+        provider = "local"
+        [[adapter.group]]
+        name = "cpu"
+        min_units = 1
+        max_units = 1
+        """)
+    )
+    script = textwrap.dedent(f"""
+        import time
+        from scaler import Cluster
+        with Cluster(config={str(config)!r}) as c:
+            print(c.cluster_id, flush=True)
+            time.sleep(300)
+    """)
+    caller = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert caller.stdout is not None
+    cluster_id = caller.stdout.readline().strip()
+    assert cluster_id and tagged(cluster_id)
+    caller.kill()
+    caller.wait(10)
+    wait_until(lambda: not tagged(cluster_id), timeout=60)

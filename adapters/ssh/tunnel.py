@@ -55,13 +55,14 @@ class ReverseTunnel:
             return
         upstream.settimeout(None)
         try:
-            _pump(channel, upstream)
+            pump(channel, upstream)
         finally:
             upstream.close()
             channel.close()
 
 
-def _pump(channel: paramiko.Channel, upstream: socket.socket) -> None:
+def pump(channel: paramiko.Channel, upstream: socket.socket) -> None:
+    """Copies bytes both ways between an SSH channel and a socket until either side closes."""
     while True:
         readable, _, _ = select.select([channel, upstream], [], [], 30)
         if channel in readable:

@@ -117,3 +117,21 @@ def ensure_gone(config: Config, address: str, deadline: float) -> list[str]:
     finally:
         for runner in runners:
             runner.calls.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m scaler.cluster.deployment --config F --address A --timeout S``: prints, as JSON, the unit
+    ids the file's providers still list after ``S`` seconds (run on a ``[head]`` by ``Cluster``'s teardown)."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m scaler.cluster.deployment")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--address", required=True)
+    p.add_argument("--timeout", type=float, default=60.0)
+    a = p.parse_args(argv)
+    print(json.dumps(ensure_gone(load_config(a.config), a.address, time.monotonic() + a.timeout)))
+
+
+if __name__ == "__main__":
+    main()

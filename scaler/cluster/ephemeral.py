@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from scaler.client.output import STREAM_ENV
 from scaler.cluster import deployment
@@ -39,6 +39,10 @@ from scaler.cluster.nodes import ClusterConfig
 from scaler.config.schema import Config
 from scaler.config.write import dumps
 from scaler.errors import ScalerError
+from scaler.utility.security import SECRET_ADDRESS_ENV, SECRET_ENV, secret_env
+
+if TYPE_CHECKING:
+    from scaler.cluster.head import RemoteHead
 
 PARENT_ENV = "SCALER_CLUSTER_PARENT_PID"
 
@@ -70,11 +74,14 @@ class Cluster:
         self.teardown_timeout = teardown_timeout_seconds
         self.forward_logs = forward_logs
         self.log_level = log_level
-        self.address = ""
+        self.address = ""  # what this process dials
+        self.scheduler_address = ""  # where the scheduler is bound (on the head, with a [head])
         self.process: subprocess.Popen[bytes] | None = None
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._previous_sigterm: Any = None
         self._previous_stream: str | None = None
+        self._head: RemoteHead | None = None
+        self._saved_env: dict[str, str | None] = {}
 
     @property
     def cluster_id(self) -> str:
@@ -102,6 +109,9 @@ class Cluster:
     # -- start ---------------------------------------------------------------------------------------
 
     def _start(self) -> None:
+        if self.deployment.head is not None:
+            self._start_on_head()
+            return
         self._directory = tempfile.TemporaryDirectory(prefix="scaler-cluster-")
         path = Path(self._directory.name) / "deployment.toml"
         path.write_text(dumps(self.deployment))
@@ -117,8 +127,19 @@ class Cluster:
         if not first.startswith("scaler cluster at "):
             self.process.wait(30)
             raise ClusterActivationError(f"the cluster did not start: {first.strip()} {self._log_tail()}".strip())
-        self.address = first.split()[3]
+        self.address = self.scheduler_address = first.split()[3]
         threading.Thread(target=self._drain, args=(stdout,), daemon=True, name="cluster-stdout").start()
+
+    def _start_on_head(self) -> None:
+        from scaler.cluster.head import RemoteHead
+
+        head = self._head = RemoteHead(self.deployment, self.log_level)
+        self.scheduler_address = head.start(self.activation_timeout)
+        self.address = head.forward()
+        secret = head.secret()
+        if secret is not None:  # for this process's clients, for the forwarded address only
+            self._saved_env = {k: os.environ.get(k) for k in (SECRET_ENV, SECRET_ADDRESS_ENV)}
+            os.environ.update(secret_env(self.address, secret))
 
     def _drain(self, stream: IO[bytes] | None) -> None:
         """The child's stdout (its workers' too, for local ones) to ours when forwarding, else away."""
@@ -138,6 +159,8 @@ class Cluster:
         state = Progress((), "")
         with Client(self.address) as client:
             while True:
+                if self._head is not None and self._head.channel.exit_status_ready():
+                    raise ClusterActivationError(f"the cluster on the head exited: {self._head.tail()}")
                 if self.process is not None and self.process.poll() is not None:
                     raise ClusterActivationError(f"the cluster exited ({self.process.returncode}) {self._log_tail()}")
                 state = progress(client.scheduler_status(), wanted)
@@ -168,15 +191,26 @@ class Cluster:
                 except subprocess.TimeoutExpired:
                     self.process.kill()
                     self.process.wait(30)
-            if self.address:
+            if self._head is not None:
+                left = self._head.stop(max(1.0, deadline - time.monotonic()))
+            elif self.address:
                 left = deployment.ensure_gone(self.deployment, self.address, deadline)
-                if left and not quiet:
-                    raise ClusterTeardownError(
-                        f"cluster {self.cluster_id}: its providers still list {', '.join(left)} after "
-                        f"{self.teardown_timeout:g}s (terminated again; check them by hand)"
-                    )
+            else:
+                left = []
+            self._head = None
+            if left and not quiet:
+                raise ClusterTeardownError(
+                    f"cluster {self.cluster_id}: its providers still list {', '.join(left)} after "
+                    f"{self.teardown_timeout:g}s (terminated again; check them by hand)"
+                )
         finally:
             self._restore_sigterm()
+            for key, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            self._saved_env = {}
             if self.forward_logs:
                 if self._previous_stream is None:
                     os.environ.pop(STREAM_ENV, None)

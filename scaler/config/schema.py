@@ -85,8 +85,23 @@ class AdapterSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=T
     group: list[GroupSection] = []
 
 
+class HeadSection(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Where ``Cluster``/``scaler run`` start the scheduler and the adapters when it is not the caller's
+    machine (workers that cannot reach it): a host reached over SSH, with scaler installed."""
+
+    address: Annotated[str, msgspec.Meta(min_length=1)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 22
+    user: str = ""  # "" = the caller's user
+    key_file: str = ""  # "" = the ssh-agent, then ~/.ssh/id_* keys
+    known_hosts: str = "~/.ssh/known_hosts"
+    unknown_hosts: Literal["refuse", "accept-new"] = "refuse"
+    python: str = "python3"  # the head's interpreter that has scaler (and the providers' extras) installed
+    connect_timeout: Seconds = 10.0
+
+
 class Config(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     cluster_id: str = ""  # tags every unit; "" = generated once and kept in each adapter's state_dir
+    head: HeadSection | None = None  # only Cluster/scaler run read it; scaler_cluster runs where it is started
     scheduler: SchedulerSection = SchedulerSection()
     scaling: ScalingSection = ScalingSection()
     adapter: list[AdapterSection] = []

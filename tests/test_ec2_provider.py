@@ -26,7 +26,14 @@ from botocore.exceptions import ClientError
 from scaler.adapters.ec2 import bootstrap
 from scaler.adapters.ec2.provider import Ec2Provider
 from scaler.adapters.ec2.spec import Ec2Group, Ec2Options
-from scaler.adapters.errors import AuthError, CapacityError, PartialLaunchError, QuotaError, ThrottledError
+from scaler.adapters.errors import (
+    AuthError,
+    CapacityError,
+    ConfigurationError,
+    PartialLaunchError,
+    QuotaError,
+    ThrottledError,
+)
 from scaler.adapters.identity import TAG_GROUP, Identity
 from scaler.adapters.launch import CURVE_KEYS_ENV, Credentials, LaunchBuilder, WorkerLaunch
 from scaler.adapters.provider import SyncProvider, WorkerGroup
@@ -498,3 +505,19 @@ def test_workers_per_unit_auto_is_one_worker_of_the_instance_shape_from_the_conf
     assert asyncio.run(runner.size_groups())
     (group,) = runner._state().groups
     assert (group.workers_per_unit, group.capabilities) == (1, f"cpu=2,memory={8 * GIB},instance_type:m5.large")
+
+
+def test_pick_smallest_fitting_launches_the_smallest_type_that_holds_what_the_group_asks(
+    ec2_factory: ProviderMaker, moto: MotoEc2
+) -> None:
+    listed = ("m5.xlarge", "t3.micro", "m5.large")
+    provider = ec2_factory(cluster(), settings(moto, instance_types=listed, pick="smallest-fitting"))
+    (group,) = provider.groups((WorkerGroup("conformance", f"cpu=2,memory={4 * GIB}", max_units=1),))
+    assert provider.types["conformance"] == ("m5.large", "m5.xlarge"), "t3.micro has 1 GiB: dropped"
+    assert group.capabilities == f"cpu=2,memory={4 * GIB}"
+    (unit,) = provider.launch(group, 1, "pick")
+    described = moto.client().describe_instances(InstanceIds=[unit.details["instance_id"]])
+    assert described["Reservations"][0]["Instances"][0]["InstanceType"] == "m5.large"
+    too_big = WorkerGroup("conformance", "cpu=64", max_units=1)
+    with pytest.raises(ConfigurationError, match=r"none of m5\.xlarge, t3\.micro, m5\.large holds 1 worker"):
+        ec2_factory(cluster(), settings(moto, instance_types=listed, pick="smallest-fitting")).groups((too_big,))

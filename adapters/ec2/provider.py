@@ -55,19 +55,30 @@ class Ec2Provider(SyncProvider):
         self.identity = context.identity
         self.client = client if client is not None else make_client(options)
         self.ladder = Ladder(options.cooldown)
+        self.types: dict[str, tuple[str, ...]] = {}  # group -> its instance types as picked (pick = smallest-fitting)
 
     def groups(self, configured: tuple[WorkerGroup, ...]) -> tuple[WorkerGroup, ...]:
         """The groups with their workers' capabilities from their instance types (``shapes``): one
-        ``DescribeInstanceTypes``, called once by the runner before its first report. A group whose type
-        comes from a launch template, or that has no launch settings, keeps its configured capabilities."""
+        ``DescribeInstanceTypes``, called once by the runner before its first report. A group with
+        ``pick = "smallest-fitting"`` keeps only the types that hold what it asks, smallest first (none is a
+        configuration error). A group whose type comes from a launch template, or that has no launch
+        settings, keeps its configured capabilities."""
         settings = self.options.groups
         types = {g.name: settings[g.name].instance_types for g in configured if g.name in settings}
         known = shapes.describe(self.client, [t for listed in types.values() for t in listed])
         sized = []
         for group in configured:
-            listed = types.get(group.name, ())
+            listed = [known[t] for t in types.get(group.name, ())]
+            if listed and settings[group.name].pick == "smallest-fitting":
+                listed = shapes.smallest_fitting(listed, group.workers_per_unit, group.capabilities)
+                if not listed:
+                    raise ConfigurationError(
+                        f"group {group.name!r}: none of {', '.join(types[group.name])} holds "
+                        f"{group.workers_per_unit} worker(s) of {group.capabilities}"
+                    )
+                self.types[group.name] = tuple(s.instance_type for s in listed)
             if listed:
-                derived = shapes.capabilities([known[t] for t in listed], group.workers_per_unit, group.capabilities)
+                derived = shapes.capabilities(listed, group.workers_per_unit, group.capabilities)
                 group = msgspec.structs.replace(group, capabilities=derived)
             sized.append(group)
         return tuple(sized)
@@ -87,8 +98,12 @@ class Ec2Provider(SyncProvider):
         missing = [unit_id for unit_id in wanted if unit_id not in found]
         live = [unit for unit in found.values() if unit.state is not UnitState.TERMINATED]
 
+        if group.name in self.types:
+            settings = msgspec.structs.replace(settings, instance_types=self.types[group.name])
+        chosen = settings
+
         def run(cell: Cell, unit_id: str) -> Unit:
-            return self.run_instance(settings, cell, group, unit_id, request_id)
+            return self.run_instance(chosen, cell, group, unit_id, request_id)
 
         return self.ladder.launch(cells(settings), missing, run, lambda exc: classify(self.errors, exc), live)
 

@@ -17,6 +17,8 @@ from typing import Any
 from scaler.adapters.errors import ConfigurationError
 from scaler.adapters.sizing import worker_share
 
+from scaler.utility.capabilities import parse_capabilities
+
 BATCH = 100  # instance types per DescribeInstanceTypes call (AWS's limit)
 MIB = 1024 * 1024
 
@@ -56,3 +58,16 @@ def capabilities(shapes: list[Shape], workers: int, configured: str) -> str:
     machines = [{"cpu": s.vcpus, "memory": s.memory_mib * MIB, "gpu": s.gpus} for s in shapes]
     label = {f"instance_type:{shapes[0].instance_type}"} if len(shapes) == 1 else set()
     return worker_share(machines, workers, configured, label)
+
+
+def smallest_fitting(shapes: list[Shape], workers: int, configured: str) -> list[Shape]:
+    """The shapes that hold ``workers`` workers of the quantities ``configured`` asks (``cpu``, ``memory``
+    in bytes, ``gpu``), smallest first: fewest vCPUs, then least memory, then fewest GPUs."""
+    asked = parse_capabilities(configured).as_dict()
+    share = max(workers, 1)
+
+    def fits(shape: Shape) -> bool:
+        have = {"cpu": float(shape.vcpus), "memory": float(shape.memory_mib * MIB), "gpu": float(shape.gpus)}
+        return all(asked.get(name, 0.0) * share <= have[name] + 1e-9 for name in have)
+
+    return sorted((s for s in shapes if fits(s)), key=lambda s: (s.vcpus, s.memory_mib, s.gpus))

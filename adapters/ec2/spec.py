@@ -30,6 +30,9 @@ class Ec2Group(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     instance_profile: str = ""  # an IAM instance profile name or ARN (needs ssm:GetParameter for CURVE keys)
     security_groups: tuple[str, ...] = ()  # security group ids
     tags: dict[str, str] = {}  # extra instance tags (the scaler:* tags are always ours)
+    # "listed": the types in their order, whatever the group asks; "smallest-fitting": only types that hold
+    # the group's workers' asked cpu/memory/gpu, smallest first (what a Cluster's NodeConfig gets)
+    pick: Literal["listed", "smallest-fitting"] = "listed"
 
     def __post_init__(self) -> None:
         if not self.image_id and not self.launch_template:

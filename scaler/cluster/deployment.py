@@ -78,7 +78,11 @@ def _shaped(adapter: AdapterSection, shape: ClusterConfig, path: str | Path) -> 
         )
         for mine, given in zip(adapter.group, wanted, strict=False)
     ]
-    return msgspec.structs.replace(adapter, group=groups)
+    options = adapter.options
+    if adapter.provider == "ec2" and isinstance(options.get("groups"), dict):  # a node config picks its type
+        picked = {name: {**values, "pick": "smallest-fitting"} for name, values in options["groups"].items()}
+        options = {**options, "groups": picked}
+    return msgspec.structs.replace(adapter, group=groups, options=options)
 
 
 def _free_port(address: str) -> str:

@@ -222,7 +222,8 @@ def test_forward_logs_tags_each_line_of_a_tasks_output_with_the_task(capfd: pyte
     assert "SCALER_STREAM_OUTPUT" not in os.environ
 
 
-def test_a_cluster_with_a_head_runs_its_scheduler_there_behind_a_forwarded_port(farm: SshFarm, tmp_path: Path) -> None:
+def head_deployment(farm: SshFarm, tmp_path: Path) -> Path:
+    """A deployment whose scheduler and local adapter run on the farm's host h1, reached as a [head]."""
     host = farm.hosts["h1"]
     config = tmp_path / "head.toml"
     config.write_text(
@@ -233,8 +234,6 @@ def test_a_cluster_with_a_head_runs_its_scheduler_there_behind_a_forwarded_port(
         key_file = "{farm.user_key}"
         known_hosts = "{farm.known_hosts}"
         python = "{sys.executable}"
-        [scheduler]
-        address = "tcp://127.0.0.1:6378"
         [[adapter]]
         provider = "local"
         reconcile_interval = 0.5
@@ -244,6 +243,11 @@ def test_a_cluster_with_a_head_runs_its_scheduler_there_behind_a_forwarded_port(
         max_units = 1
         """)
     )
+    return config
+
+
+def test_a_cluster_with_a_head_runs_its_scheduler_there_behind_a_forwarded_port(farm: SshFarm, tmp_path: Path) -> None:
+    config = head_deployment(farm, tmp_path)
     with Cluster(config=config) as cluster:
         with Client(cluster.address) as client:
             status = client.scheduler_status()
@@ -256,24 +260,7 @@ def test_a_cluster_with_a_head_runs_its_scheduler_there_behind_a_forwarded_port(
 
 
 def test_a_killed_caller_ends_its_heads_cluster_when_the_session_drops(farm: SshFarm, tmp_path: Path) -> None:
-    host = farm.hosts["h1"]
-    config = tmp_path / "head.toml"
-    config.write_text(
-        textwrap.dedent(f"""
-        [head]
-        address = "{host.address}"
-        port = {host.port}
-        key_file = "{farm.user_key}"
-        known_hosts = "{farm.known_hosts}"
-        python = "{sys.executable}"
-        [[adapter]]
-        provider = "local"
-        [[adapter.group]]
-        name = "cpu"
-        min_units = 1
-        max_units = 1
-        """)
-    )
+    config = head_deployment(farm, tmp_path)
     script = textwrap.dedent(f"""
         import time
         from scaler import Cluster

@@ -80,7 +80,7 @@ def first_result(config: Path, port: int) -> float:
 
     env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
     log = config.with_suffix(".log")
-    argv = [sys.executable, "-m", "scaler.cluster.main", "--config", str(config), "--log-level", "WARNING"]
+    argv = [sys.executable, "-m", "scaler.cluster.main", "--config", str(config), "--log-level", "INFO"]
     start = time.monotonic()
     with log.open("w") as errors:
         cluster = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
@@ -96,7 +96,7 @@ def first_result(config: Path, port: int) -> float:
         cluster.wait(90)
 
 
-def benchmark(runs: int, offline: bool) -> dict[str, Any]:
+def benchmark(runs: int, offline: bool, keep: bool = False) -> dict[str, Any]:
     from scaler.utility.net import free_port
     from tests.sshd_harness import make_farm
 
@@ -121,8 +121,11 @@ def benchmark(runs: int, offline: bool) -> dict[str, Any]:
             figures["installed_s"].append(round(first_result(config, port), 2))
     finally:
         farm.close()
-        shutil.rmtree(directory, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
     summary: dict[str, Any] = {"runs": runs, "offline_bootstrap": offline, **figures}
+    if keep:
+        summary["kept"] = str(directory)  # the deployment files and each scaler_cluster's log
     for phase, values in figures.items():
         summary[f"{phase.removesuffix('_s')}_median_s"] = round(statistics.median(values), 2)
     return summary
@@ -132,8 +135,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--online", action="store_true", help="dependencies from the host's index, not sent")
+    parser.add_argument("--keep", action="store_true", help="keep the directory with the clusters' logs")
     options = parser.parse_args()
-    print(json.dumps(benchmark(options.runs, not options.online), indent=2))
+    print(json.dumps(benchmark(options.runs, not options.online, options.keep), indent=2))
 
 
 if __name__ == "__main__":

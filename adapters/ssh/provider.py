@@ -221,7 +221,7 @@ class SshProvider(SyncProvider):
             for name, data in files.items():
                 self._guard(host, functools.partial(link.put, f"{directory}/{name}", data))
             return credentials.remote_environment(directory)
-        if credentials.secret:
+        if credentials.secret and host.tunnel:  # elsewhere the host's own 127.0.0.1 would be handed the secret
             secret = secret_env(credentials.secret_address, credentials.secret)
             self._guard(host, lambda: link.put(f"{self.records}/{unit_id}.env", json.dumps(secret).encode()))
         return {}

@@ -9,6 +9,7 @@ under its own temporary ``state_dir``, so what a unit left behind is read off th
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -251,6 +252,69 @@ def test_two_launches_at_once_never_put_more_units_on_a_host_than_its_slots(farm
     finally:
         provider.terminate([unit.unit_id for unit in provider.list_units()])
     assert provider.list_units() == []
+
+
+def environment(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    except OSError:
+        return {}
+    return dict(entry.partition("=")[::2] for entry in raw.split("\0") if entry)
+
+
+@pytest.mark.timeout(60)
+def test_a_handed_loopback_secret_goes_to_tunnelled_hosts_only(
+    farm: SshFarm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host without the tunnel dials its *own* 127.0.0.1: whatever listens there must not be handed the
+    scheduler's secret. Only the tunnelled host's workers, which reach the scheduler through it, get it."""
+    from scaler.adapters.identity import Identity
+    from scaler.adapters.launch import LaunchBuilder
+    from scaler.adapters.provider import WorkerGroup
+    from scaler.adapters.spec import ProviderContext
+    from scaler.adapters.ssh.provider import SshProvider
+    from scaler.adapters.ssh.spec import SshHost, SshOptions
+
+    from scaler.utility.security import SECRET_ADDRESS_ENV, SECRET_ENV
+
+    address = f"tcp://127.0.0.1:{free_port()}"  # nobody listens: only the workers' environments are read
+    monkeypatch.setenv(SECRET_ENV, "a-handed-secret")  # as a cluster hands it to the processes it starts
+    monkeypatch.setenv(SECRET_ADDRESS_ENV, address)
+    identity = Identity(f"secret{free_port()}", "ssh")
+    context = ProviderContext(identity, tmp_path / "state", address, LaunchBuilder(identity, address))
+    hosts = {
+        "a": SshHost(address=farm.hosts["a"].address, port=farm.hosts["a"].port, group="open"),
+        "behind": SshHost(
+            address=farm.hosts["behind"].address,
+            port=farm.hosts["behind"].port,
+            group="tunnelled",
+            tunnel=True,
+            tunnel_port=free_port(),
+        ),
+    }
+    options = SshOptions(
+        hosts=hosts,
+        key_file=str(farm.user_key),
+        known_hosts=str(farm.known_hosts),
+        python=sys.executable,
+        state_dir=str(tmp_path / "remote"),
+        worker_args=("--death-timeout", "10"),
+        terminate_grace=1.0,
+    )
+    provider = SshProvider(context, options)
+    records = tmp_path / "remote" / "units" / identity.cluster_id
+    try:
+        for group in ("open", "tunnelled"):
+            provider.launch(WorkerGroup(group, "cpu=1", 1, 0, 1), 1, f"r-{group}")
+        secrets = {}
+        for path in records.glob("*.json"):
+            record = json.loads(path.read_text())
+            pids = wait_until(functools.partial(group_processes, int(record["pgid"])), timeout=10)
+            secrets[record["host"]] = {environment(pid).get(SECRET_ENV) for pid in pids}
+        assert secrets == {"a": {None}, "behind": {"a-handed-secret"}}
+        assert list(records.glob("*.env")) == [], "the secret's file is removed once read"
+    finally:
+        provider.terminate([unit.unit_id for unit in provider.list_units()])
 
 
 @pytest.mark.timeout(240)

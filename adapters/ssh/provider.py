@@ -61,6 +61,7 @@ class SshProvider(SyncProvider):
         self.pythons: dict[str, str] = {}  # host -> the interpreter its workers run (after any bootstrap)
         self.tunnels: dict[str, ReverseTunnel] = {}
         self.lock = threading.Lock()
+        self.placing = {h.group: threading.Lock() for h in self.hosts.values()}  # one launch at a time per group
         self.pool = ThreadPoolExecutor(max_workers=min(32, len(self.hosts)), thread_name_prefix="ssh-host")
 
     # -- the contract --------------------------------------------------------------------------------
@@ -84,6 +85,12 @@ class SshProvider(SyncProvider):
         return tuple(sized)
 
     def launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
+        # The runner may launch for one group on several threads: two placements at once would count
+        # the same free slots and put more units on a host than its max_units.
+        with self.placing.setdefault(group.name, threading.Lock()):
+            return self._launch(group, count, request_id)
+
+    def _launch(self, group: WorkerGroup, count: int, request_id: str) -> list[Unit]:
         hosts = [h for h in self.hosts.values() if h.group == group.name]
         answers = self._each(hosts, self._list_host)
         running = {name: units for name, units in answers.items() if units is not None}
@@ -214,7 +221,7 @@ class SshProvider(SyncProvider):
             for name, data in files.items():
                 self._guard(host, functools.partial(link.put, f"{directory}/{name}", data))
             return credentials.remote_environment(directory)
-        if credentials.secret:
+        if credentials.secret and host.tunnel:  # elsewhere the host's own 127.0.0.1 would be handed the secret
             secret = secret_env(credentials.secret_address, credentials.secret)
             self._guard(host, lambda: link.put(f"{self.records}/{unit_id}.env", json.dumps(secret).encode()))
         return {}

@@ -157,7 +157,7 @@ def test_the_wheels_are_built_once_per_source_state(offline_bundle: Bundle) -> N
     assert time.monotonic() - started < 2.0
     assert again == offline_bundle and {path: path.stat().st_mtime_ns for path in again.wheels} == built
     key = offline_bundle.wheels[0].parent.name
-    assert sorted(path.name for path in cache.iterdir()) == [key, f"{key}.deps"]
+    assert sorted(path.name for path in cache.iterdir()) == [key, "installed"]
     assert [path.name.split("-")[0] for path in again.wheels][:1] == ["scaler"]
 
 

@@ -7,8 +7,9 @@ sends this package as a wheel built here and installs it into a venv on the host
 - ``bundle(cache_dir, offline=False) -> Bundle`` builds scaler's wheel from the source tree it is
   installed from (editable or a checkout), once per source state: the cache is keyed by a digest of the
   tree, and the wheel's timestamps are fixed, so the same tree gives the same bytes. ``offline=True``
-  also collects wheels of scaler's runtime dependencies (resolved for *this* machine's Python and
-  platform: the host must match them) so the host needs no package index. ``Bundle.wheels[0]`` is
+  also sends scaler's runtime dependencies as installed here, repacked as wheels (``repack``: no
+  package index is asked; the host must match this machine's Python and platform), so the host needs
+  no package index either. ``Bundle.wheels[0]`` is
   scaler's; ``Bundle.build_id`` is a sha256 over all the wheels' names and bytes.
 - ``ensure(remote, venv, python, bundle, timeout=600.0) -> str`` is idempotent and returns the absolute
   path of the venv's python on the host. In the steady state it runs one remote command (is
@@ -45,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scaler.adapters.errors import ConfigurationError
+from scaler.adapters.ssh import repack
 from scaler.adapters.ssh.channel import Completed, Remote, RemoteCommandError
 
 MARKER = ".scaler-build"
@@ -145,18 +147,22 @@ def bundle(cache_dir: Path, offline: bool = False) -> Bundle:
             for path in source_files(root, cache_dir.resolve()):
                 Path(copy, path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, Path(copy, path.relative_to(root)))
-            try:  # the installed build backend: no network needed
-                publish(cache_dir, key, ["wheel", "--no-deps", "--no-build-isolation", copy], "building scaler's wheel")
-            except BuildError:  # e.g. no setuptools/wheel here: pip fetches the backend (pip's cache, or the index)
+            offline_build = ["wheel", "--no-deps", "--no-build-isolation", "--no-index", copy]
+            try:  # the installed build backend (the ssh extra brings setuptools and wheel): no network needed
+                publish(cache_dir, key, offline_build, "building scaler's wheel")
+            except BuildError:  # no backend here: pip fetches one (pip's cache, or the index)
                 publish(cache_dir, key, ["wheel", "--no-deps", copy], "building scaler's wheel")
     own = sorted((cache_dir / key).glob("scaler-*.whl"))
     if len(own) != 1:
         raise BuildError(f"bootstrap: expected one scaler wheel in {cache_dir / key}, found {len(own)}")
     wheels = [own[0]]
-    if offline:
-        what = "collecting the wheels of scaler's dependencies"
-        deps = publish(cache_dir, f"{key}.deps", ["wheel", str(own[0])], what)
-        wheels += sorted(path for path in deps.glob("*.whl") if path.name != own[0].name)
+    if offline:  # this interpreter's installed dependencies, repacked: no package index is asked
+        deps = cache_dir / "installed"
+        deps.mkdir(exist_ok=True)
+        try:
+            wheels += [repack.repack(dist, deps) for dist in repack.closure("scaler")]
+        except repack.RepackError as exc:
+            raise BuildError(str(exc)) from exc
     digest = hashlib.sha256()
     for wheel in wheels:
         digest.update(f"{wheel.name}\0".encode())

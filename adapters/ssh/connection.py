@@ -60,23 +60,55 @@ class HostConnection:
         self._opened = 0.0
         self._home = ""
         self._lock = threading.Lock()
+        self._users: dict[int, int] = {}  # calls running on each session (by id of its client)
+        self._retired: dict[int, paramiko.SSHClient] = {}  # too old, closed when their last call ends
 
     def transport(self) -> paramiko.Transport:
         """The live session's transport, dialling when there is none or it is too old."""
+        return self._acquire(use=False)[1]
+
+    def _acquire(self, use: bool = True) -> tuple[paramiko.SSHClient, paramiko.Transport]:
+        """The session (dialled when there is none, or when it is older than ``max_connection_age``), counted
+        as in use until ``_release`` when ``use``. A session too old is retired, not closed under calls still
+        running on it: it closes when its last call ends."""
         with self._lock:
             client = self._client
             transport = client.get_transport() if client is not None else None
             age = time.monotonic() - self._opened
-            if transport is not None and transport.is_active() and age < self.options.max_connection_age:
-                return transport
-            self._close_locked()
+            if client is None or transport is None or not transport.is_active():
+                self._close_locked()
+            elif age >= self.options.max_connection_age:
+                self._retire_locked(client)
+            else:
+                if use:
+                    self._users[id(client)] = self._users.get(id(client), 0) + 1
+                return client, transport
             client = self._connect()
             self._client, self._opened = client, time.monotonic()
             found = client.get_transport()
             if found is None:
                 raise paramiko.SSHException(f"host {self.name}: no transport after connecting")
             found.set_keepalive(15)
-            return found
+            if use:
+                self._users[id(client)] = self._users.get(id(client), 0) + 1
+            return client, found
+
+    def _release(self, client: paramiko.SSHClient) -> None:
+        with self._lock:
+            left = self._users.get(id(client), 1) - 1
+            if left > 0:
+                self._users[id(client)] = left
+                return
+            self._users.pop(id(client), None)
+            if self._retired.pop(id(client), None) is not None:
+                client.close()
+
+    def _retire_locked(self, client: paramiko.SSHClient) -> None:
+        self._client = None
+        if self._users.get(id(client), 0) > 0:
+            self._retired[id(client)] = client
+        else:
+            client.close()
 
     def _connect(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
@@ -114,20 +146,41 @@ class HostConnection:
     def _close_locked(self) -> None:
         if self._client is not None:
             self._client.close()
+            self._users.pop(id(self._client), None)
             self._client = None
 
     def run(self, command: str, stdin: bytes = b"", timeout: float = 0.0) -> Completed:
         limit = timeout or self.options.command_timeout
+        client, transport = self._acquire()
         try:
-            return self._run(command, stdin, limit)
+            return self._run(transport, command, stdin, limit)
         except BaseException:
-            self.close()
+            self._broken(client)
             raise
+        finally:
+            self._release(client)
 
-    def _run(self, command: str, stdin: bytes, limit: float) -> Completed:
-        channel = self.transport().open_session(timeout=self.options.connect_timeout)
+    def _broken(self, client: paramiko.SSHClient) -> None:
+        """A failed call: the session is not used again (calls still on it finish or fail on their own)."""
+        with self._lock:
+            if self._client is client:
+                self._retire_locked(client)
+
+    def _run(self, transport: paramiko.Transport, command: str, stdin: bytes, limit: float) -> Completed:
+        channel = transport.open_session(timeout=self.options.connect_timeout)
         deadline = time.monotonic() + limit
         out, err = bytearray(), bytearray()
+        # paramiko waits for the answer to an exec request without a timeout: a wedged server would hold
+        # this thread forever, so the channel is closed under it when the command's time is up
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            channel.close()
+
+        watchdog = threading.Timer(limit, expire)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             channel.settimeout(limit)
             channel.exec_command(command)
@@ -145,12 +198,17 @@ class HostConnection:
                 if not busy and channel.exit_status_ready() and not channel.recv_ready():
                     if not channel.recv_stderr_ready():
                         break
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or expired.is_set():
                     raise TimeoutError(f"host {self.name}: command did not finish within {limit:g}s")
                 if not busy:
                     time.sleep(0.005)
             return Completed(channel.recv_exit_status(), bytes(out), bytes(err))
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            if expired.is_set():
+                raise TimeoutError(f"host {self.name}: command did not finish within {limit:g}s") from exc
+            raise
         finally:
+            watchdog.cancel()
             channel.close()
 
     @property
@@ -168,8 +226,9 @@ class HostConnection:
 
     def put(self, path: str, data: bytes, mode: int = 0o600) -> None:
         target = self.expand(path)
+        client, transport = self._acquire()
         try:
-            sftp = paramiko.SFTPClient.from_transport(self.transport())
+            sftp = paramiko.SFTPClient.from_transport(transport)
             if sftp is None:
                 raise paramiko.SSHException(f"host {self.name}: the SFTP subsystem is not available")
             try:
@@ -183,8 +242,10 @@ class HostConnection:
             finally:
                 sftp.close()
         except BaseException:
-            self.close()
+            self._broken(client)
             raise
+        finally:
+            self._release(client)
 
     @staticmethod
     def _makedirs(sftp: paramiko.SFTPClient, directory: str) -> None:

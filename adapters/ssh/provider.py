@@ -41,11 +41,14 @@ from scaler.adapters.ssh.spec import HostSettings, SshOptions
 from scaler.adapters.ssh.tunnel import ReverseTunnel
 
 from scaler.utility.capabilities import parse_capabilities
+from scaler.utility.net import parse_tcp
 from scaler.utility.security import find_secret, secret_env
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 HOSTSIDE = (Path(__file__).parent / "hostside.py").read_text()
+KILL_WAIT = 5.0  # the host-side script's wait after SIGKILL (hostside.terminate)
+MAX_CONCURRENT_CALLS = 8  # provider calls in flight at once that each reach every host (the runner's default: 4)
 
 
 class SshProvider(SyncProvider):
@@ -62,7 +65,9 @@ class SshProvider(SyncProvider):
         self.tunnels: dict[str, ReverseTunnel] = {}
         self.lock = threading.Lock()
         self.placing = {h.group: threading.Lock() for h in self.hosts.values()}  # one launch at a time per group
-        self.pool = ThreadPoolExecutor(max_workers=min(32, len(self.hosts)), thread_name_prefix="ssh-host")
+        # every host at once, for each of the runner's concurrent calls (a slow terminate must not hold up a list)
+        workers = min(128, len(self.hosts) * MAX_CONCURRENT_CALLS)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ssh-host")
 
     # -- the contract --------------------------------------------------------------------------------
 
@@ -205,7 +210,9 @@ class SshProvider(SyncProvider):
         return started
 
     def _terminate_on(self, host: HostSettings, unit_ids: list[str]) -> list[str]:
-        answer = self._hostside(host, "terminate", {"unit_ids": unit_ids, "grace": self.options.terminate_grace})
+        grace = self.options.terminate_grace
+        request = {"unit_ids": unit_ids, "grace": grace}
+        answer = self._hostside(host, "terminate", request, timeout=grace + KILL_WAIT + self.options.command_timeout)
         with self.lock:
             for unit_id, outcome in answer.items():
                 if outcome != "survived":
@@ -230,15 +237,10 @@ class SshProvider(SyncProvider):
         """With ``tunnel``, workers dial the host's end of the forward, with the secret of the scheduler behind it."""
         if not host.tunnel:
             return launch
-        scheme, _, rest = launch.scheduler.partition("://")
-        target_host, _, target_port = rest.rpartition(":")
-        tunnel = self.tunnels.get(host.name)
-        if tunnel is None:
-            port = host.tunnel_port or int(target_port)
-            tunnel = self.tunnels[host.name] = ReverseTunnel(host.name, port, (target_host, int(target_port)))
         link = self.links[host.name]
+        tunnel = self._tunnel(host)
         port = self._guard(host, lambda: tunnel.ensure(link.transport()))
-        address = f"{scheme}://127.0.0.1:{port}"
+        address = f"{launch.scheduler.partition('://')[0]}://127.0.0.1:{port}"
         credentials = launch.credentials
         if credentials.curve_keys is None:
             secret = credentials.secret or find_secret(launch.scheduler)
@@ -267,19 +269,34 @@ class SshProvider(SyncProvider):
             total = {"cpu": float(facts["cpu"]), "memory": float(facts["memory"]), "gpu": float(facts["gpu"])}
         return {name: value / host.max_units for name, value in total.items()}
 
-    def _hostside(self, host: HostSettings, verb: str, request: dict[str, Any]) -> Any:
+    def _hostside(self, host: HostSettings, verb: str, request: dict[str, Any], timeout: float = 0.0) -> Any:
+        """The host-side script's answer to ``verb``; any failure marks the host down, as our class."""
         link = self.links[host.name]
-        if host.tunnel and host.name in self.tunnels:
-            self._guard(host, lambda: self.tunnels[host.name].ensure(link.transport()))
+        if host.tunnel:  # given back on every contact: a restarted adapter's units dial it too
+            self._guard(host, lambda: self._tunnel(host).ensure(link.transport()))
         body = json.dumps({**request, "records": self.records, "host": host.name}).encode()
         command = f"{shlex.quote(host.python)} -c {shlex.quote(HOSTSIDE)} {verb}"
-        done = self._guard(host, lambda: link.run(command, body))
-        if done.rc != 0:
-            raise RemoteCommandError(host.name, f"{host.python} (the host-side script, {verb})", done)
-        try:
-            return json.loads(done.stdout)
-        except ValueError:
-            raise RemoteCommandError(host.name, f"the host-side script ({verb}) answered no JSON", done) from None
+
+        def call() -> Any:
+            done = link.run(command, body, timeout)
+            if done.rc != 0:
+                raise RemoteCommandError(host.name, f"{host.python} (the host-side script, {verb})", done)
+            try:
+                return json.loads(done.stdout)
+            except ValueError:
+                raise RemoteCommandError(host.name, f"the host-side script ({verb}) answered no JSON", done) from None
+
+        return self._guard(host, call)
+
+    def _tunnel(self, host: HostSettings) -> ReverseTunnel:
+        """The host's forward to the address its workers dial (made once, at first contact)."""
+        with self.lock:
+            tunnel = self.tunnels.get(host.name)
+            if tunnel is None:
+                target_host, target_port = parse_tcp(self.context.launches.scheduler)
+                port = host.tunnel_port or target_port
+                tunnel = self.tunnels[host.name] = ReverseTunnel(host.name, port, (target_host, target_port))
+            return tunnel
 
     def _guard(self, host: HostSettings, call: Callable[[], T]) -> T:
         """``call`` on the host's session. A failure marks the host down until ``retry_unreachable`` has
@@ -314,7 +331,7 @@ class SshProvider(SyncProvider):
         for name, future in futures.items():
             try:
                 answers[name] = future.result()
-            except ProviderError as exc:
+            except ProviderError as exc:  # every failure on a host is one (``_guard``)
                 log.warning("ssh: %s", exc)
         return answers
 

@@ -115,8 +115,12 @@ class Symrest(BaseService):  # type: ignore[misc]  # the SDK has no type hints
         return [session_of(row) for row in (answer or {}).get("sessions", [])]
 
     def close(self, application: str, session_id: str) -> None:
-        """Close a session, ending its task (assumed call)."""
-        self.call("DELETE", f"{CLIENTAPI}/session", {"applicationName": application, "sessionId": session_id})
+        """Close a session, ending its task (assumed call); one already gone (404) counts as closed."""
+        try:
+            self.call("DELETE", f"{CLIENTAPI}/session", {"applicationName": application, "sessionId": session_id})
+        except ApiException as exc:
+            if exc.status_code != 404:
+                raise
 
     def hosts(self, resource_group: str) -> list[dict[str, Any]]:
         """The hosts of a resource group with their attributes (assumed call and answer)."""

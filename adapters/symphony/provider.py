@@ -112,10 +112,17 @@ class SymphonyProvider(SyncProvider):
         return units
 
     def terminate(self, unit_ids: list[str]) -> None:
+        """Closes every wanted session, even when closing one fails; then raises the first failure."""
         wanted = set(unit_ids)
+        failures: list[Exception] = []
         for session, tags in self._mine():
             if tags[TAG_UNIT] in wanted:
-                self.api.close(self.options.application, session.session_id)
+                try:
+                    self.api.close(self.options.application, session.session_id)
+                except Exception as exc:
+                    failures.append(exc)
+        if failures:
+            raise failures[0]
 
     def list_units(self) -> list[Unit]:
         return [self._unit(session, tags) for session, tags in self._mine()]

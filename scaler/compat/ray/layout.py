@@ -55,6 +55,9 @@ def register() -> None:
     for ray_name in PROVIDED:
         sys.modules[ray_name] = ours(ray_name)
     register_unsupported()
+    for ray_name in UNSUPPORTED_MODULES:  # ``import ray.data as d`` looks for "<parent's __name__>.data"
+        parent, _, child = ray_name.rpartition(".")
+        sys.modules[f"{ours(parent).__name__}.{child}"] = sys.modules[ray_name]
 
 
 def register_unsupported() -> None:

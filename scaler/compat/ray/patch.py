@@ -101,7 +101,10 @@ def patch_installed_ray() -> bool:
             if f"{parent}.{child}" not in _PATCHED_IN_PLACE:
                 setattr(module, child, layout.ours(f"{parent}.{child}"))
     layout.register_unsupported()
-    setattr(real, "__scaler_patched__", True)  # noqa: B010 - a marker on a foreign module
+    for ray_name in ("ray", *_PATCHED_IN_PLACE):
+        module = sys.modules.get(ray_name)
+        if module is not None:
+            setattr(module, "__scaler_patched__", True)  # noqa: B010 - a marker on a foreign module
     return True
 
 

@@ -121,8 +121,9 @@ class Queue:
 
     def put_nowait_batch(self, items: Iterable[Any]) -> None:
         """Add all ``items`` at once, or none (raising ``Full``) if they do not all fit."""
-        if not get(self.actor.put_batch.remote(list(items))):
-            raise Full(f"Cannot add {len(list(items))} items to a queue of size {self.maxsize}")
+        batch = list(items)
+        if not get(self.actor.put_batch.remote(batch)):
+            raise Full(f"Cannot add {len(batch)} items to a queue of size {self.maxsize}")
 
     def get_nowait_batch(self, num_items: int) -> list[Any]:
         """Remove and return ``num_items`` items at once, or none (raising ``Empty``) if there are fewer."""

@@ -1,6 +1,7 @@
 # A Ray program: ray.util.queue.Queue shared by the driver, tasks and an actor (blocking, timeouts,
 # Empty/Full, batches), and ray.util.multiprocessing.Pool (map, imap, starmap, apply, async calls
 # with callbacks, initializer, errors, close/join/terminate), also used from inside a task.
+import itertools
 import os
 import queue
 import time
@@ -138,6 +139,17 @@ try:
     raise SystemExit("a terminated pool must refuse work")
 except ValueError:
     pass
+
+
+def span(_):
+    started = time.time()
+    time.sleep(0.2)
+    return started, time.time()
+
+
+with Pool(processes=1) as serial:  # one at a time, as a pool of one process runs them
+    spans = sorted(serial.map(span, range(3), chunksize=1))
+assert all(first[1] <= second[0] for first, second in itertools.pairwise(spans)), spans
 
 pool = Pool(1)
 later = pool.map_async(square, [4, 5])

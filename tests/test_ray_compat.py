@@ -173,7 +173,9 @@ def _wait_for_nodes(address: str, count: int) -> None:
 @pytest.fixture(scope="module")
 def scheduler_address() -> Iterator[str]:
     address = f"tcp://127.0.0.1:{free_port()}"
-    env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
+    # These workers run outside any network namespace and the drivers here use the shim: so must their
+    # tasks (``import ray`` in a task would otherwise load the installed Ray, patched, as the patch path does).
+    env = dict(os.environ, SCALER_LOG_LEVEL="WARNING", SCALER_RAY_SHIM="1")
     processes = [subprocess.Popen([sys.executable, "-m", "scaler.scheduler.main", address], env=env)]
     for _ in range(ADDRESS_WORKERS):
         argv = [sys.executable, "-m", "scaler.worker.main", address, "-c", WORKER_CAPABILITIES]

@@ -4,8 +4,11 @@
 after ``import ray`` (``import ray; import scaler.compat.ray``), it also *patches* the installed
 Ray module, replacing its API with this one before Ray can start anything, so an unchanged Ray
 program runs on Scaler. ``python -m scaler.compat.ray my_program.py [--address tcp://...]`` runs a
-Ray program this way. What is not supported raises ``NotImplementedError`` naming the API: any
-other public name of this module does (an ``AttributeError`` too, so ``hasattr`` stays false).
+Ray program this way. ``layout`` lists the ``ray`` modules offered (``ray.util.queue``,
+``ray.util.multiprocessing``, ``ray.experimental.tqdm_ray``, ...), the same on the driver and in
+tasks. What is not supported raises ``NotImplementedError`` naming the API: Ray's public callables
+we lack are stand-ins that refuse when called, any other public name of this module refuses on
+access (an ``AttributeError`` too, so ``hasattr`` stays false).
 ``from scaler.compat.ray import scaler_init`` (OpenGRIS Scaler's entry point, not a Ray name, so
 never set on a patched Ray) picks a running scheduler or shapes the local cluster before any Ray call.
 """
@@ -23,7 +26,7 @@ from scaler.compat.ray.remote_function import RemoteFunction
 from scaler.compat.ray.resources import available_resources, cluster_resources, nodes
 from scaler.compat.ray.runtime_context import get_runtime_context
 from scaler.compat.ray.session import init, is_initialized, scaler_init, shutdown
-from scaler.compat.ray.unsupported import module_getattr
+from scaler.compat.ray.unsupported import RAY_CALLABLES, module_getattr, stand_ins
 
 
 def remote(*args: Any, **options: Any) -> Any:
@@ -45,13 +48,20 @@ def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     return RemoteFunction(target, options)
 
 
-__getattr__ = module_getattr("ray")  # get_gpu_ids, timeline, placement groups, ...: NotImplementedError
+__getattr__ = module_getattr("ray")  # data, workflow, ...: NotImplementedError
+globals().update(stand_ins("ray", RAY_CALLABLES))  # get_gpu_ids, timeline, JobID, ...: refuse when called
+ObjectID = ObjectRef  # Ray's older name for the same class
+SCRIPT_MODE = 0  # the worker modes Ray exports: a driver's, and a task's
+WORKER_MODE = 1
 
 __version__ = "2.60.0-scaler"
 __all__ = [
+    "SCRIPT_MODE",
+    "WORKER_MODE",
     "ActorClass",
     "ActorHandle",
     "DynamicObjectRefGenerator",
+    "ObjectID",
     "ObjectRef",
     "ObjectRefGenerator",
     "RemoteFunction",
@@ -76,7 +86,10 @@ __all__ = [
     "wait",
 ]
 
+from scaler.compat.ray import layout  # noqa: E402
 from scaler.compat.ray.patch import patch_installed_ray, patch_when_imported  # noqa: E402
+
+layout.attach()
 
 if not patch_installed_ray():
     patch_when_imported()

@@ -1,7 +1,8 @@
 """``python -m scaler.compat.ray PROGRAM.py [--address tcp://HOST:PORT] [--shim] [program args]``.
 
 Runs an unchanged Ray program on Scaler: with Ray installed, Ray is imported and patched; without
-it (or with ``--shim``), ``import ray`` gives the compat API. ``--address`` makes the program's
+it (or with ``--shim``, or ``SCALER_RAY_SHIM=1``), ``import ray`` gives the compat API, and so it
+does in the tasks of a local cluster the program starts. ``--address`` makes the program's
 ``ray.init()`` connect to that scheduler instead of starting a local cluster.
 """
 
@@ -24,9 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv)
     if options.address:
         os.environ["SCALER_ADDRESS"] = options.address
-    from scaler.compat.ray.patch import install_shim
+    from scaler.compat.ray.patch import install_shim, shim_forced
 
-    if options.shim:
+    if options.shim or shim_forced():
         install_shim()
     else:
         try:

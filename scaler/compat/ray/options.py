@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from scaler.compat.ray.namespaces import checked as checked_namespace
+from scaler.compat.ray.scheduling_strategies import refusal as strategy_refusal
 from scaler.utility.capabilities import from_mapping
 
 TASK_OPTIONS = {
@@ -54,9 +55,9 @@ def check(options: dict[str, Any], allowed: set[str], where: str) -> dict[str, A
     unknown = set(options) - allowed
     if unknown:
         raise NotImplementedError(f"{where} option(s) {', '.join(sorted(unknown))} are not supported by Scaler")
-    strategy = options.get("scheduling_strategy")
-    if strategy not in (None, "DEFAULT", "SPREAD"):
-        raise NotImplementedError(f"{where}: scheduling_strategy={strategy!r} is not supported by Scaler")
+    why = strategy_refusal(options.get("scheduling_strategy"), where)
+    if why:
+        raise NotImplementedError(why)
     if options.get("max_concurrency") not in (None, 1):
         raise NotImplementedError(f"{where}: max_concurrency > 1 (threaded actors) is not supported by Scaler")
     if options.get("concurrency_groups"):

@@ -31,6 +31,7 @@ from scaler.client.client import Client, ClientConfig
 from scaler.cluster.local_cluster import LocalCluster, LocalClusterConfig
 from scaler.compat.ray import namespaces
 from scaler.compat.ray.options import capability_string, runtime_env_vars
+from scaler.compat.ray.patch import workers_env
 from scaler.config.flags import FlagError, check_flags, timing_problem
 from scaler.config.schema import SCHEDULER_TUNING, WORKER_TUNING, SchedulerFlags, WorkerFlags
 from scaler.utility.capabilities import CapabilityError, canonical
@@ -149,7 +150,7 @@ def init(
                 {**quantities, "resources": resources or {}, "memory": memory or psutil.virtual_memory().total},
                 default_cpus=0,
             )
-            config = LocalClusterConfig(extra_env=env_vars)
+            config = LocalClusterConfig(extra_env={**workers_env(), **env_vars})
             cluster = LocalCluster(n_workers=1, capabilities=caps, config=config)
             address = cluster.address
         client = _connect(address, cluster, ClientConfig(name="ray-driver"))
@@ -304,6 +305,7 @@ def _local_cluster_config(options: dict[str, Any]) -> LocalClusterConfig:
         start_timeout=float(options.get("start_timeout", 30.0)),
         curve_keys=options.get("curve_keys"),
         insecure=options.get("insecure", False),
+        extra_env=workers_env(),
     )
 
 

@@ -1,20 +1,51 @@
-"""``ray.util``: ``as_completed``, ``map_unordered`` and ``ActorPool``, on the compat API.
+"""``ray.util``: ``as_completed``, ``map_unordered``, ``ActorPool`` and the ``log_once`` helpers, on the compat API.
 
-Other public ``ray.util`` names raise ``NotImplementedError`` naming them (placement groups,
-``list_named_actors``, ...), as the rest of the compat API does.
+Its submodules ``queue``, ``multiprocessing``, ``scheduling_strategies``, ``actor_pool`` and
+``placement_group`` are attached by ``layout``. Other public ``ray.util`` names raise
+``NotImplementedError`` naming them (placement groups, ``list_named_actors``, ...), as the rest of
+the compat API does.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from scaler.compat.ray.exceptions import GetTimeoutError
 from scaler.compat.ray.refs import ObjectRef, get, wait
-from scaler.compat.ray.unsupported import module_getattr
+from scaler.compat.ray.unsupported import UTIL_CALLABLES, module_getattr, stand_ins
 
 __getattr__ = module_getattr("ray.util")
+globals().update(stand_ins("ray.util", UTIL_CALLABLES))  # placement_group, list_named_actors, ...: refuse when called
+
+_PERIOD = 60.0
+_first_seen: dict[str, float] = {}  # key -> when log_once last answered True for it
+_log_once = {"enabled": True, "periodic": False}
+
+
+def log_once(key: str) -> bool:
+    """True the first time it is asked about ``key`` in this process; with periodic logging on, again a
+    minute after; never once disabled globally."""
+    if not _log_once["enabled"]:
+        return False
+    now = time.monotonic()
+    seen = _first_seen.get(key)
+    if seen is not None and not (_log_once["periodic"] and now - seen >= _PERIOD):
+        return False
+    _first_seen[key] = now
+    return True
+
+
+def disable_log_once_globally() -> None:
+    """From now on ``log_once`` answers False in this process."""
+    _log_once["enabled"] = False
+
+
+def enable_periodic_logging() -> None:
+    """From now on ``log_once`` answers True for a key again once a minute has passed."""
+    _log_once["periodic"] = True
 
 
 def get_node_ip_address() -> str:

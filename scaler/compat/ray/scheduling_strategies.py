@@ -1,0 +1,114 @@
+"""``ray.util.scheduling_strategies``: Ray's strategy classes, so programs that build them run.
+
+Scaler places a task by its capability request alone, so it honours ``"DEFAULT"`` and
+``"SPREAD"`` and nothing finer: passing any of these classes as ``scheduling_strategy`` is refused
+by ``options.check`` with ``NotImplementedError`` naming the class, never silently ignored.
+Building one is allowed, as in Ray, so a program fails only where it would depend on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scaler.compat.ray.unsupported import module_getattr
+
+__getattr__ = module_getattr("ray.util.scheduling_strategies")
+
+
+class _Strategy:
+    """A strategy: its arguments kept as given, shown by ``repr``, refused when used."""
+
+    _fields: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({given})"
+
+
+class PlacementGroupSchedulingStrategy(_Strategy):
+    """Run in a bundle of a placement group (placement groups are not built yet)."""
+
+    _fields = ("placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks")
+
+    def __init__(
+        self,
+        placement_group: Any,
+        placement_group_bundle_index: int = -1,
+        placement_group_capture_child_tasks: bool | None = None,
+    ) -> None:
+        self.placement_group = placement_group
+        self.placement_group_bundle_index = placement_group_bundle_index
+        self.placement_group_capture_child_tasks = placement_group_capture_child_tasks
+
+
+class NodeAffinitySchedulingStrategy(_Strategy):
+    """Run on the node ``node_id`` (or, if ``soft``, preferably there)."""
+
+    _fields = ("node_id", "soft")
+
+    def __init__(
+        self, node_id: str, soft: bool, _spill_on_unavailable: bool = False, _fail_on_unavailable: bool = False
+    ) -> None:
+        self.node_id = node_id
+        self.soft = soft
+        self._spill_on_unavailable = _spill_on_unavailable
+        self._fail_on_unavailable = _fail_on_unavailable
+
+
+class _LabelOperator:
+    _values: tuple[str, ...] = ()
+
+    def __init__(self, *values: str) -> None:
+        self._values = tuple(values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(map(repr, self._values))})"
+
+
+class In(_LabelOperator):
+    """The node label's value is one of these."""
+
+
+class NotIn(_LabelOperator):
+    """The node label's value is none of these."""
+
+
+class Exists(_LabelOperator):
+    """The node has the label."""
+
+
+class DoesNotExist(_LabelOperator):
+    """The node lacks the label."""
+
+
+class NodeLabelSchedulingStrategy(_Strategy):
+    """Run on nodes whose labels match ``hard`` (and preferably ``soft``)."""
+
+    _fields = ("hard", "soft")
+
+    def __init__(self, hard: dict[str, _LabelOperator], *, soft: dict[str, _LabelOperator] | None = None) -> None:
+        self.hard = hard
+        self.soft = soft
+
+
+def refusal(strategy: Any, where: str) -> str | None:
+    """Why ``strategy`` (a ``scheduling_strategy`` option) cannot be honoured, or ``None`` if it can."""
+    if strategy in (None, "DEFAULT", "SPREAD"):
+        return None
+    if isinstance(strategy, str):
+        return f"{where}: scheduling_strategy={strategy!r} is not a scheduling strategy Scaler knows"
+    return (
+        f"{where}: scheduling_strategy={type(strategy).__name__} is not supported by Scaler "
+        f"(it places tasks by their resources only: DEFAULT and SPREAD); got {strategy!r}"
+    )
+
+
+__all__ = [
+    "DoesNotExist",
+    "Exists",
+    "In",
+    "NodeAffinitySchedulingStrategy",
+    "NodeLabelSchedulingStrategy",
+    "NotIn",
+    "PlacementGroupSchedulingStrategy",
+]

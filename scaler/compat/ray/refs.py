@@ -20,6 +20,7 @@ from typing import Any
 from scaler.client.future import Future
 from scaler.client.future import ObjectRef as CoreRef
 from scaler.compat.ray import exceptions as rx
+from scaler.compat.ray.actor_concurrency import warn_blocking_get
 from scaler.compat.ray.session import client
 from scaler.utility import serialization as ser
 from scaler.utility.serialization import RemoteTraceback
@@ -143,6 +144,7 @@ def _get_one(ref: Any, timeout: float | None) -> Any:
 
 
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
+    warn_blocking_get()
     if isinstance(object_refs, RefStream):
         return object_refs
     if isinstance(object_refs, ObjectRef | Future | CoreRef):

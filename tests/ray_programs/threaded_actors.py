@@ -121,7 +121,7 @@ assert sorted(ray.get([grouped.fetch.remote(i) for i in range(4)], timeout=120))
 )
 assert ray.get(crunching, timeout=120) == [0.5] * 3
 as_compute = [grouped.plain.options(concurrency_group="compute").remote(0.3, "compute") for _ in range(2)]
-assert ray.get(as_compute + [grouped.plain.remote(0.3)], timeout=120) == [0.3] * 3
+assert ray.get([*as_compute, grouped.plain.remote(0.3)], timeout=120) == [0.3] * 3
 peaks = ray.get(grouped.peaks.remote())
 assert peaks["io"] == 2 and peaks["compute"] == 1 and peaks["default"] == 1, peaks
 try:

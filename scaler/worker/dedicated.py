@@ -82,6 +82,8 @@ class DedicatedHost:
             self.wake_write.send(b"x")
         except BlockingIOError:
             pass  # the loop is awake already: the pipe is full of wake-ups
+        except OSError:
+            pass  # the host has ended (its actor died) while this call still ran: no one to tell
 
     def send(self, msgs: list[Any], frames: list[Any] | None = None) -> None:
         send_frames(self.socket, [encode(msgs), *(frames or [])])

@@ -64,18 +64,21 @@ class Executor:
         context = context or runtime.TaskContext(msg.task_id, msg.name, msg.stream_output, msg.capabilities)
         if not self.concurrent:
             runtime.set_current(context)
-        self.running = True
         try:
             with runtime.running(context):
                 try:
+                    self.running = True
                     function, args, kwargs = self._load(msg, args_frames)
                     started = time.perf_counter()
                     result = function(*args, **kwargs)
                     if msg.num_returns > 1 and isinstance(result, Iterator):
                         result = results.collect(result, msg.num_returns)
                     duration = time.perf_counter() - started
-                    return self._report(msg, result, duration)
+                    outcome = self._report(msg, result, duration)
+                    self.running = False  # from here on, an interrupt (cancel) is too late to count
+                    return outcome
                 except BaseException as exc:
+                    self.running = False
                     return self._failed(msg, exc)
         finally:
             self.running = False
@@ -111,11 +114,8 @@ class Executor:
 
     def _report(self, msg: m.RunTask, result: Any, duration: float) -> Done:
         """The task's outcome from its result (in the task's context: its clients settle first)."""
-        try:
-            headers, out, error = results.encode(msg.task_id, msg.num_returns, result)
-            runtime.settle([object_id for header in headers for object_id in header.holds])
-        except BaseException as exc:
-            return self._failed(msg, exc)
+        headers, out, error = results.encode(msg.task_id, msg.num_returns, result)
+        runtime.settle([object_id for header in headers for object_id in header.holds])
         status = "done"
         if error is not None:
             status = "fatal" if getattr(error, "__scaler_fatal__", False) else "error"

@@ -100,7 +100,10 @@ class Executor:
                 if msg.num_returns > 1 and isinstance(result, Iterator):
                     result = results.collect(result, msg.num_returns)
                 duration = time.perf_counter() - started
-                return await asyncio.to_thread(self._report, msg, result, duration)
+                encoded = results.encode(msg.task_id, msg.num_returns, result)  # here: the loop owns the state
+                if context.senders:  # waits for a round trip to the scheduler: not on the loop
+                    await asyncio.to_thread(runtime.settle, _holds(encoded[0]))
+                return self._done(msg, encoded, duration)
             except asyncio.CancelledError:
                 return m.TaskDone(msg.task_id, "cancelled", attempt=msg.attempt), []
             except BaseException as exc:
@@ -114,8 +117,13 @@ class Executor:
 
     def _report(self, msg: m.RunTask, result: Any, duration: float) -> Done:
         """The task's outcome from its result (in the task's context: its clients settle first)."""
-        headers, out, error = results.encode(msg.task_id, msg.num_returns, result)
-        runtime.settle([object_id for header in headers for object_id in header.holds])
+        encoded = results.encode(msg.task_id, msg.num_returns, result)
+        runtime.settle(_holds(encoded[0]))
+        return self._done(msg, encoded, duration)
+
+    @staticmethod
+    def _done(msg: m.RunTask, encoded: results.Encoded, duration: float) -> Done:
+        headers, out, error = encoded
         status = "done"
         if error is not None:
             status = "fatal" if getattr(error, "__scaler_fatal__", False) else "error"
@@ -147,3 +155,7 @@ class Executor:
         if is_error:
             raise ser.loads_exception(frames)
         return ser.loads(frames)
+
+
+def _holds(headers: list[m.ObjHeader]) -> list[str]:
+    return [object_id for header in headers for object_id in header.holds]

@@ -62,6 +62,17 @@ class Gate:
             await asyncio.sleep(0.01)
             yield i
 
+    @ray.method(num_returns=2)
+    async def pair(self):
+        await asyncio.sleep(0)
+        return "left", "right"
+
+    @ray.method(num_returns=2)
+    async def pair_stream(self):
+        yield "up"
+        await asyncio.sleep(0)
+        yield "down"
+
     async def broken_stream(self):
         yield "first"
         raise KeyError("stream broke")
@@ -110,6 +121,8 @@ assert ray.get(gate.sync_method.remote(1)) == 2, "a sync method of an async acto
 stream = gate.count.remote(4)
 assert isinstance(stream, ray.ObjectRefGenerator), "an async generator method streams by default"
 assert [ray.get(ref) for ref in stream] == [0, 1, 2, 3]
+assert ray.get(list(gate.pair.remote())) == ["left", "right"], "num_returns=2 on an async method"
+assert ray.get(list(gate.pair_stream.remote())) == ["up", "down"], "and on an async generator method"
 refs = list(gate.broken_stream.remote())
 assert ray.get(refs[0]) == "first", "an async generator keeps the values it yielded before raising"
 try:

@@ -120,7 +120,7 @@ class ActorMethod:
         )
         marked_args, marked_kwargs = mark_top_level(args, kwargs)
         mode = gen.mode_of(num_returns, is_generator)
-        if mode:
+        if mode or is_generator:  # an async generator method with num_returns=N is drained first too
             call_args: tuple[Any, ...] = (self._name, mode, *marked_args)
             futures = client().submit_with(task_opts, _call_generator, call_args, marked_kwargs)
         else:

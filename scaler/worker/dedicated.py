@@ -1,4 +1,4 @@
-"""A task that turns its own process into a dedicated one-slot worker: how actors are hosted.
+"""A task that turns its own process into a dedicated worker: how actors are hosted.
 
 ``serve(host_id, state, concurrency)`` runs inside a task. It dials the scheduler as a worker whose
 only capability is ``actor.<host_id>`` (and its concurrency groups' slots) and runs the tasks routed

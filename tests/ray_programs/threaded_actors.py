@@ -134,6 +134,11 @@ slow = Pool.remote()
 blockers = [slow.nap.remote(2.0) for _ in range(4)]
 queued = slow.nap.remote(2.0)
 time.sleep(0.5)
+try:
+    ray.cancel(queued, force=True)
+    raise SystemExit("force=True must be refused for an actor call, as in Ray")
+except ValueError:
+    pass
 ray.cancel(queued)
 try:
     ray.get(queued, timeout=60)

@@ -125,6 +125,8 @@ class ActorMethod:
             futures = client().submit_with(task_opts, _call_generator, call_args, marked_kwargs)
         else:
             futures = client().submit_with(task_opts, _call, (self._name, *marked_args), marked_kwargs)
+        for future in futures:
+            future._ray_actor_call = True  # ray.cancel(force=True) refuses it, as Ray does
         return wrap_refs(futures, num_returns, label)
 
     def options(self, **options: Any) -> ActorMethod:

@@ -212,5 +212,7 @@ def cancel(ray_waitable: Any, *, force: bool = False, recursive: bool = True) ->
     if not isinstance(ray_waitable, ObjectRef):
         raise TypeError(f"ray.cancel() only supported for ObjectRefs, got {type(ray_waitable).__name__}")
     inner = ray_waitable._inner
+    if force and getattr(inner, "_ray_actor_call", False):
+        raise ValueError("ray.cancel(force=True) would kill the whole actor: cancel an actor call without force")
     if isinstance(inner, Future):
         inner.cancel(force=force, recursive=recursive)

@@ -126,7 +126,7 @@ class ActorMethod:
         else:
             futures = client().submit_with(task_opts, _call, (self._name, *marked_args), marked_kwargs)
         for future in futures:
-            future._ray_actor_call = True  # ray.cancel(force=True) refuses it, as Ray does
+            future._ray_actor_call = True  # type: ignore[attr-defined]  # ray.cancel(force=True) refuses it
         return wrap_refs(futures, num_returns, label)
 
     def options(self, **options: Any) -> ActorMethod:

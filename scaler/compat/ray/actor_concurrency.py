@@ -30,9 +30,12 @@ GROUP_ATTRIBUTE = "__ray_concurrency_group__"
 _warned: set[str] = set()  # actors (in this process) that already warned about a blocking get
 
 
-def is_async_class(cls: type, members: list[tuple[str, Any]]) -> bool:
-    """An actor class is async if any of its methods is a coroutine or async generator function."""
-    return any(inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value) for _, value in members)
+def is_async_class(cls: type) -> bool:
+    """An actor class is async if any of its methods (dunder ones too) is a coroutine or async
+    generator function."""
+    return any(
+        inspect.iscoroutinefunction(value) or inspect.isasyncgenfunction(value) for _, value in inspect.getmembers(cls)
+    )
 
 
 def concurrency_of(options: dict[str, Any], is_async: bool, where: str) -> tuple[Concurrency, dict[str, int]]:

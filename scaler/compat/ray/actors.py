@@ -197,7 +197,7 @@ class ActorClass:
                 return existing  # type: ignore[no-any-return]
         actor_id = os.urandom(8).hex()
         members = [(a, v) for a, v in _members(self._cls) if callable(v) and not a.startswith("__")]
-        is_async = conc.is_async_class(self._cls, members)
+        is_async = conc.is_async_class(self._cls)
         concurrency, groups = conc.concurrency_of(options, is_async, f"{self.__name__}.remote()")
         methods = {
             attr: (

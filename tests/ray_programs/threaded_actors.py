@@ -130,6 +130,11 @@ try:
 except ValueError:
     pass
 
+Grouped.options(name="grouped", namespace="threaded").remote()
+found = ray.get_actor("grouped", namespace="threaded")
+by_name = [found.crunch.remote(0.1), found.plain.options(concurrency_group="io").remote(0.1, "io")]
+assert ray.get(by_name) == [0.1] * 2, "a handle found by name keeps the actor's concurrency groups"
+
 slow = Pool.remote()
 blockers = [slow.nap.remote(2.0) for _ in range(4)]
 queued = slow.nap.remote(2.0)

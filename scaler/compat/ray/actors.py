@@ -1,14 +1,14 @@
-"""``@ray.remote`` on classes: actors hosted by a task that serves their method calls in order.
+"""``@ray.remote`` on classes: actors hosted by a task that serves their method calls.
 
 ``Cls.remote(*args)`` submits one long-running *host task* (with the actor's resources, default
 0 CPU as in Ray) that builds the instance and turns its process into a dedicated worker with the
 capability ``actor.<id>=N``. Method calls are tasks asking for one unit of it, so at most N run at
 once, on that process only: N is 1 for a plain actor (calls run one at a time, in submission order
-per caller), ``max_concurrency`` for async and threaded ones (``actor_concurrency.py``). ``max_restarts`` is the host
-task's retries; ``max_task_retries`` the retries of a call whose host died. ``ray.kill`` cancels
-the host task; pending calls then fail with ``ActorDiedError``. Named actors live in the
-scheduler's small key-value table, per namespace: ``options(namespace=)``, else the creating job's
-(``namespaces.py``). The host sets the actor's ``runtime_env`` variables (and ``ray.init``'s) in its
+per caller), ``max_concurrency`` for async and threaded ones (``actor_concurrency.py``).
+``max_restarts`` is the host task's retries; ``max_task_retries`` the retries of a call whose host
+died. ``ray.kill`` cancels the host task; pending calls then fail with ``ActorDiedError``. Named
+actors live in the scheduler's small key-value table, per namespace: ``options(namespace=)``, else
+the creating job's (``namespaces.py``). The host sets the actor's ``runtime_env`` variables (and ``ray.init``'s) in its
 process for the actor's whole life, and makes its creating job's namespace the current one there.
 ``exit_actor`` inside a method kills the host as ``ray.kill`` would, so that call and the queued
 ones see ``ActorDiedError``.

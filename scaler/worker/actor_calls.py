@@ -106,6 +106,13 @@ class CallRunner:
         asyncio.set_event_loop(loop)
         loop.run_forever()
 
+    def build(self, make: Callable[[], Any]) -> Any:
+        """Run the actor's constructor: an async actor's on its event loop, so that it may start
+        tasks there and ``asyncio.get_event_loop()`` in it is the loop its calls run on."""
+        if self.loop is None:
+            return make()
+        return asyncio.run_coroutine_threadsafe(_constructed(make), self.loop).result()
+
     def on_loop(self) -> bool:
         """True in the thread of the actor's event loop."""
         return self.thread is not None and threading.current_thread() is self.thread
@@ -165,6 +172,10 @@ class CallRunner:
             loop.call_soon_threadsafe(_stop, loop)
             if self.thread is not None:
                 self.thread.join(5.0)
+
+
+async def _constructed(make: Callable[[], Any]) -> Any:
+    return make()
 
 
 def _stop(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,14 +1,15 @@
 """A task that turns its own process into a dedicated worker: how actors are hosted.
 
-``serve(host_id, state, concurrency)`` runs inside a task. It dials the scheduler as a worker whose
-only capability is ``actor.<host_id>`` (and its concurrency groups' slots) and runs the tasks routed
-there (method calls) in this process, with ``state`` (the actor instance) available through
-``current_state()``: one at a time, in arrival order, for a plain actor; several at once on threads
-or an event loop for a threaded or async one (``actor_calls.py``). The calls run off this loop, which
-keeps heartbeating, taking calls and cancels, and sends each result when its call ends. It returns
-when the scheduler says ``Shutdown`` (the actor was killed). If this process dies, the scheduler
-fails or retries in-flight calls, and the hosting task's own retries restart the actor under the
-same id, so queued calls carry on.
+``serve(host_id, make_state, concurrency)`` runs inside a task. It builds the actor instance with
+``make_state`` (an async actor's on its event loop), dials the scheduler as a worker whose only
+capability is ``actor.<host_id>`` (and its concurrency groups' slots) and runs the tasks routed
+there (method calls) in this process, with the instance available through ``current_state()``:
+one at a time, in arrival order, for a plain actor; several at once on threads or an event loop
+for a threaded or async one (``actor_calls.py``). The calls run off this loop, which keeps
+heartbeating, taking calls and cancels, and sends each result when its call ends. It returns when
+the scheduler says ``Shutdown`` (the actor was killed). If this process dies, the scheduler fails
+or retries in-flight calls, and the hosting task's own retries restart the actor under the same
+id, so queued calls carry on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import queue
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -112,14 +114,18 @@ class DedicatedHost:
                         log.error("actor host %s lost its scheduler", self.host_id)
                         break
         finally:
-            self.runner.close()
-            try:
+            self.close(goodbye=True)
+
+    def close(self, goodbye: bool) -> None:
+        self.runner.close()
+        try:
+            if goodbye:
                 self.send([m.Goodbye("actor host exiting")])
-            finally:
-                self.socket.close(500)
-                self.context.term()
-                self.wake_read.close()
-                self.wake_write.close()
+        finally:
+            self.socket.close(500)
+            self.context.term()
+            self.wake_read.close()
+            self.wake_write.close()
 
     def _send_results(self) -> None:
         try:
@@ -208,13 +214,18 @@ class DedicatedHost:
             self.runner.start(msg, args, group)
 
 
-def serve(host_id: str, state: Any, concurrency: Concurrency | None = None) -> None:
-    """Host ``state`` as ``actor.<host_id>`` until the scheduler shuts this host down."""
+def serve(host_id: str, make_state: Callable[[], Any], concurrency: Concurrency | None = None) -> None:
+    """Host what ``make_state()`` builds as ``actor.<host_id>`` until the scheduler shuts this host down."""
     global _state, _host_id, _host
     address = runtime.scheduler_address()
     if not address:
         raise RuntimeError("a dedicated host can only run inside a Scaler task")
     host = DedicatedHost(host_id, address, concurrency)
+    try:
+        state = host.runner.build(make_state)
+    except BaseException:
+        host.close(goodbye=False)
+        raise
     _state, _host_id, _host = state, host_id, host
     try:
         host.serve()

@@ -174,6 +174,27 @@ pair = Pair.remote()
 ray.get([pair.work.remote() for _ in range(6)], timeout=120)
 assert ray.get(pair.peak.remote()) == 2, "max_concurrency=2 lets two calls in at once, never more"
 
+
+@ray.remote
+class Ticker:
+    def __init__(self):
+        self.ticks = 0
+        self.background = asyncio.get_running_loop().create_task(self._tick())  # __init__ runs on the loop
+
+    async def _tick(self):
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def ticks_after(self, seconds):
+        before = self.ticks
+        await asyncio.sleep(seconds)
+        return self.ticks - before
+
+
+ticker = Ticker.remote()
+assert ray.get(ticker.ticks_after.remote(0.5), timeout=60) > 0, "a task started in __init__ runs on the actor's loop"
+
 wide = Gate.options(max_concurrency=3).remote(3)
 assert sorted(ray.get([wide.enter.remote(i) for i in range(3)], timeout=120)) == [0, 1, 2]
 print("PASSED async_actors")

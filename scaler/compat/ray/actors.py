@@ -16,6 +16,7 @@ ones see ``ActorDiedError``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from typing import Any
@@ -63,7 +64,7 @@ def _host(
     _host_task = runtime.current_task_id() or None
     try:
         with namespaces.applied(namespace), opt.env_applied(env_vars):
-            dedicated.serve(actor_id, cls(*args, **kwargs), concurrency)
+            dedicated.serve(actor_id, functools.partial(cls, *args, **kwargs), concurrency)
     finally:
         _host_task = None
 

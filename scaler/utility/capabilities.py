@@ -74,6 +74,7 @@ def parse_capabilities(text: str) -> Capabilities:
 
 
 DEDICATED_PREFIX = "actor."  # a worker with quantity ``actor.<id>`` hosts that actor only
+GROUP_PREFIX = "actorgroup."  # ``actorgroup.<id>.<n>``: the slots of an actor's concurrency group n
 
 
 def takes(worker: Capabilities, request: Capabilities) -> bool:

@@ -79,6 +79,7 @@ class WorkerAgent:
         self.poller = zmq.Poller()
         self.link = Upstream(self.context, config.scheduler, self.keys, self.poller)
         env = {"SCALER_CURVE_KEYS": str(config.curve_keys)} if config.curve_keys else {}
+        env["SCALER_WORKER_NAME"] = self.name  # a task's node, as ray.get_runtime_context() names it
         self.pool = ChildPool(config.scheduler, env)
         self.by_fd: dict[int, Child] = {}
         self.backlog: deque[LocalTask] = deque()

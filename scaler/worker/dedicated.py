@@ -1,20 +1,26 @@
-"""A task that turns its own process into a dedicated one-slot worker: how actors are hosted.
+"""A task that turns its own process into a dedicated worker: how actors are hosted.
 
-``serve(host_id, state)`` runs inside a task. It dials the scheduler as a worker whose only
-capability is ``actor.<host_id>=1`` and runs the tasks routed there (method calls) one at a time,
-in arrival order, in this process, with ``state`` (the actor instance) available through
-``current_state()``. It returns when the scheduler says ``Shutdown`` (the actor was killed). If
-this process dies, the scheduler fails or retries in-flight calls, and the hosting task's own
-retries restart the actor under the same id, so queued calls carry on.
+``serve(host_id, make_state, concurrency)`` runs inside a task. It builds the actor instance with
+``make_state`` (an async actor's on its event loop), dials the scheduler as a worker whose only
+capability is ``actor.<host_id>`` (and its concurrency groups' slots) and runs the tasks routed
+there (method calls) in this process, with the instance available through ``current_state()``:
+one at a time, in arrival order, for a plain actor; several at once on threads or an event loop
+for a threaded or async one (``actor_calls.py``). The calls run off this loop, which keeps
+heartbeating, taking calls and cancels, and sends each result when its call ends. It returns when
+the scheduler says ``Shutdown`` (the actor was killed). If this process dies, the scheduler fails
+or retries in-flight calls, and the hosting task's own retries restart the actor under the same
+id, so queued calls carry on.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -22,15 +28,16 @@ import zmq
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, encode, split_batch
 from scaler.utility import shm
-from scaler.utility.capabilities import DEDICATED_PREFIX
 from scaler.utility.security import keys_from_env
 from scaler.utility.sockets import dial, recv_frames, send_frames
 from scaler.worker import runtime
-from scaler.worker.execute import Executor
+from scaler.worker.actor_calls import CallRunner, Concurrency, group_of
+from scaler.worker.execute import Done, Executor
 
 log = logging.getLogger(__name__)
 _state: Any = None
 _host_id: str | None = None
+_host: DedicatedHost | None = None
 
 
 def current_state() -> Any:
@@ -41,43 +48,98 @@ def current_host_id() -> str | None:
     return _host_id
 
 
+def current_concurrency() -> Concurrency | None:
+    """How the actor hosted in this process runs its calls (None: no actor here)."""
+    return _host.concurrency if _host is not None else None
+
+
+def on_event_loop() -> bool:
+    """True in the event loop thread of the async actor hosted in this process."""
+    return _host is not None and _host.runner.on_loop()
+
+
 class DedicatedHost:
-    def __init__(self, host_id: str, address: str) -> None:
+    def __init__(self, host_id: str, address: str, concurrency: Concurrency | None = None) -> None:
         self.host_id = host_id
+        self.concurrency = concurrency or Concurrency()
         self.context = zmq.Context()
         self.socket = dial(self.context, "a", address, keys_from_env())
         self.socket.connect(address)
-        self.executor = Executor()
+        self.executor = Executor(concurrent=True)
         self.pending: deque[tuple[m.RunTask, list[Any]]] = deque()
         self.fetching: set[str] = set()
         self.alive = True
         self.last_heard = time.monotonic()
+        self.results: queue.SimpleQueue[tuple[str, Done]] = queue.SimpleQueue()
+        self.wake_read, self.wake_write = socket.socketpair()
+        self.wake_read.setblocking(False)
+        self.wake_write.setblocking(False)
+        host = runtime.current()
+        self.runner = CallRunner(self.executor, self.concurrency, self._finished, host.caps_key if host else "")
+
+    def _finished(self, task_id: str, outcome: Done) -> None:
+        """From a call's thread: its result is ready; the loop sends it."""
+        self.results.put((task_id, outcome))
+        try:
+            self.wake_write.send(b"x")
+        except BlockingIOError:
+            pass  # the loop is awake already: the pipe is full of wake-ups
+        except OSError:
+            pass  # the host has ended (its actor died) while this call still ran: no one to tell
 
     def send(self, msgs: list[Any], frames: list[Any] | None = None) -> None:
         send_frames(self.socket, [encode(msgs), *(frames or [])])
 
     def serve(self, death_timeout: float = 30.0) -> None:
         name = f"actor-{self.host_id}@{socket.gethostname()}:{os.getpid()}"
-        caps = f"{DEDICATED_PREFIX}{self.host_id}=1"
+        caps = self.concurrency.capabilities(self.host_id)
         hello = m.Hello("worker", m.PROTOCOL_VERSION, name, caps, os.getpid(), socket.gethostname(), shm.host_domain())
         self.send([hello])
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.wake_read, zmq.POLLIN)
         next_beat = time.monotonic() + 1.0
-        while self.alive:
-            if self.socket.poll(max(1, int((next_beat - time.monotonic()) * 1000))):
-                self._receive()
-            self._run_ready()
-            now = time.monotonic()
-            if now >= next_beat:
-                next_beat = now + 1.0
-                self.send([m.Heartbeat(len(self.pending))])
-                if now - self.last_heard > death_timeout:
-                    log.error("actor host %s lost its scheduler", self.host_id)
-                    break
         try:
-            self.send([m.Goodbye("actor host exiting")])
+            while self.alive:
+                ready = dict(poller.poll(max(1, int((next_beat - time.monotonic()) * 1000))))
+                if self.socket in ready:
+                    self._receive()
+                self._send_results()
+                self._run_ready()
+                now = time.monotonic()
+                if now >= next_beat:
+                    next_beat = now + 1.0
+                    self.send([m.Heartbeat(len(self.pending) + self.runner.count())])
+                    if now - self.last_heard > death_timeout:
+                        log.error("actor host %s lost its scheduler", self.host_id)
+                        break
+        finally:
+            self.close(goodbye=True)
+
+    def close(self, goodbye: bool) -> None:
+        self.runner.close()
+        try:
+            if goodbye:
+                self.send([m.Goodbye("actor host exiting")])
         finally:
             self.socket.close(500)
             self.context.term()
+            self.wake_read.close()
+            self.wake_write.close()
+
+    def _send_results(self) -> None:
+        try:
+            while self.wake_read.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                task_id, (done, out) = self.results.get_nowait()
+            except queue.Empty:
+                return
+            self.runner.ended(task_id)
+            self.send([done], out)
 
     def _receive(self) -> None:
         while self.socket.poll(0):
@@ -104,6 +166,8 @@ class DedicatedHost:
                 self._fail_waiting(msg.object_id, msg.message)
         elif kind is m.CancelOnWorker:
             for task_id in msg.task_ids:
+                if self.runner.cancel(task_id):
+                    continue
                 for entry in list(self.pending):
                     if entry[0].task_id == task_id:
                         self.pending.remove(entry)
@@ -124,31 +188,46 @@ class DedicatedHost:
                 self.send([m.TaskDone(msg.task_id, "missing", message=text, attempt=msg.attempt)])
 
     def _run_ready(self) -> None:
-        while self.pending and self.alive:
-            msg, args = self.pending[0]
+        """Start the calls that may start: in order; a plain actor's head call waits for its
+        arguments and its turn, while a concurrent actor's later calls may pass a waiting one."""
+        in_order = self.concurrency.in_order
+        for entry in list(self.pending):
+            if not self.alive:
+                return
+            msg, args = entry
             missing = self.executor.missing(msg)
             if missing:
                 wanted = [oid for oid in missing if oid not in self.fetching]
                 if wanted:
                     self.fetching.update(wanted)
                     self.send([m.GetObject(oid) for oid in wanted])
-                return
-            self.pending.popleft()
+                if in_order:
+                    return
+                continue
+            group = group_of(msg.capabilities, self.host_id)
+            if not self.runner.has_room(group):
+                if in_order:
+                    return
+                continue
+            self.pending.remove(entry)
             self.send([m.TasksStarted([msg.task_id])])
-            done, out = self.executor.run(msg, args)
-            self.send([done], out)
-            if self.socket.poll(0):
-                self._receive()
+            self.runner.start(msg, args, group)
 
 
-def serve(host_id: str, state: Any) -> None:
-    """Host ``state`` as ``actor.<host_id>`` until the scheduler shuts this host down."""
-    global _state, _host_id
+def serve(host_id: str, make_state: Callable[[], Any], concurrency: Concurrency | None = None) -> None:
+    """Host what ``make_state()`` builds as ``actor.<host_id>`` until the scheduler shuts this host down."""
+    global _state, _host_id, _host
     address = runtime.scheduler_address()
     if not address:
         raise RuntimeError("a dedicated host can only run inside a Scaler task")
-    _state, _host_id = state, host_id
+    host = DedicatedHost(host_id, address, concurrency)
     try:
-        DedicatedHost(host_id, address).serve()
+        state = host.runner.build(make_state)
+    except BaseException:
+        host.close(goodbye=False)
+        raise
+    _state, _host_id, _host = state, host_id, host
+    try:
+        host.serve()
     finally:
-        _state, _host_id = None, None
+        _state, _host_id, _host = None, None, None

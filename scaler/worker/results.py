@@ -63,7 +63,10 @@ def result_ids(task_id: str, num_returns: int) -> list[str]:
     return [task_id] if num_returns == 1 else [f"{task_id}#{i}" for i in range(num_returns)]
 
 
-def encode(task_id: str, num_returns: int, result: Any) -> tuple[list[m.ObjHeader], list[Any], BaseException | None]:
+Encoded = tuple[list[m.ObjHeader], list[Any], BaseException | None]  # result headers, frames, a partial's error
+
+
+def encode(task_id: str, num_returns: int, result: Any) -> Encoded:
     """Headers and frames of the result objects, and the error of a partial result (else ``None``)."""
     if isinstance(result, Partial):
         return _encode_partial(task_id, num_returns, result)

@@ -1,13 +1,14 @@
-"""``@ray.remote`` on classes: actors hosted by a task that serves their method calls in order.
+"""``@ray.remote`` on classes: actors hosted by a task that serves their method calls.
 
 ``Cls.remote(*args)`` submits one long-running *host task* (with the actor's resources, default
 0 CPU as in Ray) that builds the instance and turns its process into a dedicated worker with the
-capability ``actor.<id>=1``. Method calls are tasks asking for that capability, so they run one
-at a time, in submission order per caller, on that process only. ``max_restarts`` is the host
-task's retries; ``max_task_retries`` the retries of a call whose host died. ``ray.kill`` cancels
-the host task; pending calls then fail with ``ActorDiedError``. Named actors live in the
-scheduler's small key-value table, per namespace: ``options(namespace=)``, else the creating job's
-(``namespaces.py``). The host sets the actor's ``runtime_env`` variables (and ``ray.init``'s) in its
+capability ``actor.<id>=N``. Method calls are tasks asking for one unit of it, so at most N run at
+once, on that process only: N is 1 for a plain actor (calls run one at a time, in submission order
+per caller), ``max_concurrency`` for async and threaded ones (``actor_concurrency.py``).
+``max_restarts`` is the host task's retries; ``max_task_retries`` the retries of a call whose host
+died. ``ray.kill`` cancels the host task; pending calls then fail with ``ActorDiedError``. Named
+actors live in the scheduler's small key-value table, per namespace: ``options(namespace=)``, else
+the creating job's (``namespaces.py``). The host sets the actor's ``runtime_env`` variables (and ``ray.init``'s) in its
 process for the actor's whole life, and makes its creating job's namespace the current one there.
 ``exit_actor`` inside a method kills the host as ``ray.kill`` would, so that call and the queued
 ones see ``ActorDiedError``.
@@ -15,11 +16,13 @@ ones see ``ActorDiedError``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from typing import Any
 
 from scaler.client.client import TaskOptions
+from scaler.compat.ray import actor_concurrency as conc
 from scaler.compat.ray import exceptions as rx
 from scaler.compat.ray import generators as gen
 from scaler.compat.ray import namespaces
@@ -27,18 +30,21 @@ from scaler.compat.ray import options as opt
 from scaler.compat.ray.remote_function import mark_top_level, task_options, wrap_refs
 from scaler.compat.ray.session import client, current_namespace, session
 from scaler.worker import dedicated, runtime
+from scaler.worker.actor_calls import Concurrency
 
 _METHOD_NUM_RETURNS = "__ray_num_returns__"
 _host_task: str | None = None  # in an actor's process: the id of the task hosting it
 
 
-def method(*, num_returns: Any = None, **kwargs: Any) -> Any:
-    """``@ray.method(num_returns=N)`` for actor methods."""
+def method(*, num_returns: Any = None, concurrency_group: str | None = None, **kwargs: Any) -> Any:
+    """``@ray.method(num_returns=N, concurrency_group=...)`` for actor methods."""
     if kwargs:
         raise NotImplementedError(f"@ray.method({', '.join(kwargs)}=...) is not supported by Scaler")
 
     def mark(function: Any) -> Any:
         setattr(function, _METHOD_NUM_RETURNS, num_returns)
+        if concurrency_group is not None:
+            setattr(function, conc.GROUP_ATTRIBUTE, concurrency_group)
         return function
 
     return mark
@@ -51,13 +57,14 @@ def _host(
     kwargs: dict[str, Any],
     env_vars: dict[str, str],
     namespace: str,
+    concurrency: Concurrency | None = None,
 ) -> None:
     """Build the actor and serve its calls; they all run in ``namespace``, its creating job's."""
     global _host_task
     _host_task = runtime.current_task_id() or None
     try:
         with namespaces.applied(namespace), opt.env_applied(env_vars):
-            dedicated.serve(actor_id, cls(*args, **kwargs))
+            dedicated.serve(actor_id, functools.partial(cls, *args, **kwargs), concurrency)
     finally:
         _host_task = None
 
@@ -70,7 +77,14 @@ def _call(name: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def _call_generator(name: str, mode: str, *args: Any, **kwargs: Any) -> Any:
-    return gen.expand(_call(name, *args, **kwargs), mode, name)
+    produced = _call(name, *args, **kwargs)
+    if inspect.isasyncgen(produced):  # an async actor's: run on its loop, then handed out as values
+        return _expand_async(produced, mode, name)
+    return gen.expand(produced, mode, name)
+
+
+async def _expand_async(produced: Any, mode: str, name: str) -> Any:
+    return gen.expand(await conc.drain(produced), mode, name)
 
 
 def exit_actor() -> None:
@@ -96,8 +110,9 @@ class ActorMethod:
         num_returns = gen.resolve_num_returns(self._options.get("num_returns"), is_generator)
         call_opts = {"num_returns": num_returns, "max_retries": handle._max_task_retries}
         base = task_options(call_opts, label)
+        group = self._options.get("concurrency_group")
         task_opts = TaskOptions(
-            capabilities=f"actor.{handle._actor_id}=1",
+            capabilities=conc.call_request(handle._actor_id, handle._groups, group, label),
             max_retries=base.max_retries,
             num_returns=base.num_returns,
             resolve_nested=False,
@@ -106,15 +121,17 @@ class ActorMethod:
         )
         marked_args, marked_kwargs = mark_top_level(args, kwargs)
         mode = gen.mode_of(num_returns, is_generator)
-        if mode:
+        if mode or is_generator:  # an async generator method with num_returns=N is drained first too
             call_args: tuple[Any, ...] = (self._name, mode, *marked_args)
             futures = client().submit_with(task_opts, _call_generator, call_args, marked_kwargs)
         else:
             futures = client().submit_with(task_opts, _call, (self._name, *marked_args), marked_kwargs)
+        for future in futures:
+            future._ray_actor_call = True  # type: ignore[attr-defined]  # ray.cancel(force=True) refuses it
         return wrap_refs(futures, num_returns, label)
 
     def options(self, **options: Any) -> ActorMethod:
-        unknown = set(options) - {"num_returns", "name"}
+        unknown = set(options) - {"num_returns", "name", "concurrency_group"}
         if unknown:
             raise NotImplementedError(f"actor method option(s) {', '.join(sorted(unknown))} are not supported")
         return ActorMethod(self._handle, self._name, {**self._options, **options})
@@ -135,17 +152,19 @@ class ActorHandle:
         self._max_task_retries = max_task_retries
         self._host_task = host_task
         self._name_key = ""
+        self._groups: dict[str, int] = {}  # its concurrency groups' indexes (none: it has no groups)
 
     def __getattr__(self, name: str) -> ActorMethod:
         methods = self.__dict__.get("_methods", {})
         if name not in methods:
             raise AttributeError(f"'{self.__dict__.get('_class_name')}' actor has no method '{name}'")
-        num_returns, is_generator = methods[name]
-        return ActorMethod(self, name, {"num_returns": num_returns, "is_generator": is_generator})
+        num_returns, is_generator, group = methods[name]
+        options = {"num_returns": num_returns, "is_generator": is_generator, "concurrency_group": group}
+        return ActorMethod(self, name, options)
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...], dict[str, str]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
         args = (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._host_task)
-        return ActorHandle, args, {"_name_key": self._name_key}
+        return ActorHandle, args, {"_name_key": self._name_key, "_groups": self._groups}
 
     def __repr__(self) -> str:
         return f"Actor({self._class_name}, {self._actor_id})"
@@ -178,10 +197,16 @@ class ActorClass:
             if existing is not None:
                 return existing  # type: ignore[no-any-return]
         actor_id = os.urandom(8).hex()
+        members = [(a, v) for a, v in _members(self._cls) if callable(v) and not a.startswith("__")]
+        is_async = conc.is_async_class(self._cls)
+        concurrency, groups = conc.concurrency_of(options, is_async, f"{self.__name__}.remote()")
         methods = {
-            attr: (getattr(value, _METHOD_NUM_RETURNS, None), inspect.isgeneratorfunction(value))
-            for attr, value in _members(self._cls)
-            if callable(value) and not attr.startswith("__")
+            attr: (
+                getattr(value, _METHOD_NUM_RETURNS, None),
+                inspect.isgeneratorfunction(value) or inspect.isasyncgenfunction(value),
+                conc.method_group(value),
+            )
+            for attr, value in members
         }
         host_opts: dict[str, Any] = {
             k: options[k] for k in ("num_cpus", "num_gpus", "memory", "resources") if k in options
@@ -200,12 +225,13 @@ class ActorClass:
         )
         env_vars = {**session().env_vars, **opt.runtime_env_vars(options.get("runtime_env"), self.__name__)}
         marked_args, marked_kwargs = mark_top_level(args, kwargs)
-        host_args = (self._cls, actor_id, marked_args, marked_kwargs, env_vars, current_namespace())
+        host_args = (self._cls, actor_id, marked_args, marked_kwargs, env_vars, current_namespace(), concurrency)
         host = client().submit_with(task_opts, _host, host_args, {})[0]
         retries = options.get("max_task_retries", 0)
         handle = ActorHandle(actor_id, self.__name__, methods, 1 << 30 if retries == -1 else retries, host.task_id)
         handle._host_future = host  # type: ignore[attr-defined]
         handle._name_key = key
+        handle._groups = groups
         if key:
             stored = client().kv_put(key, handle, if_absent=True, actor_id=actor_id)
             if stored != handle:

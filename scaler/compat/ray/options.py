@@ -45,6 +45,7 @@ ACTOR_OPTIONS = {
     "scheduling_strategy",
     "max_concurrency",
     "concurrency_groups",
+    "allow_out_of_order_execution",
     "max_pending_calls",
     "_metadata",
 }
@@ -58,10 +59,6 @@ def check(options: dict[str, Any], allowed: set[str], where: str) -> dict[str, A
     why = strategy_refusal(options.get("scheduling_strategy"), where)
     if why:
         raise NotImplementedError(why)
-    if options.get("max_concurrency") not in (None, 1):
-        raise NotImplementedError(f"{where}: max_concurrency > 1 (threaded actors) is not supported by Scaler")
-    if options.get("concurrency_groups"):
-        raise NotImplementedError(f"{where}: concurrency_groups are not supported by Scaler")
     lifetime = options.get("lifetime")
     if lifetime not in (None, "detached", "non_detached"):
         raise ValueError(f"{where}: lifetime must be 'detached' or 'non_detached', not {lifetime!r}")

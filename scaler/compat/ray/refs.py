@@ -20,6 +20,7 @@ from typing import Any
 from scaler.client.future import Future
 from scaler.client.future import ObjectRef as CoreRef
 from scaler.compat.ray import exceptions as rx
+from scaler.compat.ray.actor_concurrency import warn_blocking_get
 from scaler.compat.ray.session import client
 from scaler.utility import serialization as ser
 from scaler.utility.serialization import RemoteTraceback
@@ -143,6 +144,7 @@ def _get_one(ref: Any, timeout: float | None) -> Any:
 
 
 def get(object_refs: Any, *, timeout: float | None = None) -> Any:
+    warn_blocking_get()
     if isinstance(object_refs, RefStream):
         return object_refs
     if isinstance(object_refs, ObjectRef | Future | CoreRef):
@@ -210,5 +212,7 @@ def cancel(ray_waitable: Any, *, force: bool = False, recursive: bool = True) ->
     if not isinstance(ray_waitable, ObjectRef):
         raise TypeError(f"ray.cancel() only supported for ObjectRefs, got {type(ray_waitable).__name__}")
     inner = ray_waitable._inner
+    if force and getattr(inner, "_ray_actor_call", False):
+        raise ValueError("ray.cancel(force=True) would kill the whole actor: cancel an actor call without force")
     if isinstance(inner, Future):
         inner.cancel(force=force, recursive=recursive)

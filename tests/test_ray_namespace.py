@@ -199,7 +199,11 @@ except NotImplementedError as exc:
 import ray.util.collective as collective
 refused(lambda: collective.allreduce, "ray.util.collective.allreduce")
 refused(lambda: ray.util.collective, "ray.util.collective")
-refused(lambda: ray.get_runtime_context().get_worker_id(), "ray.runtime_context.RuntimeContext.get_worker_id")
+refused(
+    lambda: ray.get_runtime_context().get_runtime_env_string(),
+    "ray.runtime_context.RuntimeContext.get_runtime_env_string",
+)
+assert ray.get_runtime_context().get_worker_id()
 refused(lambda: ray.util.queue.LifoQueue, "ray.util.queue.LifoQueue")
 refused(get_current_placement_group, "ray.util.placement_group.get_current_placement_group")
 refused(lambda: PlacementGroup(b"id"), "ray.util.placement_group.PlacementGroup")

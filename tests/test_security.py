@@ -169,3 +169,13 @@ max_units = 1
             Client(address, ClientConfig(connect_timeout=2))
     finally:
         stop_cluster(process)
+
+
+def test_a_stopped_local_cluster_s_secret_is_forgotten_so_a_later_scheduler_on_its_port_is_dialled_right() -> None:
+    from scaler import LocalCluster
+    from scaler.utility.security import handed_secret
+
+    with LocalCluster(n_workers=1) as cluster:
+        assert handed_secret(cluster.bind_address) is not None
+        address = cluster.bind_address
+    assert handed_secret(address) is None, "a scheduler reusing the port would be offered a dead cluster's secret"

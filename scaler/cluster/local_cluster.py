@@ -31,6 +31,7 @@ from scaler.utility.security import (
     SECRET_ENV,
     CurveKeys,
     check_bind,
+    forget_secret,
     new_secret,
     remember_secret,
     secret_env,
@@ -161,6 +162,8 @@ class LocalCluster:
             if self.scheduler.stdout is not None:
                 self.scheduler.stdout.close()
             shm.remove_prefix(f"scaler-{self.scheduler.pid}-")
+        if self._secret is not None:
+            forget_secret(self.bind_address, self._secret)
         self.workers = []
         self.scheduler = None
 

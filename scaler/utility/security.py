@@ -127,6 +127,14 @@ def remember_secret(address: str, secret: bytes) -> None:
         _known_secrets[key] = secret
 
 
+def forget_secret(address: str, secret: bytes) -> None:
+    """The cluster this process started at ``address`` is gone: a later scheduler on the same port (a new
+    secret) must not be dialled with its secret."""
+    key = _loopback_key(address)
+    if key is not None and _known_secrets.get(key) == secret:
+        del _known_secrets[key]
+
+
 def secret_env(address: str, secret: bytes) -> dict[str, str]:
     """The environment that hands ``secret`` to the processes a cluster at ``address`` starts."""
     return {SECRET_ENV: secret.decode(), SECRET_ADDRESS_ENV: address}

@@ -7,4 +7,6 @@ python="$(command -v python3 || command -v python)"  # a clean Debian has only p
 "$python" -m ruff check .
 "$python" -m ruff format --check .
 PYTHON="$python" tools/typecheck.sh
+SCALER_CHECKOV="$(PYTHON="$python" tools/checkov.sh)"  # terraform/aws's policy check, installed once
+export SCALER_CHECKOV
 "$python" -m pytest -q "$@"

@@ -275,3 +275,16 @@ def test_a_killed_caller_ends_its_heads_cluster_when_the_session_drops(farm: Ssh
     caller.kill()
     caller.wait(10)
     wait_until(lambda: not tagged(cluster_id), timeout=60)
+
+
+def test_a_group_whose_max_exceeds_its_min_scales_with_the_queue_inside_the_block() -> None:
+    def hold(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    shape = SimpleCluster(n_nodes=1, node_config=NodeConfig(cpu=1, memory_gb=0.5), max_nodes=3)
+    with Cluster(shape) as cluster, Client(cluster.address) as client:
+        assert len(client.scheduler_status().workers) == 1
+        futures = [client.submit(hold, 1.0) for _ in range(12)]
+        wait_until(lambda: len(client.scheduler_status().workers) == 3, timeout=60)
+        assert [f.result(120) for f in futures] == [1.0] * 12

@@ -8,6 +8,8 @@ ones the providers' Ray tests use; the shape (``SimpleCluster``) takes the place
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,21 +38,44 @@ def simulator(moto: MotoEc2, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield simulator
 
 
+def live_instances(moto: MotoEc2, cluster_id: str) -> list[str]:
+    """EC2's own record: this cluster's instances not terminated (nor on their way)."""
+    filters = [{"Name": "tag:scaler:cluster", "Values": [cluster_id]}]
+    reservations = moto.client().describe_instances(Filters=filters)["Reservations"]
+    states = [i["State"]["Name"] for r in reservations for i in r["Instances"]]
+    return [s for s in states if s not in ("terminated", "shutting-down")]
+
+
 @pytest.mark.timeout(180)
 def test_a_cluster_on_ec2_leaves_no_instance_running(moto: MotoEc2, simulator: BootSimulator, tmp_path: Path) -> None:
     config = ec2_deployment(tmp_path, free_port(), moto)
-
-    def live(cluster_id: str) -> list[str]:
-        filters = [{"Name": "tag:scaler:cluster", "Values": [cluster_id]}]
-        reservations = moto.client().describe_instances(Filters=filters)["Reservations"]
-        states = [i["State"]["Name"] for r in reservations for i in r["Instances"]]
-        return [s for s in states if s not in ("terminated", "shutting-down")]
-
     with Cluster(SHAPE, config=config, provider="ec2", activation_timeout_seconds=120) as cluster:
-        assert len(live(cluster.cluster_id)) == 2
+        assert len(live_instances(moto, cluster.cluster_id)) == 2
         with Client(cluster.address) as client:
             assert client.submit(pow, 2, 4).result(60) == 16
-    assert live(cluster.cluster_id) == []
+    assert live_instances(moto, cluster.cluster_id) == []
+    failing = Cluster(SHAPE, config=config, provider="ec2", activation_timeout_seconds=120)
+    with pytest.raises(KeyError), failing:
+        raise KeyError("a failure inside the block")
+    assert live_instances(moto, failing.cluster_id) == []
+
+
+@pytest.mark.timeout(240)
+def test_scaler_run_on_ec2_passes_the_exit_code_and_leaves_no_instance(
+    moto: MotoEc2, simulator: BootSimulator, tmp_path: Path
+) -> None:
+    config = ec2_deployment(tmp_path, free_port(), moto)
+    program = tmp_path / "program.py"
+    program.write_text(
+        "import sys\nfrom scaler import Client\n"
+        "with Client() as c:\n    print('cluster', c.scheduler_status().units[0]['unit'].split('.')[0])\n"
+        "    assert c.submit(pow, 2, 5).result(60) == 32\nsys.exit(3)\n"
+    )
+    argv = [sys.executable, "-m", "scaler.cluster.command", "run", "--quiet", "--config", str(config), str(program)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=200)
+    assert done.returncode == 3, done.stderr[-3000:]
+    cluster_id = done.stdout.split("cluster", 1)[1].split()[0]
+    assert cluster_id.startswith("ec2r") and live_instances(moto, cluster_id) == []
 
 
 @pytest.mark.timeout(180)

@@ -68,8 +68,8 @@ def test_scaler_run_on_ec2_passes_the_exit_code_and_leaves_no_instance(
     program = tmp_path / "program.py"
     program.write_text(
         "import sys\nfrom scaler import Client\n"
-        "with Client() as c:\n    print('cluster', c.scheduler_status().units[0]['unit'].split('.')[0])\n"
-        "    assert c.submit(pow, 2, 5).result(60) == 32\nsys.exit(3)\n"
+        "with Client() as c:\n    assert c.submit(pow, 2, 5).result(60) == 32\n"
+        "    print('cluster', c.scheduler_status().units[0]['unit'].split('.')[0])\nsys.exit(3)\n"
     )
     argv = [sys.executable, "-m", "scaler.cluster.command", "run", "--quiet", "--config", str(config), str(program)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=200)

@@ -18,7 +18,9 @@ from scaler import Client, ClientConfig
 from scaler.utility import shm
 from scaler.utility.net import free_port
 
-pytestmark = pytest.mark.skipif(not shm.available(), reason="no writable /dev/shm")
+# alone: every scheduler that starts sweeps the segments of schedulers that are gone, so another test's
+# scheduler starting meanwhile would do the sweep these tests expect their own scheduler to report
+pytestmark = [pytest.mark.skipif(not shm.available(), reason="no writable /dev/shm"), pytest.mark.alone]
 
 
 def segments(pid: int) -> list[str]:

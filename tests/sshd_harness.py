@@ -133,6 +133,19 @@ class SshFarm:
             self.stop(name)
 
 
+def group_pids(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` on this host (a unit's, on a loopback "host")."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid:
+                    found.append(int(entry))
+            except ProcessLookupError:
+                pass
+    return found
+
+
 def make_farm(root: Path) -> SshFarm:
     require_sshd()
     if os.geteuid() == 0:

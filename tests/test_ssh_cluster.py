@@ -24,7 +24,7 @@ import pytest
 from scaler import Client
 from scaler.utility.net import free_port
 from tests.conftest import wait_until
-from tests.sshd_harness import SshFarm, make_farm
+from tests.sshd_harness import SshFarm, group_pids, make_farm
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
@@ -145,18 +145,6 @@ max_units = {units}
             self.process.wait(90)
 
 
-def group_processes(pgid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getpgid(int(entry)) == pgid:
-                    found.append(int(entry))
-            except ProcessLookupError:
-                pass
-    return found
-
-
 def command_line(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
@@ -209,11 +197,11 @@ def test_the_ray_examples_run_unchanged_on_ssh_workers(two_hosts: SshCluster) ->
 def test_terminating_scaler_cluster_ends_every_unit_on_the_hosts(two_hosts: SshCluster) -> None:
     assert wait_until(lambda: len(two_hosts.records()) == 2, timeout=60)
     groups = [int(record["pgid"]) for record in two_hosts.records()]
-    assert all(group_processes(pgid) for pgid in groups), "each unit's process group runs"
+    assert all(group_pids(pgid) for pgid in groups), "each unit's process group runs"
     two_hosts.stop()
     assert two_hosts.process.returncode == 0
     assert two_hosts.records() == [], "no unit record is left on the hosts"
-    assert wait_until(lambda: not any(group_processes(pgid) for pgid in groups), timeout=10), "no unit process is left"
+    assert wait_until(lambda: not any(group_pids(pgid) for pgid in groups), timeout=10), "no unit process is left"
 
 
 @pytest.mark.timeout(60)
@@ -309,7 +297,7 @@ def test_a_handed_loopback_secret_goes_to_tunnelled_hosts_only(
         secrets = {}
         for path in records.glob("*.json"):
             record = json.loads(path.read_text())
-            pids = wait_until(functools.partial(group_processes, int(record["pgid"])), timeout=10)
+            pids = wait_until(functools.partial(group_pids, int(record["pgid"])), timeout=10)
             secrets[record["host"]] = {environment(pid).get(SECRET_ENV) for pid in pids}
         assert secrets == {"a": {None}, "behind": {"a-handed-secret"}}
         assert list(records.glob("*.env")) == [], "the secret's file is removed once read"
@@ -345,7 +333,7 @@ def test_a_tunnelled_host_dials_its_own_end_of_the_tunnel(farm: SshFarm, tmp_pat
         assert cluster.run(pow, 12, 2) == 144
         (record,) = cluster.records()
         assert record["host"] == "behind"
-        lines = [command_line(pid) for pid in group_processes(int(record["pgid"]))]
+        lines = [command_line(pid) for pid in group_pids(int(record["pgid"]))]
         workers = [argv for argv in lines if "scaler.worker.main" in argv]
         assert workers, f"no worker in the unit's process group: {lines}"
         for argv in workers:

@@ -40,7 +40,7 @@ from scaler.utility.capabilities import parse_capabilities
 from scaler.utility.net import free_port
 from scaler.utility.security import generate
 from tests.conftest import wait_until
-from tests.sshd_harness import SshFarm, make_farm
+from tests.sshd_harness import SshFarm, group_pids, make_farm
 
 WORKER_ARGS = ("--death-timeout", "20")
 ProviderMaker = Callable[..., SshProvider]
@@ -117,18 +117,6 @@ class TestSshProvider(ProviderConformance, RunnerConformance):
     @pytest.fixture
     def broken_provider(self, ssh_factory: ProviderMaker, cluster_id: str) -> SyncProvider:
         return ssh_factory(cluster_id, {"stranger": {"group": "conformance"}})  # its host key is unknown
-
-
-def group_pids(pgid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getpgid(int(entry)) == pgid:
-                    found.append(int(entry))
-            except ProcessLookupError:
-                pass
-    return found
 
 
 def freeze(pgid: int, frozen: bool) -> None:

@@ -223,8 +223,10 @@ class AdapterRunner:
             for u in self.table.active()
         ]
         launching: dict[str, int] = {}
-        for group, count in self.launching.values():
-            launching[group] = launching.get(group, 0) + count
+        for request_id, (group, count) in self.launching.items():
+            # units of this request already listed (and so in the books) are not counted twice
+            listed = sum(1 for u in self.table.active() if u.request_id == request_id)
+            launching[group] = launching.get(group, 0) + max(0, count - listed)
         failing = self.health.failing(time.monotonic())
         budget = self.config.max_cost_per_hour
         return m.AdapterState(self.config.name, list(self.sized), units, failing, self.acked, launching, budget)

@@ -244,3 +244,18 @@ def test_a_blocking_sync_provider_never_blocks_the_loop_and_its_calls_time_out()
     assert any("CallTimeoutError" in f and "call_timeout" in f for f in failing), failing
     assert sdk.calls >= 1 and sdk.most <= config.max_threads, "at most max_threads at once, abandoned ones included"
     assert runner.exit_code == 0 and runner.session is not None and runner.session.rejoins == 0
+
+
+def test_units_of_a_launch_in_flight_that_are_already_listed_are_not_counted_twice() -> None:
+    async def body() -> None:
+        ledger = Ledger(launch_seconds=2.0)
+        runner = runner_for(ledger, call_timeout=30.0)
+        launch(runner, "r1", 3)
+        await asyncio.sleep(0.1)
+        await runner.reconcile()
+        assert len(runner.table.active()) == 3, "listed before the call answered: in the books"
+        state = runner._state()
+        assert state.launching.get("cpu", 0) == 0 and len(state.units) == 3, "3 units of supply, not 6"
+        await runner.settle()
+
+    asyncio.run(body())

@@ -4,8 +4,9 @@ Each "host" is an ``sshd`` of its own on an address of 127.0.0.0/8 (127.0.0.2, .
 key generated at test time; one generated user key is authorised on all of them, and a
 ``known_hosts`` file lists their keys (or not: ``known=False`` leaves a host unknown). A host can be
 stopped and started again on the same address and key (a partition). Nothing listens beyond
-loopback. Without ``/usr/sbin/sshd`` the tests skip, unless ``SCALER_REQUIRE_SSHD`` is set (CI
-installs openssh-server, so there they must run).
+loopback. A session's HOME is a directory of the farm's (no ~/.bashrc of the tester runs), and its
+XDG_RUNTIME_DIR points at this process's secrets directory. Without ``/usr/sbin/sshd`` the tests
+skip, unless ``SCALER_REQUIRE_SSHD`` is set (CI installs openssh-server, so there they must run).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from scaler.utility import security
 
 SSHD = "/usr/sbin/sshd"
 
@@ -89,6 +92,7 @@ class SshFarm:
             "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
             "PermitRootLogin prohibit-password\nAllowTcpForwarding yes\nMaxSessions 64\nMaxStartups 64\n"
             "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+            f"SetEnv HOME={self.root / 'home'} XDG_RUNTIME_DIR={self.root / 'runtime'}\n"
         )
         self.hosts[name] = host
         if known:
@@ -155,6 +159,14 @@ def make_farm(root: Path) -> SshFarm:
     keygen(farm.user_key)
     (root / "authorized_keys").write_text(Path(f"{farm.user_key}.pub").read_text())
     farm.known_hosts.write_text("")
+    # Sessions get a HOME of their own, so the login shell reads no ~/.bashrc of the user running the tests
+    # (on a machine with pyenv it runs `pyenv rehash`, which waits a minute on a lock a killed session left),
+    # and the secrets directory this process uses (the hosts are this host, and this user).
+    (root / "home").mkdir(mode=0o700)
+    (root / "runtime").mkdir(mode=0o700)
+    secrets = security.secret_dir()
+    secrets.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (root / "runtime" / "scaler").symlink_to(secrets)
     return farm
 
 

@@ -10,6 +10,7 @@ options say ``accept-new``, which records it; a changed key is always refused (p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import threading
@@ -176,7 +177,8 @@ class HostConnection:
 
         def expire() -> None:
             expired.set()
-            channel.close()
+            with contextlib.suppress(Exception):  # a session already gone: nothing left to unblock
+                channel.close()
 
         watchdog = threading.Timer(limit, expire)
         watchdog.daemon = True

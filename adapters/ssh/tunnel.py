@@ -62,7 +62,14 @@ class ReverseTunnel:
 
 
 def pump(channel: paramiko.Channel, upstream: socket.socket) -> None:
-    """Copies bytes both ways between an SSH channel and a socket until either side closes."""
+    """Copies bytes both ways between an SSH channel and a socket until either side closes (or breaks)."""
+    try:
+        _copy(channel, upstream)
+    except (OSError, EOFError, paramiko.SSHException):
+        return  # the session or the scheduler went away: the worker's socket reconnects by itself
+
+
+def _copy(channel: paramiko.Channel, upstream: socket.socket) -> None:
     while True:
         readable, _, _ = select.select([channel, upstream], [], [], 30)
         if channel in readable:

@@ -13,6 +13,7 @@ The check that no unit remains runs on the head too, with the head's credentials
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -98,11 +99,12 @@ class RemoteHead:
         return self.output.decode(errors="replace").strip()[-1500:] or "(no output)"
 
     def _drain(self) -> None:
-        while self.channel is not None and not self.channel.closed:
-            data = self.channel.recv(65536)
-            if not data:
-                return
-            self.output = (self.output + data)[-65536:]
+        with contextlib.suppress(Exception):  # the session ended: so did its output
+            while self.channel is not None and not self.channel.closed:
+                data = self.channel.recv(65536)
+                if not data:
+                    return
+                self.output = (self.output + data)[-65536:]
 
     def forward(self) -> str:
         """A port on this host's loopback joined to the head's scheduler; returns its address."""
@@ -138,7 +140,8 @@ class RemoteHead:
             pump(channel, client)
         finally:
             client.close()
-            channel.close()
+            with contextlib.suppress(Exception):
+                channel.close()
 
     def secret(self) -> bytes | None:
         """The head scheduler's per-cluster secret (a loopback one), read on the head; None for CURVE."""

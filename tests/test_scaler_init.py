@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from scaler import LocalCluster
+from scaler import Client, LocalCluster
+from tests.conftest import wait_until
 from tests.test_ray_compat import loopback_only, need_ray, run_watched
 
 MARKER = "scaler_init_test_cluster"  # a quantity only the test's own cluster has
@@ -31,6 +32,8 @@ def run(code: str, *args: str, env: dict[str, str] | None = None) -> subprocess.
 @pytest.fixture(scope="module")
 def running_cluster() -> Iterator[LocalCluster]:
     with LocalCluster(n_workers=1, capabilities=f"cpu=2,{MARKER}=1") as cluster:
+        with Client(cluster.address) as client:  # its worker has joined before any script asks for resources
+            wait_until(lambda: client.scheduler_status().status["workers"] == 1, timeout=60)
         yield cluster
 
 

@@ -99,14 +99,10 @@ def test_the_shape_is_validated_with_sematics_rules() -> None:
         Cluster(provider="ec2")
 
 
-def test_a_sigkilled_caller_takes_its_cluster_with_it() -> None:
-    script = textwrap.dedent("""
-        import sys, time
-        from scaler import Cluster, SimpleCluster, NodeConfig
-        with Cluster(SimpleCluster(n_nodes=1, node_config=NodeConfig(cpu=1, memory_gb=1))) as c:
-            print(c.cluster_id, flush=True)
-            time.sleep(300)
-    """)
+def kill_the_caller_of(cluster: str) -> None:
+    """A program inside ``with <cluster> as c:`` is SIGKILLed: its cluster's workers must still go."""
+    body = "    print(c.cluster_id, flush=True)\n    time.sleep(300)\n"
+    script = f"import time\nfrom scaler import Cluster, NodeConfig, SimpleCluster\nwith {cluster} as c:\n{body}"
     caller = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert caller.stdout is not None
     cluster_id = caller.stdout.readline().strip()
@@ -114,6 +110,10 @@ def test_a_sigkilled_caller_takes_its_cluster_with_it() -> None:
     caller.kill()
     caller.wait(10)
     wait_until(lambda: not tagged(cluster_id), timeout=60)
+
+
+def test_a_sigkilled_caller_takes_its_cluster_with_it() -> None:
+    kill_the_caller_of("Cluster(SimpleCluster(n_nodes=1, node_config=NodeConfig(cpu=1, memory_gb=1)))")
 
 
 # -- scaler run ------------------------------------------------------------------------------------
@@ -260,21 +260,7 @@ def test_a_cluster_with_a_head_runs_its_scheduler_there_behind_a_forwarded_port(
 
 
 def test_a_killed_caller_ends_its_heads_cluster_when_the_session_drops(farm: SshFarm, tmp_path: Path) -> None:
-    config = head_deployment(farm, tmp_path)
-    script = textwrap.dedent(f"""
-        import time
-        from scaler import Cluster
-        with Cluster(config={str(config)!r}) as c:
-            print(c.cluster_id, flush=True)
-            time.sleep(300)
-    """)
-    caller = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert caller.stdout is not None
-    cluster_id = caller.stdout.readline().strip()
-    assert cluster_id and tagged(cluster_id)
-    caller.kill()
-    caller.wait(10)
-    wait_until(lambda: not tagged(cluster_id), timeout=60)
+    kill_the_caller_of(f"Cluster(config={str(head_deployment(farm, tmp_path))!r})")
 
 
 def test_a_group_whose_max_exceeds_its_min_scales_with_the_queue_inside_the_block() -> None:

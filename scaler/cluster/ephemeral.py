@@ -39,7 +39,7 @@ from scaler.cluster.nodes import ClusterConfig
 from scaler.config.schema import Config
 from scaler.config.write import dumps
 from scaler.errors import ScalerError
-from scaler.utility.security import SECRET_ADDRESS_ENV, SECRET_ENV, secret_env
+from scaler.utility.security import secret_env
 
 if TYPE_CHECKING:
     from scaler.cluster.head import RemoteHead
@@ -79,9 +79,8 @@ class Cluster:
         self.process: subprocess.Popen[bytes] | None = None
         self._directory: tempfile.TemporaryDirectory[str] | None = None
         self._previous_sigterm: Any = None
-        self._previous_stream: str | None = None
         self._head: RemoteHead | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._saved_env: dict[str, str | None] = {}  # what the block's variables replaced, restored on exit
 
     @property
     def cluster_id(self) -> str:
@@ -90,8 +89,7 @@ class Cluster:
     def __enter__(self) -> Cluster:
         self._trap_sigterm()
         if self.forward_logs:  # clients made in the block stream their tasks' output here, tagged
-            self._previous_stream = os.environ.get(STREAM_ENV)
-            os.environ[STREAM_ENV] = "1"
+            self._set_env({STREAM_ENV: "1"})
         try:
             self._start()
             self._activate()
@@ -138,8 +136,7 @@ class Cluster:
         self.address = head.forward()
         secret = head.secret()
         if secret is not None:  # for this process's clients, for the forwarded address only
-            self._saved_env = {k: os.environ.get(k) for k in (SECRET_ENV, SECRET_ADDRESS_ENV)}
-            os.environ.update(secret_env(self.address, secret))
+            self._set_env(secret_env(self.address, secret))
 
     def _drain(self, stream: IO[bytes] | None) -> None:
         """The child's stdout (its workers' too, for local ones) to ours when forwarding, else away."""
@@ -211,14 +208,14 @@ class Cluster:
                 else:
                     os.environ[key] = value
             self._saved_env = {}
-            if self.forward_logs:
-                if self._previous_stream is None:
-                    os.environ.pop(STREAM_ENV, None)
-                else:
-                    os.environ[STREAM_ENV] = self._previous_stream
             if self._directory is not None:
                 self._directory.cleanup()
                 self._directory = None
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key in values:
+            self._saved_env.setdefault(key, os.environ.get(key))
+        os.environ.update(values)
 
     def _log_tail(self) -> str:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from scaler.protocol import messages as m
+from scaler.scheduler.actors import actor_died
 from scaler.scheduler.tasks import TERMINAL, Task
 from scaler.scheduler.tasks import TaskState as S
 
@@ -53,4 +54,4 @@ def _cancel(engine: Engine, task: Task, force: bool) -> None:
     if task.worker is not None:
         engine.out.send(task.worker, m.CancelOnWorker([task.task_id], force))
     if task.actor_id:
-        engine._actor_died(task.actor_id, "it was killed")
+        actor_died(engine, task.actor_id, "it was killed")

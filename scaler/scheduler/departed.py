@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from scaler.protocol import messages as m
+from scaler.scheduler.actors import actor_died
 from scaler.scheduler.tasks import Task, TaskState
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def withdraw_work(engine: Engine, client: ClientState, actor_reason: str) -> int
     for task in doomed:
         task.released = True
         if task.actor_id:  # a non-detached actor dies with its owner, as in Ray
-            engine._actor_died(task.actor_id, actor_reason)
+            actor_died(engine, task.actor_id, actor_reason)
         if task.state is S.WAITING or task.state is S.QUEUED:
             engine._finish_cancelled(task)
         elif task.state is S.ASSIGNED or task.state is S.RUNNING:

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scaler.protocol import messages as m
+from scaler.scheduler.actors import Actors, actor_died, crashed_call_error
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.departed import withdraw_work
 from scaler.scheduler.dispatch import drain_worker, schedule
 from scaler.scheduler.errors_payload import error_frames
 from scaler.scheduler.holds import Holds
-from scaler.scheduler.names import Names
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.owners import DeadOwners
@@ -26,7 +26,7 @@ from scaler.scheduler.queues import CapabilityQueues
 from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
 from scaler.scheduler.workers import WorkerPool, WorkerState
 from scaler.utility import shm
-from scaler.utility.capabilities import DEDICATED_PREFIX, CapabilityError, parse_capabilities
+from scaler.utility.capabilities import CapabilityError, parse_capabilities
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -56,10 +56,8 @@ class Engine:
         self.dirty = False
         self.maybe_idle = False
         self.counts = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0, "rejected": 0}
-        self.names = Names()
+        self.actors = Actors()
         self.borrowers: defaultdict[str, list[Task]] = defaultdict(list)
-        self.actor_servers: dict[str, Task] = {}
-        self.dead_actors: dict[str, str] = {}
         self.durations: dict[str, float] = {}
         self.holds = Holds(self.store, self.tasks, self.borrowers)
         self.dead_owners = DeadOwners()
@@ -123,18 +121,11 @@ class Engine:
         if msg.parent:
             self._adopt(msg.parent, task.task_id)
         if msg.actor_id:
-            task.actor_id = msg.actor_id
-            self.actor_servers[msg.actor_id] = task
-            self.dead_actors.pop(msg.actor_id, None)
-        for name, _ in request.quantities:
-            if name.startswith(DEDICATED_PREFIX):
-                task.calls_actor = name[len(DEDICATED_PREFIX) :]
-                if task.calls_actor in self.dead_actors:
-                    text = f"{task.label}: actor {task.calls_actor} is dead ({self.dead_actors[task.calls_actor]})"
-                    self._finish(
-                        task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed")
-                    )
-                    return
+            self.actors.hosted(task, msg.actor_id)
+        dead = self.actors.called(task)
+        if dead is not None:
+            self.fail(task, "ActorDiedError", f"{task.label}: actor {task.calls_actor} is dead ({dead})")
+            return
         for dep in (msg.func_id, *msg.deps):
             if task.state in TERMINAL:
                 break
@@ -177,8 +168,7 @@ class Engine:
             task.missing += 1
             return
         kind, text = self.dead_owners.why_missing(dep)
-        frames = error_frames(kind, f"{task.label}: argument {text}")
-        self._finish(task, S.FAILED, frames, m.TaskResult(task.task_id, "failed"))
+        self.fail(task, kind, f"{task.label}: argument {text}")
 
     def _borrow(self, task: Task, object_id: str) -> None:
         """Keep a ref nested in the arguments alive while the task lives (it is not waited for)."""
@@ -238,10 +228,9 @@ class Engine:
             children[:] = [c for c in children if c in self.tasks]
 
     def _finish_cancelled(self, task: Task) -> None:
-        reason = self.dead_actors.get(task.calls_actor) if task.calls_actor else None
+        reason = self.actors.dead.get(task.calls_actor) if task.calls_actor else None
         if reason is not None:
-            text = f"{task.label}: actor {task.calls_actor} died: {reason}"
-            self._finish(task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed"))
+            self.fail(task, "ActorDiedError", f"{task.label}: actor {task.calls_actor} died: {reason}")
             return
         frames = error_frames("TaskCancelledError", f"{task.label} was cancelled")
         self._finish(task, S.CANCELLED, frames, m.TaskResult(task.task_id, "cancelled"))
@@ -249,10 +238,7 @@ class Engine:
     # -- workers ----------------------------------------------------------------------------
 
     def add_worker(self, worker: WorkerState) -> None:
-        for name in worker.total:  # an actor's own worker: which run of its host task it is
-            host = self.actor_servers.get(name[len(DEDICATED_PREFIX) :]) if name.startswith(DEDICATED_PREFIX) else None
-            if host is not None:
-                worker.host_attempts = host.attempts
+        self.actors.joined(worker)
         self.pool.add(worker)
         self.dirty = True
         self.maybe_idle = True
@@ -321,26 +307,14 @@ class Engine:
             self._requeue(task)
             return True
         if task.calls_actor:
-            restarting = self._restarting(task.calls_actor, worker)
-            text = f"{task.label}: actor {task.calls_actor} died while running it ({why})"
-            text += "; it is restarting" if restarting else ""
-            kind = "ActorUnavailableError" if restarting else "ActorDiedError"
-            self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
+            self.fail(task, *crashed_call_error(self, task, why, worker))
             return False
         text = (
             f"{task.label} failed: the worker process running it died {task.attempts} times "
             f"(max_retries={task.max_retries}); last: {why}"
         )
-        self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
+        self.fail(task, kind, text)
         return False
-
-    def _restarting(self, actor_id: str, worker: WorkerState | None) -> bool:
-        """The actor restarts after the death of ``worker``'s process (counted already, or restarts left)."""
-        host = self.actor_servers.get(actor_id)
-        if host is None or host.cancel_requested or actor_id in self.dead_actors:
-            return False
-        counted = worker is not None and 0 <= worker.host_attempts < host.attempts
-        return counted or host.attempts < host.max_retries
 
     def started(self, identity: bytes, task_ids: list[str]) -> None:
         worker = self.pool.workers.get(identity)
@@ -409,14 +383,12 @@ class Engine:
             self._finish_cancelled(task)
         else:
             kinds = {"timeout": "TaskTimeoutError", "memory": "MemoryLimitError", "missing": "ObjectLostError"}
-            kind = kinds.get(status, "ScalerError")
-            text = f"{task.label}: {msg.message or status}"
-            self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
+            self.fail(task, kinds.get(status, "ScalerError"), f"{task.label}: {msg.message or status}")
 
     def _finish_done(self, task: Task, msg: m.TaskDone, frames: list[Any]) -> None:
         if len(msg.objects) != max(task.num_returns, 1) and task.num_returns != 0:
             text = f"{task.label}: worker returned {len(msg.objects)} objects, expected {task.num_returns}"
-            self._finish(task, S.FAILED, error_frames("ScalerError", text), m.TaskResult(task.task_id, "failed"))
+            self.fail(task, "ScalerError", text)
             return
         task.move(S.DONE if msg.status == "done" else S.FAILED)
         pos = 0
@@ -434,6 +406,10 @@ class Engine:
                 pushed.append(m.ObjHeader(object_id, header.nbufs, header.is_error))
                 push_frames.extend(obj_frames)
         self._close(task, m.TaskResult(task.task_id, "done", pushed), push_frames)
+
+    def fail(self, task: Task, kind: str, text: str) -> None:
+        """End ``task`` as failed with a ``kind`` error (a class of ``scaler.errors``) saying ``text``."""
+        self._finish(task, S.FAILED, error_frames(kind, text), m.TaskResult(task.task_id, "failed"))
 
     def _finish(self, task: Task, state: TaskState, frames: list[Any], result: m.TaskResult) -> None:
         task.move(state)
@@ -478,52 +454,15 @@ class Engine:
             shm.release(task.frames)
         task.frames = []
         self.tasks.pop(task.task_id, None)
-        if task.actor_id and self.actor_servers.get(task.actor_id) is task:
-            del self.actor_servers[task.actor_id]
-            reason = {S.CANCELLED: "it was killed", S.DONE: "its host task ended"}.get(
-                task.state, "its creation failed or its process died more often than max_restarts"
-            )
-            self._actor_died(task.actor_id, reason)
+        ended = self.actors.host_ended(task)
+        if ended is not None:
+            actor_died(self, task.actor_id, ended)
         state = self.clients.get(task.client)
         if state is not None:
             state.tasks.discard(task.task_id)
             state.queued_bytes -= task.nbytes
             if not task.released:
                 self.out.send(task.client, result, frames)
-
-    def _actor_died(self, actor_id: str, reason: str) -> None:
-        """Fail the calls waiting for a dead actor and stop its dedicated worker (idempotent)."""
-        if actor_id in self.dead_actors:
-            return
-        self.dead_actors[actor_id] = reason
-        self.names.actor_died(actor_id)  # its name is free again
-        doomed = [t for t in self.tasks.values() if t.calls_actor == actor_id and t.state in (S.WAITING, S.QUEUED)]
-        for task in doomed:
-            if task.state is S.QUEUED:
-                self.queues.remove(task)
-            text = f"{task.label}: actor {actor_id} died: {reason}"
-            self._finish(task, S.FAILED, error_frames("ActorDiedError", text), m.TaskResult(task.task_id, "failed"))
-        for worker in list(self.pool.workers.values()):
-            if worker.capabilities.as_dict().get(f"actor.{actor_id}"):
-                self.pool.set_draining(worker.identity, True)
-                for task in worker.assigned.values():
-                    if task.worker is not None and task.state in (S.ASSIGNED, S.RUNNING):
-                        task.cancel_requested = True
-                self.out.send(worker.identity, m.Shutdown(f"actor {actor_id} died: {reason}"))
-
-    def kv_put(self, peer: bytes, msg: m.KVPut, frames: list[Any]) -> None:
-        stored = self.names.put(peer, msg.key, frames, msg.if_absent, msg.actor_id)
-        self.out.send(peer, m.KVReply(msg.key, True, len(stored)), stored)
-
-    def kv_get(self, peer: bytes, key: str) -> None:
-        stored = self.names.get(key)
-        if stored is None:
-            self.out.send(peer, m.KVReply(key, False))
-        else:
-            self.out.send(peer, m.KVReply(key, True, len(stored)), stored)
-
-    def kv_delete(self, peer: bytes, key: str) -> None:
-        self.names.delete(peer, key, self.clients)
 
     def _object_ready(self, object_id: str) -> None:
         obj = self.store.get(object_id)

@@ -21,6 +21,7 @@ import zmq
 
 from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, split_batch
+from scaler.scheduler.actors import kv_delete, kv_get, kv_put
 from scaler.scheduler.adapters import AdapterSessions
 from scaler.scheduler.cancels import cancel_tasks
 from scaler.scheduler.config import SchedulerConfig
@@ -247,11 +248,11 @@ class SchedulerServer:
             elif kind is m.Release:
                 engine.release(identity, msg.object_ids)
             elif kind is m.KVPut:
-                engine.kv_put(identity, msg, payload)
+                kv_put(engine, identity, msg, payload)
             elif kind is m.KVGet:
-                engine.kv_get(identity, msg.key)
+                kv_get(engine, identity, msg.key)
             elif kind is m.KVDelete:
-                engine.kv_delete(identity, msg.key)
+                kv_delete(engine, identity, msg.key)
             else:
                 cancel_tasks(engine, identity, msg.task_ids, msg.force, msg.recursive)
         elif peer.kind == "worker" and kind in WORKER_MSGS:

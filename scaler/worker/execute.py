@@ -15,7 +15,6 @@ actor's calls), awaiting what the function returns and reporting ``CancelledErro
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 import time
@@ -90,6 +89,8 @@ class Executor:
     async def run_async(self, msg: m.RunTask, args_frames: list[Any], context: runtime.TaskContext) -> Done:
         """Run the task as a coroutine of the running event loop: a function that returns an
         awaitable (an ``async def`` method) has it awaited. ``CancelledError`` means cancelled."""
+        import asyncio  # here: only an async actor's process pays for asyncio (and the ssl it imports)
+
         with runtime.running(context):
             try:
                 function, args, kwargs = self._load(msg, args_frames)

@@ -66,6 +66,8 @@ class TaskOptions:
     name: str = ""
     actor_id: str = ""
     detached: bool = False
+    placement: str = ""  # a placement group's id: run inside one of its bundles
+    bundle: int = -1  # which bundle (-1: any)
 
 
 class Client:
@@ -188,6 +190,8 @@ class Client:
             opts.actor_id,
             opts.detached,
             runtime.current_task_id(),
+            opts.placement,
+            opts.bundle,
         )
         self._conn.send(msg, frames)
         runtime.note_sender(self)
@@ -366,6 +370,11 @@ class Client:
 
     def kv_delete(self, key: str) -> None:
         self._conn.send(m.KVDelete(key))
+
+    def send_control(self, msg: m.ReserveBundles | m.FreeBundles) -> None:
+        """Send a control message that has no reply (a placement group's reservation or removal)."""
+        self._check_open()
+        self._conn.send(msg)
 
     def _kv_request(self, key: str, msg: Any, frames: list[Any], timeout: float) -> Any:
         self._check_open()

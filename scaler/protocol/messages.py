@@ -92,6 +92,8 @@ class SubmitTask(Msg):
     actor_id: str = ""  # set on the task that hosts an actor
     detached: bool = False  # survives its client's disconnect
     parent: str = ""  # the task whose code submitted this one (a recursive cancel reaches it)
+    placement: str = ""  # a placement group's id: the task runs inside one of its bundles
+    bundle: int = -1  # which bundle (-1: any)
 
 
 class PutObject(Msg):
@@ -114,6 +116,23 @@ class CancelTasks(Msg):
     task_ids: list[str]
     force: bool = False
     recursive: bool = True  # also the tasks they submitted, and theirs
+
+
+class ReserveBundles(Msg):
+    """Create a placement group: reserve every bundle (a capability request) at once, on workers
+    chosen by ``strategy`` (PACK, SPREAD, STRICT_PACK, STRICT_SPREAD); see scaler/scheduler/bundles.py."""
+
+    pg_id: str
+    bundles: list[str]
+    strategy: str = "PACK"
+    name: str = ""
+    detached: bool = False  # outlives the client that made it
+
+
+class FreeBundles(Msg):
+    """Remove a placement group: its reservations end, its tasks are cancelled."""
+
+    pg_id: str
 
 
 class StatusRequest(Msg):
@@ -180,12 +199,25 @@ class TaskOutput(Msg):
     text: str
 
 
+class PlacementGroupInfo(msgspec.Struct, array_like=True):
+    """A placement group as the scheduler holds it; ``workers``: each bundle's worker ("" if not placed)."""
+
+    pg_id: str
+    name: str
+    strategy: str
+    state: str  # PENDING | CREATED | RESCHEDULING
+    bundles: list[str]
+    workers: list[str]
+    detached: bool = False
+
+
 class StatusReply(Msg):
     status: dict[str, int | float | str]
     workers: list[dict[str, int | float | str]] = []
     adapters: list[dict[str, int | float | str]] = []
     decisions: list[str] = []
     units: list[dict[str, int | float | str]] = []  # adapters' units: state, cause, since, last moves
+    placement_groups: list[PlacementGroupInfo] = []
 
 
 # -- scheduler -> worker --------------------------------------------------------------------
@@ -356,6 +388,8 @@ AnyMsg = Union[  # noqa: UP007 - a runtime alias msgspec decodes into
     KVPut,
     KVGet,
     KVDelete,
+    ReserveBundles,
+    FreeBundles,
     KVReply,
     AdapterState,
     ScaleCommand,

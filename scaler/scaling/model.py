@@ -20,6 +20,8 @@ class Demand:
 
     capabilities: str
     waiting: int
+    spread: bool = False  # each waiting item needs a worker of its own (a spread placement group's bundles)
+    what: str = "tasks"
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ def decide(
         request = parse_capabilities(item.capabilities)
         options = []
         for group in groups:
-            per_unit = fit_count(parse_capabilities(group.capabilities), request) * group.workers_per_unit
+            fits = fit_count(parse_capabilities(group.capabilities), request)
+            per_unit = (min(fits, 1) if item.spread else fits) * group.workers_per_unit
             if per_unit > 0:
                 options.append((group, per_unit))
                 served_demand[_key(group)] += item.waiting
@@ -86,7 +87,7 @@ def decide(
                 continue
             planned[key] += count
             unmet -= count * per_unit
-            reason = f"{item.waiting} tasks of {item.capabilities or 'any'} waiting, {per_unit} per unit"
+            reason = f"{item.waiting} {item.what} of {item.capabilities or 'any'} waiting, {per_unit} per unit"
             reason += _interrupted(group)
             decisions.append(Decision("launch", group.adapter, group.name, reason, count=count))
             last_up[key] = now

@@ -172,6 +172,7 @@ class AdapterSessions:
             if worker.unit:
                 workers_by_unit.setdefault(worker.unit, []).append(worker)
         demand = [Demand(key, count) for key, count in waiting.items() if count > 0]
+        demand.extend(self.engine.bundles.demand(self.engine.pool.workers.values()))
         groups: list[GroupView] = []
         units: list[UnitView] = []
         mono = time.monotonic()
@@ -204,7 +205,7 @@ class AdapterSessions:
                 for unit in active:
                     members = workers_by_unit.get(unit.unit_id, [])
                     running = sum(len(w.assigned) for w in members)
-                    busy = running > 0
+                    busy = running > 0 or any(self.engine.bundles.holds(w.identity) for w in members)
                     idle = [w.idle_since for w in members if w.idle_since is not None]
                     idle_since = None if busy or len(idle) < len(members) or not idle else now - (mono - max(idle))
                     units.append(

@@ -27,6 +27,8 @@ PREFETCH_ONE_BELOW = 2.0
 
 def schedule(engine: Engine) -> None:
     engine.dirty = False
+    if engine.bundles.pending:
+        engine.bundles.place(engine)
     for caps_key, queue in engine.queues.non_empty():
         request = parse_capabilities(caps_key)
         while queue.size:
@@ -70,7 +72,7 @@ def _dispatch(engine: Engine, worker: WorkerState, task: Task) -> None:
     run = m.RunTask(
         task.task_id,
         task.func_id,
-        task.caps_key,
+        task.run_caps or task.caps_key,
         task.deps,
         headers,
         len(task.frames),

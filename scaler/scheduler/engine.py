@@ -14,6 +14,7 @@ from typing import Any
 
 from scaler.protocol import messages as m
 from scaler.scheduler.actors import Actors, actor_died, crashed_call_error
+from scaler.scheduler.bundles import PG_PREFIX, BundleError, Bundles
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.departed import withdraw_work
 from scaler.scheduler.dispatch import drain_worker, schedule
@@ -57,6 +58,7 @@ class Engine:
         self.maybe_idle = False
         self.counts = {"done": 0, "failed": 0, "cancelled": 0, "retried": 0, "rejected": 0}
         self.actors = Actors()
+        self.bundles = Bundles()
         self.borrowers: defaultdict[str, list[Task]] = defaultdict(list)
         self.durations: dict[str, float] = {}
         self.holds = Holds(self.store, self.tasks, self.borrowers)
@@ -76,6 +78,7 @@ class Engine:
             return
         task_ids = list(state.tasks)
         cancelled = withdraw_work(self, state, f"its owner, client {state.name}, left ({reason})")
+        self.bundles.client_lost(self, identity)
         freed = self.store.release_owner(identity) if said_goodbye else self.store.lose_owner(identity)
         self.dead_owners.remember([*task_ids, *freed], f"client {state.name}")
         level, how = (logging.INFO, "left") if said_goodbye else (logging.WARNING, "vanished without closing")
@@ -91,8 +94,12 @@ class Engine:
         if reason is None:
             try:
                 request = parse_capabilities(msg.capabilities)
+                if msg.placement or PG_PREFIX in msg.capabilities:
+                    request = self.bundles.request_for(msg.placement, msg.bundle, request)
             except CapabilityError as exc:
                 reason = f"bad capability request: {exc}"
+            except BundleError as exc:
+                reason = str(exc)
         if reason is not None:
             self.counts["rejected"] += 1
             self.out.send(client, m.TaskRejected(msg.task_id, reason))
@@ -118,6 +125,8 @@ class Engine:
         state.tasks.add(task.task_id)
         state.queued_bytes += nbytes
         task.detached = msg.detached
+        if msg.placement:
+            task.placement, task.run_caps = msg.placement, msg.capabilities
         if msg.parent:
             self._adopt(msg.parent, task.task_id)
         if msg.actor_id:
@@ -250,6 +259,7 @@ class Engine:
         worker = self.pool.remove(identity)
         if worker is None:
             return
+        self.bundles.worker_lost(worker)
         requeued = failed = 0
         possibly_running = self._possibly_running(worker)
         for task in list(worker.assigned.values()):

@@ -15,6 +15,7 @@ from typing import Any
 
 from scaler.adapters.provider import UnitState
 from scaler.protocol import messages as m
+from scaler.scheduler.bundles import MAX_BUNDLES, PG_ID, STRATEGIES
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.tasks import Task, producer_of
 from scaler.utility import shm
@@ -78,6 +79,8 @@ class Intake:
         if task_id in self.tasks or task_id in self.store:
             raise Rejected(f"task_id {task_id!r} is already in use")
         _capabilities(msg.capabilities, "capabilities")
+        if msg.placement and not (PG_ID.match(msg.placement) and -1 <= msg.bundle < MAX_BUNDLES):
+            raise Rejected(f"placement {msg.placement[:80]!r}, bundle {msg.bundle}: not a placement group and bundle")
         if not (0 <= msg.max_retries <= MAX_RETRIES and 0 <= msg.timeout < math.inf and msg.num_returns >= 0):
             _number(msg.max_retries, "max_retries", 0, MAX_RETRIES)  # each is checked here once per message,
             _number(msg.timeout, "timeout", 0)  # the slow way only to say which one is wrong
@@ -95,6 +98,20 @@ class Intake:
             raise Rejected(f"key must be 1 to {MAX_KEY} characters, got {len(msg.key)}")
         if msg.actor_id:
             _id(msg.actor_id, "actor_id")
+
+    def _reserve_bundles(self, msg: m.ReserveBundles) -> None:
+        if not PG_ID.match(msg.pg_id):
+            raise Rejected(f"pg_id {msg.pg_id[:80]!r} is not 8 to 64 lowercase hex digits")
+        if not 0 < len(msg.bundles) <= MAX_BUNDLES:
+            raise Rejected(f"a placement group has 1 to {MAX_BUNDLES} bundles, got {len(msg.bundles)}")
+        if msg.strategy not in STRATEGIES:
+            raise Rejected(f"strategy {msg.strategy[:80]!r} is not one of {', '.join(STRATEGIES)}")
+        if len(msg.name) > MAX_KEY:
+            raise Rejected(f"name must be at most {MAX_KEY} characters, got {len(msg.name)}")
+        for index, bundle in enumerate(msg.bundles):
+            _capabilities(bundle, f"bundle {index}")
+            if not any(amount > 0 for _, amount in parse_capabilities(bundle).quantities):
+                raise Rejected(f"bundle {index} ({bundle!r}) reserves nothing: a bundle needs a quantity above 0")
 
     def _adapter_state(self, msg: m.AdapterState) -> None:
         _id(msg.adapter, "adapter")
@@ -136,5 +153,7 @@ _CHECKS: dict[type, Any] = {
     m.SubmitTask: Intake._submit,
     m.PutObject: Intake._put,
     m.KVPut: Intake._kv_put,
+    m.ReserveBundles: Intake._reserve_bundles,
+    m.FreeBundles: lambda _, msg: _id(msg.pg_id, "pg_id"),
     m.AdapterState: Intake._adapter_state,
 }

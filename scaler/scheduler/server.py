@@ -23,6 +23,7 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, split_batch
 from scaler.scheduler.actors import kv_delete, kv_get, kv_put
 from scaler.scheduler.adapters import AdapterSessions
+from scaler.scheduler.bundles import PG_PREFIX, BundleError
 from scaler.scheduler.cancels import cancel_tasks
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.engine import Engine
@@ -47,7 +48,17 @@ from scaler.utility.sockets import readable, recv_frames
 
 log = logging.getLogger(__name__)
 KINDS = ("client", "worker", "adapter", "monitor")
-CLIENT_MSGS = (m.SubmitTask, m.PutObject, m.Release, m.CancelTasks, m.KVPut, m.KVGet, m.KVDelete)
+CLIENT_MSGS = (
+    m.SubmitTask,
+    m.PutObject,
+    m.Release,
+    m.CancelTasks,
+    m.KVPut,
+    m.KVGet,
+    m.KVDelete,
+    m.ReserveBundles,
+    m.FreeBundles,
+)
 WORKER_MSGS = (
     m.TasksStarted,
     m.TaskDone,
@@ -229,7 +240,7 @@ class SchedulerServer:
             try:
                 nbytes = self.intake.check(peer.shm_prefix, msg, payload)
                 self._dispatch(peer, msg, payload, nbytes)
-            except Rejected as exc:
+            except (Rejected, BundleError) as exc:
                 self._reject(identity, f"{kind.__name__} from {peer.kind} {peer.name}: {exc}")
             except Exception:
                 self.malformed += 1
@@ -253,6 +264,10 @@ class SchedulerServer:
                 kv_get(engine, identity, msg.key)
             elif kind is m.KVDelete:
                 kv_delete(engine, identity, msg.key)
+            elif kind is m.ReserveBundles:
+                engine.bundles.reserve(engine, identity, msg, [parse_capabilities(b) for b in msg.bundles])
+            elif kind is m.FreeBundles:
+                engine.bundles.free(engine, identity, msg.pg_id)
             else:
                 cancel_tasks(engine, identity, msg.task_ids, msg.force, msg.recursive)
         elif peer.kind == "worker" and kind in WORKER_MSGS:
@@ -288,6 +303,7 @@ class SchedulerServer:
             reply.adapters = self.adapters.status()
             reply.units = self.adapters.units()
             reply.decisions = list(self.adapters.history)[-50:]
+            reply.placement_groups = engine.bundles.info()
             self.out.send(identity, reply)
         elif kind is m.Goodbye:
             self._lost(peer, msg.reason or "said goodbye", said_goodbye=True)
@@ -312,6 +328,10 @@ class SchedulerServer:
                 caps = parse_capabilities(msg.capabilities)
             except CapabilityError as exc:
                 self._reject(identity, f"bad worker capabilities: {exc}", refuse=True)
+                return None
+            if any(name.startswith(PG_PREFIX) for name, _ in caps.quantities):
+                why = f"bad worker capabilities: {PG_PREFIX}* names are placement groups'"
+                self._reject(identity, why, refuse=True)
                 return None
             total = caps.as_dict()
             self.engine.add_worker(

@@ -65,6 +65,8 @@ class Task:
     calls_actor: str = ""
     detached: bool = False
     children: list[str] = field(default_factory=list)
+    placement: str = ""  # the placement group it runs in
+    run_caps: str = ""  # in a placement group: the request its worker is sent (``caps_key`` names the bundle's)
 
     def move(self, to: TaskState) -> None:
         if to not in TRANSITIONS[self.state]:

@@ -69,6 +69,10 @@ class WorkerPool:
         self._eligible.clear()
         return self.workers.pop(identity, None)
 
+    def changed(self) -> None:
+        """Some worker's capabilities changed (a placement group's bundles came or went)."""
+        self._eligible.clear()
+
     def set_draining(self, identity: bytes, draining: bool) -> None:
         worker = self.workers.get(identity)
         if worker is not None:

@@ -1,0 +1,319 @@
+"""Placement groups in the scheduler: bundles of resources reserved together, all or nothing, on
+workers, and the requests of the tasks that run inside them.
+
+A placement group is a list of bundles (capability requests) and a strategy. It stays *pending*
+until every bundle fits at once; then each bundle is reserved on one worker: the bundle's
+quantities move, for as long as the group lives, from the worker's own names to the group's,
+``pg.<id>.<name>`` (its bundles of the group, summed) and ``pg.<id>.<i>.<name>`` (bundle i), each
+with a ``slot`` quantity so that a task asking for nothing still lands in a bundle. A task submitted into a group asks for those names instead of the real ones
+(``request_for``; a task for bundle i asks for both, as in Ray), so it runs inside the reservation
+and nothing outside the group takes it; its worker is sent the task's real request.
+
+Strategies, a worker being a node: STRICT_PACK puts every bundle on one worker; PACK prefers few
+workers; STRICT_SPREAD puts each bundle on a different worker; SPREAD prefers different workers.
+A pending group is demand for the scaling policy (``demand``): STRICT_PACK is one unit holding the
+bundles' sum, SPREAD and STRICT_SPREAD one worker per bundle, PACK bundles bin-packed like tasks.
+A group ends with the client that made it unless detached; a lost worker's bundles go back to
+pending and the group is placed again (RESCHEDULING); removing a group cancels its tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from scaler.protocol import messages as m
+from scaler.scaling.model import Demand
+from scaler.scheduler.tasks import TERMINAL
+from scaler.scheduler.workers import WorkerState
+from scaler.utility.capabilities import DEDICATED_PREFIX, Capabilities, format_capabilities
+
+if TYPE_CHECKING:
+    from scaler.scheduler.engine import Engine
+
+log = logging.getLogger(__name__)
+STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+PG_PREFIX = "pg."  # the quantities a placement group's bundles add to their workers
+PG_ID = re.compile(r"^[0-9a-f]{8,64}$")
+MAX_BUNDLES = 1_000
+SLOT = "slot"
+SLOTS = 1_000_000.0  # tasks one bundle holds at once, whatever they ask for
+
+
+class BundleError(ValueError):
+    """A placement request that cannot be served; the text says which group or bundle and why."""
+
+
+@dataclass(slots=True, eq=False)
+class Group:
+    pg_id: str
+    client: bytes
+    name: str
+    strategy: str
+    bundles: list[Capabilities]
+    detached: bool
+    placed: list[WorkerState | None] = field(default_factory=list)
+    created: bool = False
+
+    @property
+    def state(self) -> str:
+        if all(w is not None for w in self.placed):
+            return "CREATED"
+        return "RESCHEDULING" if self.created else "PENDING"
+
+
+def _wildcard(pg_id: str, name: str) -> str:
+    return f"{PG_PREFIX}{pg_id}.{name}"
+
+
+def _indexed(pg_id: str, index: int, name: str) -> str:
+    return f"{PG_PREFIX}{pg_id}.{index}.{name}"
+
+
+def _free(worker: WorkerState) -> dict[str, float]:
+    return {name: worker.total[name] - worker.committed.get(name, 0.0) for name in worker.total}
+
+
+def _fits(free: dict[str, float], bundle: Capabilities, labels: frozenset[str]) -> bool:
+    return bundle.labels <= labels and all(free.get(n, 0.0) + 1e-9 >= a for n, a in bundle.quantities)
+
+
+def _take(free: dict[str, float], bundle: Capabilities) -> None:
+    for name, amount in bundle.quantities:
+        free[name] = free.get(name, 0.0) - amount
+
+
+def _spare(free: dict[str, float], bundle: Capabilities) -> float:
+    """What a worker has left after taking ``bundle``, in its bundle's own terms: best fit first."""
+    return sum(free.get(name, 0.0) - amount for name, amount in bundle.quantities)
+
+
+def _summed(bundles: Iterable[Capabilities]) -> Capabilities:
+    total: dict[str, float] = {}
+    labels: set[str] = set()
+    for bundle in bundles:
+        labels |= bundle.labels
+        for name, amount in bundle.quantities:
+            total[name] = total.get(name, 0.0) + amount
+    return Capabilities(tuple(sorted(total.items())), frozenset(labels))
+
+
+def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, WorkerState], list[int]]:
+    """Where the group's unplaced bundles go on ``workers`` as they are now: the placements found, and
+    the bundles left over (the group is placed only when none is). Greedy, largest bundles first."""
+    candidates = [
+        w
+        for w in workers
+        if not w.draining and not w.interrupted and not any(n.startswith(DEDICATED_PREFIX) for n in w.total)
+    ]
+    free = {w.identity: _free(w) for w in candidates}
+    todo = sorted(
+        (i for i, w in enumerate(group.placed) if w is None),
+        key=lambda i: -sum(a for _, a in group.bundles[i].quantities),
+    )
+    used = {w.identity for w in group.placed if w is not None}
+    found: dict[int, WorkerState] = {}
+    if group.strategy == "STRICT_PACK":
+        whole = _summed(group.bundles[i] for i in todo)
+        fitting = [w for w in candidates if _fits(free[w.identity], whole, w.capabilities.labels)]
+        if used:
+            fitting = [w for w in fitting if w.identity in used]
+        if not fitting:
+            return {}, todo
+        best = min(fitting, key=lambda w: _spare(free[w.identity], whole))
+        return {i: best for i in todo}, []
+    left: list[int] = []
+    for index in todo:
+        bundle = group.bundles[index]
+        fitting = [w for w in candidates if _fits(free[w.identity], bundle, w.capabilities.labels)]
+        if group.strategy == "STRICT_SPREAD":
+            fitting = [w for w in fitting if w.identity not in used]
+        if not fitting:
+            left.append(index)
+            continue
+        prefer_new = group.strategy in ("SPREAD", "STRICT_SPREAD")
+        best = min(
+            fitting,
+            key=lambda w: ((w.identity in used) == prefer_new, _spare(free[w.identity], bundle)),
+        )
+        found[index] = best
+        _take(free[best.identity], bundle)
+        used.add(best.identity)
+    return found, left
+
+
+class Bundles:
+    """Every placement group this scheduler holds, and the bundles reserved on each worker."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, Group] = {}
+        self.pending: dict[str, Group] = {}
+        self.on_worker: dict[bytes, int] = {}
+
+    def reserve(self, engine: Engine, client: bytes, msg: m.ReserveBundles, bundles: list[Capabilities]) -> None:
+        """Record a new group (``msg`` checked at intake) and try to place it at the next scheduling pass."""
+        if msg.pg_id in self.groups:
+            raise BundleError(f"placement group {msg.pg_id} already exists")
+        group = Group(msg.pg_id, client, msg.name, msg.strategy, bundles, msg.detached, [None] * len(bundles))
+        self.groups[group.pg_id] = group
+        self.pending[group.pg_id] = group
+        engine.dirty = True
+
+    def request_for(self, pg_id: str, index: int, request: Capabilities) -> Capabilities:
+        """What a task asking for ``request`` inside bundle ``index`` (-1: any) of the group asks the
+        workers for; ``BundleError`` if the group is unknown or no bundle can ever hold the request.
+        With no group, ``request`` itself, unless it names a group's quantities (only its tasks may)."""
+        if not pg_id:
+            if any(name.startswith(PG_PREFIX) for name, _ in request.quantities):
+                raise BundleError(f"{PG_PREFIX}* quantities are placement groups' own: ask with placement= instead")
+            return request
+        group = self.groups.get(pg_id)
+        if group is None:
+            raise BundleError(f"placement group {pg_id} does not exist (never made, or removed)")
+        if not -1 <= index < len(group.bundles):
+            raise BundleError(f"placement group {pg_id} has {len(group.bundles)} bundles; there is no bundle {index}")
+        targets = group.bundles if index < 0 else [group.bundles[index]]
+        if not any(_fits(b.as_dict(), Capabilities(request.quantities, frozenset()), b.labels) for b in targets):
+            where = "any bundle" if index < 0 else f"bundle {index}"
+            have = "; ".join(format_capabilities(b) or "nothing" for b in targets)
+            raise BundleError(
+                f"the request {format_capabilities(request) or 'nothing'} does not fit {where} of placement group "
+                f"{pg_id} ({have})"
+            )
+        asked: dict[str, float] = {_wildcard(pg_id, SLOT): 1.0}
+        if index >= 0:
+            asked[_indexed(pg_id, index, SLOT)] = 1.0
+        for name, amount in request.quantities:
+            if amount > 0:
+                asked[_wildcard(pg_id, name)] = amount
+                if index >= 0:
+                    asked[_indexed(pg_id, index, name)] = amount
+        return Capabilities(tuple(sorted(asked.items())), request.labels)
+
+    def place(self, engine: Engine) -> None:
+        """Reserve every pending group that now fits, whole, in the order they were made."""
+        placed_any = False
+        for group in list(self.pending.values()):
+            found, left = plan(group, engine.pool.workers.values())
+            if left:
+                continue
+            for index, worker in found.items():
+                self._hold(group, index, worker)
+            group.created = True
+            del self.pending[group.pg_id]
+            placed_any = True
+        if placed_any:
+            engine.pool.changed()
+
+    def _hold(self, group: Group, index: int, worker: WorkerState) -> None:
+        bundle = group.bundles[index]
+        group.placed[index] = worker
+        total = worker.total
+        for name, amount in bundle.quantities:  # moved from the worker's own to the group's names
+            total[name] = total.get(name, 0.0) - amount
+        own = ((SLOT, SLOTS), *bundle.quantities)
+        for name, amount in own:
+            key = _wildcard(group.pg_id, name)
+            total[key] = total.get(key, 0.0) + amount
+            total[_indexed(group.pg_id, index, name)] = amount
+        worker.capabilities = Capabilities(tuple(sorted(total.items())), worker.capabilities.labels)
+        self.on_worker[worker.identity] = self.on_worker.get(worker.identity, 0) + 1
+
+    def _let_go(self, group: Group, index: int, worker: WorkerState) -> None:
+        bundle = group.bundles[index]
+        group.placed[index] = None
+        total, committed = worker.total, worker.committed
+        for name, amount in bundle.quantities:
+            total[name] = total.get(name, 0.0) + amount
+        for name, amount in ((SLOT, SLOTS), *bundle.quantities):
+            key = _wildcard(group.pg_id, name)
+            total[key] = total.get(key, 0.0) - amount
+            if total[key] <= 1e-9:
+                del total[key]
+                committed.pop(key, None)
+            total.pop(_indexed(group.pg_id, index, name), None)
+            committed.pop(_indexed(group.pg_id, index, name), None)
+        worker.capabilities = Capabilities(tuple(sorted(total.items())), worker.capabilities.labels)
+        held = self.on_worker.get(worker.identity, 0) - 1
+        if held > 0:
+            self.on_worker[worker.identity] = held
+        else:
+            self.on_worker.pop(worker.identity, None)
+
+    def remove(self, engine: Engine, pg_id: str, why: str) -> None:
+        """End a group: its reservations are let go and its unfinished tasks cancelled (Ray kills them)."""
+        from scaler.scheduler.cancels import cancel_tasks
+
+        group = self.groups.pop(pg_id, None)
+        if group is None:
+            return
+        self.pending.pop(pg_id, None)
+        for index, worker in enumerate(group.placed):
+            if worker is not None:
+                self._let_go(group, index, worker)
+        doomed = [t for t in engine.tasks.values() if t.placement == pg_id and t.state not in TERMINAL]
+        for task in doomed:
+            cancel_tasks(engine, task.client, [task.task_id], force=True, recursive=False)
+        engine.pool.changed()
+        engine.dirty = True
+        log.info("placement group %s removed (%s): %d unfinished task(s) cancelled", pg_id, why, len(doomed))
+
+    def free(self, engine: Engine, client: bytes, pg_id: str) -> None:
+        """``client`` removes a group: its own, or a detached one whose maker is gone."""
+        group = self.groups.get(pg_id)
+        if group is None:
+            return
+        if group.client != client and group.client in engine.clients:
+            return
+        self.remove(engine, pg_id, "removed by its owner" if group.client == client else "removed")
+
+    def client_lost(self, engine: Engine, client: bytes) -> None:
+        for group in [g for g in self.groups.values() if g.client == client and not g.detached]:
+            self.remove(engine, group.pg_id, "its client left")
+
+    def worker_lost(self, worker: WorkerState) -> None:
+        """A worker went: the bundles it held wait to be placed again (their tasks are re-queued)."""
+        if self.on_worker.pop(worker.identity, None) is None:
+            return
+        for group in self.groups.values():
+            for index, holder in enumerate(group.placed):
+                if holder is worker:
+                    group.placed[index] = None
+                    self.pending[group.pg_id] = group
+
+    def holds(self, identity: bytes) -> bool:
+        return identity in self.on_worker
+
+    def demand(self, workers: Iterable[WorkerState]) -> list[Demand]:
+        """What pending groups ask the scaling policy for: the bundles the present workers cannot take."""
+        present = list(workers)
+        counts: dict[tuple[str, bool], int] = {}
+        for group in self.pending.values():
+            _, left = plan(group, present)
+            if not left:
+                continue
+            if group.strategy == "STRICT_PACK":
+                asks = [(format_capabilities(_summed(group.bundles[i] for i in left)), False)]
+            else:
+                spread = group.strategy in ("SPREAD", "STRICT_SPREAD")
+                asks = [(format_capabilities(group.bundles[i]), spread) for i in left]
+            for key in asks:
+                counts[key] = counts.get(key, 0) + 1
+        return [Demand(caps, count, spread, "placement group bundles") for (caps, spread), count in counts.items()]
+
+    def info(self) -> list[m.PlacementGroupInfo]:
+        return [
+            m.PlacementGroupInfo(
+                g.pg_id,
+                g.name,
+                g.strategy,
+                g.state,
+                [format_capabilities(b) for b in g.bundles],
+                [w.name if w is not None else "" for w in g.placed],
+                g.detached,
+            )
+            for g in self.groups.values()
+        ]

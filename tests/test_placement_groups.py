@@ -1,0 +1,201 @@
+"""Placement groups in the scheduler, through real processes: bundles reserved all or nothing, tasks
+inside their bundle, nothing else on a reservation, groups placed again when a worker dies, removed
+with their client, and hostile reservations refused."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from scaler import Client, LocalCluster
+from scaler.errors import TaskCancelledError, TaskRejectedError
+from scaler.protocol import messages as m
+from tests.conftest import wait_until, wait_workers
+
+
+def where() -> str:
+    return os.environ.get("SCALER_WORKER_NAME", "")
+
+
+def slow_where(seconds: float) -> str:
+    time.sleep(seconds)
+    return where()
+
+
+def reserve(client: Client, bundles: list[str], strategy: str, detached: bool = False) -> str:
+    pg_id = secrets.token_hex(16)
+    client.send_control(m.ReserveBundles(pg_id, bundles, strategy, detached=detached))
+    return pg_id
+
+
+def group(client: Client, pg_id: str) -> m.PlacementGroupInfo | None:
+    return next((g for g in client.scheduler_status().placement_groups if g.pg_id == pg_id), None)
+
+
+def state(client: Client, pg_id: str) -> str:
+    found = group(client, pg_id)
+    return found.state if found is not None else "GONE"
+
+
+def inside(client: Client, pg_id: str, bundle: int = -1, capabilities: str = "cpu=1") -> Client:
+    return client.options(placement=pg_id, bundle=bundle, capabilities=capabilities)  # type: ignore[return-value]
+
+
+def worker_names(client: Client) -> list[str]:
+    return sorted(str(w["name"]) for w in client.scheduler_status().workers)
+
+
+def test_strict_spread_reserves_one_bundle_per_worker_and_tasks_run_in_their_bundle(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(n_workers=2, capabilities="cpu=2")
+    with Client(cluster.address) as client:
+        wait_workers(client, 2)
+        pg_id = reserve(client, ["cpu=1", "cpu=1"], "STRICT_SPREAD")
+        wait_until(lambda: state(client, pg_id) == "CREATED", 20)
+        info = group(client, pg_id)
+        assert info is not None and len(set(info.workers)) == 2 and all(info.workers)
+        for index in (0, 1):
+            ran = inside(client, pg_id, index).submit(where).result(20)
+            assert ran == info.workers[index]
+
+
+def test_a_group_that_cannot_fit_whole_holds_nothing_and_its_tasks_wait(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(n_workers=2, capabilities="cpu=1")
+    with Client(cluster.address) as client:
+        wait_workers(client, 2)
+        pg_id = reserve(client, ["cpu=1", "cpu=1", "cpu=1"], "STRICT_SPREAD")
+        waiting = inside(client, pg_id).submit(where)
+        time.sleep(1.0)
+        assert state(client, pg_id) == "PENDING"
+        assert not waiting.done()
+        committed = [w["committed"] for w in client.scheduler_status().workers]
+        assert committed == ["", ""], "a pending group reserves nothing (all or nothing)"
+        started = time.monotonic()
+        assert client.get([client.submit(slow_where, 1.0) for _ in range(2)], timeout=20)
+        assert time.monotonic() - started < 1.9, "both cpus stay free for other work"
+        cluster.add_worker("cpu=1")
+        wait_until(lambda: state(client, pg_id) == "CREATED", 20)
+        assert waiting.result(20)
+
+
+def test_a_reservation_is_kept_from_other_work(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=2, capabilities="cpu=2")
+    with Client(cluster.address) as client:
+        wait_workers(client, 2)
+        pg_id = reserve(client, ["cpu=2"], "STRICT_PACK")
+        wait_until(lambda: state(client, pg_id) == "CREATED", 20)
+        info = group(client, pg_id)
+        assert info is not None
+        held = info.workers[0]
+        others = client.get([client.submit(slow_where, 0.05) for _ in range(12)], timeout=30)
+        assert held not in others, "no task outside the group runs on its reservation"
+        assert set(client.get([inside(client, pg_id).submit(where) for _ in range(4)], timeout=20)) == {held}
+
+
+def test_strict_pack_needs_one_worker_and_pack_spills(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=2, capabilities="cpu=2")
+    with Client(cluster.address) as client:
+        wait_workers(client, 2)
+        loose = reserve(client, ["cpu=1", "cpu=1", "cpu=1"], "PACK")
+        wait_until(lambda: state(client, loose) == "CREATED", 20)
+        strict = reserve(client, ["cpu=1", "cpu=1"], "STRICT_PACK")
+        time.sleep(0.5)
+        info = group(client, loose)
+        assert info is not None and len(set(info.workers)) == 2, "PACK spills over when one worker cannot hold it"
+        assert state(client, strict) == "PENDING"
+        client.send_control(m.FreeBundles(loose))
+        wait_until(lambda: state(client, strict) == "CREATED", 20)
+        strict_info = group(client, strict)
+        assert strict_info is not None and len(set(strict_info.workers)) == 1
+
+
+def test_a_request_no_bundle_holds_is_rejected_with_the_reason(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=2")
+    with Client(cluster.address) as client:
+        pg_id = reserve(client, ["cpu=1"], "PACK")
+        with pytest.raises(TaskRejectedError, match="does not fit"):
+            inside(client, pg_id, capabilities="cpu=2").submit(where).result(20)
+        with pytest.raises(TaskRejectedError, match="no bundle 3"):
+            inside(client, pg_id, bundle=3).submit(where).result(20)
+        with pytest.raises(TaskRejectedError, match="does not exist"):
+            inside(client, secrets.token_hex(16)).submit(where).result(20)
+
+
+def test_removing_a_group_cancels_its_tasks_and_frees_the_workers(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=1")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        pg_id = reserve(client, ["cpu=1"], "PACK")
+        running = inside(client, pg_id).submit(slow_where, 60.0)
+        queued = inside(client, pg_id).submit(where)
+        wait_until(lambda: client.scheduler_status().status.get("tasks_running", 0) == 1, 20)
+        client.send_control(m.FreeBundles(pg_id))
+        for future in (running, queued):
+            with pytest.raises(TaskCancelledError):
+                future.result(20)
+        assert state(client, pg_id) == "GONE"
+        assert client.submit(where).result(20), "the worker's cpu is free again"
+
+
+def test_a_group_ends_with_its_client_unless_detached(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=2")
+    with Client(cluster.address) as owner:
+        mine = reserve(owner, ["cpu=1"], "PACK")
+        kept = reserve(owner, ["cpu=1"], "PACK", detached=True)
+        wait_until(lambda: state(owner, kept) == "CREATED" and state(owner, mine) == "CREATED", 20)
+    with Client(cluster.address) as other:
+        wait_until(lambda: state(other, mine) == "GONE", 20)
+        assert state(other, kept) == "CREATED"
+        assert inside(other, kept).submit(where).result(20)
+        other.send_control(m.FreeBundles(kept))  # a detached group whose maker is gone: anyone may remove it
+        wait_until(lambda: state(other, kept) == "GONE", 20)
+
+
+def test_a_lost_workers_bundles_are_placed_again(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=2, capabilities="cpu=1")
+    with Client(cluster.address) as client:
+        wait_workers(client, 2)
+        pg_id = reserve(client, ["cpu=1"], "PACK")
+        wait_until(lambda: state(client, pg_id) == "CREATED", 20)
+        info = group(client, pg_id)
+        assert info is not None
+        pids = {str(w["name"]): int(w["pid"]) for w in client.scheduler_status().workers}
+        os.kill(pids[info.workers[0]], signal.SIGKILL)
+        wait_until(lambda: (g := group(client, pg_id)) is not None and g.workers[0] not in ("", info.workers[0]), 30)
+        assert state(client, pg_id) == "CREATED"
+        assert inside(client, pg_id).submit(where).result(20) != info.workers[0]
+
+
+def test_hostile_reservations_are_refused_and_the_scheduler_serves_on(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=2")
+    with Client(cluster.address) as client:
+        good = secrets.token_hex(16)
+        bad = [
+            m.ReserveBundles("not-hex!", ["cpu=1"]),
+            m.ReserveBundles(secrets.token_hex(16), []),
+            m.ReserveBundles(secrets.token_hex(16), ["cpu=0"]),
+            m.ReserveBundles(secrets.token_hex(16), ["cpu=1,bad label!"]),
+            m.ReserveBundles(secrets.token_hex(16), ["cpu=1"], "EVERYWHERE"),
+            m.ReserveBundles(good, ["cpu=1"]),
+            m.ReserveBundles(good, ["cpu=1"]),  # the same id twice
+            m.FreeBundles(""),
+        ]
+        for msg in bad:
+            client.send_control(msg)
+        client.sync()
+        before = client.scheduler_status().status["rejected_messages"]
+        assert before == 7
+        assert [g.pg_id for g in client.scheduler_status().placement_groups] == [good]
+        with pytest.raises(TaskRejectedError, match="placement groups' own"):
+            client.options(capabilities=f"pg.{good}.cpu=1").submit(where).result(20)  # type: ignore[attr-defined]
+        assert client.submit(pow, 2, 5).result(20) == 32

@@ -309,3 +309,50 @@ cost = 1.0
         assert holds and "budget:" in holds[0] and "of $2.00/h" in holds[0], reply.decisions
         (row,) = reply.adapters
         assert row["max_cost_per_hour"] == 2.0 and float(row["cost_per_hour"]) <= 2.0
+
+
+RAY_SPREAD_PROGRAM = """
+import sys
+from scaler.compat import ray
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+ray.init(address=sys.argv[1])
+group = ray.util.placement_group([{"CPU": 1, "GPU": 1}] * 4, strategy="STRICT_SPREAD")
+assert group.wait(90), ray.util.placement_group_table(group)
+
+
+@ray.remote(num_gpus=1)
+def unit():
+    return ray.get_runtime_context().get_node_id()
+
+
+strategies = [PlacementGroupSchedulingStrategy(group, i) for i in range(4)]
+print(sorted(set(ray.get([unit.options(scheduling_strategy=s).remote() for s in strategies], timeout=60))))
+"""
+
+
+def test_a_pending_placement_group_launches_the_units_its_bundles_need(deploy: Callable[..., Deployment]) -> None:
+    groups = """
+[[adapter.group]]
+name = "cpu"
+capabilities = "cpu=1"
+max_units = 4
+[[adapter.group]]
+name = "gpu"
+capabilities = "cpu=2,gpu=2"
+max_units = 6
+"""
+    deployment = deploy(groups=groups)
+    deployment.start_adapter()
+    env = dict(os.environ, SCALER_LOG_LEVEL="WARNING")
+    argv = [sys.executable, "-c", RAY_SPREAD_PROGRAM, deployment.address]
+    run = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=150)
+    assert run.returncode == 0, run.stderr[-3000:]
+    units = eval(run.stdout.strip().splitlines()[-1])
+    assert len(units) == 4 and all(units), units
+    with Client(deployment.address) as client:
+        decisions = client.scheduler_status().decisions
+        launched = [d for d in decisions if "launch" in d]
+        assert launched and all("/gpu:" in d and "placement group bundles" in d for d in launched), decisions
+        assert units_of(client, "gpu") == 4, "one unit per STRICT_SPREAD bundle, though a unit holds two GPUs"
+        assert units_of(client, "cpu") == 0

@@ -207,7 +207,7 @@ def test_hostile_values_of_every_message_from_every_peer_kind_never_stop_the_sch
     with Client(cluster.address) as client:
         victim = client.put(np.arange(1 << 18, dtype=np.int64))
         waiting = client.options(capabilities="cpu=1,never_served").submit(pow, 1, 1)  # scaling rounds run
-        known = [victim.object_id, waiting.object_id, client._ids.prefix, "ghost"]
+        known = [victim.object_id, waiting.object_id, client._ids.prefix, "ghost", "0123456789abcdef"]
         segments = [name for name in _segments() if name.startswith(client._shm_prefix)]
         peers = {kind: RawPeer(cluster.address, kind) for kind in KINDS}
         prefixes = [peer.shm_prefix for peer in peers.values() if peer.shm_prefix]

@@ -116,12 +116,15 @@ MUST_WORK = {
     "ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy",
     "ray.util.scheduling_strategies.PlacementGroupSchedulingStrategy",
     "ray.util.ActorPool",
+    "ray.util.placement_group.placement_group",
+    "ray.util.placement_group",
+    "ray.util.placement_group_table",
+    "ray.util.remove_placement_group",
+    "ray.PlacementGroupID",
     "ray.remote",
     "ray.ObjectRef",
 }
 MUST_REFUSE = {
-    "ray.util.placement_group.placement_group",
-    "ray.util.placement_group",
     "ray.util.list_named_actors",
     "ray.data",
     "ray.timeline",
@@ -205,16 +208,12 @@ refused(
 )
 assert ray.get_runtime_context().get_worker_id()
 refused(lambda: ray.util.queue.LifoQueue, "ray.util.queue.LifoQueue")
-refused(get_current_placement_group, "ray.util.placement_group.get_current_placement_group")
-refused(lambda: PlacementGroup(b"id"), "ray.util.placement_group.PlacementGroup")
+assert get_current_placement_group() is None and PlacementGroup.empty().is_empty
 refused(lambda: ray.util.multiprocessing.Pool(1, maxtasksperchild=3), "maxtasksperchild")
 affinity = NodeAffinitySchedulingStrategy(node_id="n1", soft=True)
 assert "node_id='n1'" in repr(affinity) and repr(In("a", "b")) == "In('a', 'b')"
 refused(lambda: ray.remote(scheduling_strategy=affinity)(abs), "NodeAffinitySchedulingStrategy")
-refused(
-    lambda: ray.remote(lambda: 1).options(scheduling_strategy=PlacementGroupSchedulingStrategy(None)),
-    "PlacementGroupSchedulingStrategy",
-)
+assert ray.remote(lambda: 1).options(scheduling_strategy=PlacementGroupSchedulingStrategy(None))
 refused(lambda: ray.remote(scheduling_strategy=affinity)(type("A", (), {})), "NodeAffinitySchedulingStrategy")
 assert ray.util.log_once("k") and not ray.util.log_once("k")
 ray.util.disable_log_once_globally()

@@ -89,3 +89,16 @@ def test_a_group_above_max_units_drains_its_surplus_least_busy_first() -> None:
     draining = [UnitView("a", "a", "gone", True, True, None, draining=True, running=1), *units[:2]]
     decisions, _ = decide([], [group("a", "cpu=1", units=2, max_units=2)], draining, 1.0, CONFIG, PolicyMemory())
     assert decisions == [], "draining units are not counted or chosen again"
+
+
+def test_spread_bundles_need_a_worker_each_while_packed_ones_share_a_unit() -> None:
+    groups = [group("gpu4", "cpu=4,gpu=4")]
+    spread = Demand("gpu=1", 4, spread=True, what="placement group bundles")
+    decisions, _ = decide([spread], groups, [], 0.0, CONFIG, PolicyMemory())
+    assert [(d.group, d.count) for d in decisions] == [("gpu4", 4)]
+    assert "4 placement group bundles of gpu=1 waiting, 1 per unit" in decisions[0].reason
+    decisions, _ = decide([Demand("gpu=1", 4)], groups, [], 0.0, CONFIG, PolicyMemory())
+    assert [(d.group, d.count) for d in decisions] == [("gpu4", 1)]
+    two_per_unit = [group("gpu4", "cpu=4,gpu=4", workers_per_unit=2)]
+    decisions, _ = decide([spread], two_per_unit, [], 0.0, CONFIG, PolicyMemory())
+    assert [(d.group, d.count) for d in decisions] == [("gpu4", 2)], "a unit of two workers holds two spread bundles"

@@ -5,9 +5,10 @@ A placement group is a list of bundles (capability requests) and a strategy. It 
 until every bundle fits at once; then each bundle is reserved on one worker: the bundle's
 quantities move, for as long as the group lives, from the worker's own names to the group's,
 ``pg.<id>.<name>`` (its bundles of the group, summed) and ``pg.<id>.<i>.<name>`` (bundle i), each
-with a ``slot`` quantity so that a task asking for nothing still lands in a bundle. A task submitted into a group asks for those names instead of the real ones
-(``request_for``; a task for bundle i asks for both, as in Ray), so it runs inside the reservation
-and nothing outside the group takes it; its worker is sent the task's real request.
+with a ``slot`` quantity so that a task asking for nothing still lands in a bundle. A task
+submitted into a group asks for those names instead of the real ones (``request_for``; a task for
+bundle i asks for both, as in Ray), so it runs inside the reservation and nothing outside the
+group takes it; its worker is sent the task's real request.
 
 Strategies, a worker being a node: STRICT_PACK puts every bundle on one worker; PACK prefers few
 workers; STRICT_SPREAD puts each bundle on a different worker; SPREAD prefers different workers.

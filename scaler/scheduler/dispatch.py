@@ -72,7 +72,7 @@ def _dispatch(engine: Engine, worker: WorkerState, task: Task) -> None:
     run = m.RunTask(
         task.task_id,
         task.func_id,
-        task.run_caps or task.caps_key,
+        task.run_caps if task.placement else task.caps_key,
         task.deps,
         headers,
         len(task.frames),

@@ -21,6 +21,7 @@ from scaler.compat.ray import actors as actor
 from scaler.compat.ray import exceptions, util
 from scaler.compat.ray.actors import ActorClass, ActorHandle, get_actor, kill, method
 from scaler.compat.ray.generators import DynamicObjectRefGenerator, ObjectRefGenerator
+from scaler.compat.ray.placement_groups import PlacementGroupID
 from scaler.compat.ray.refs import ObjectRef, cancel, get, put, wait
 from scaler.compat.ray.remote_function import RemoteFunction
 from scaler.compat.ray.resources import available_resources, cluster_resources, nodes
@@ -64,6 +65,7 @@ __all__ = [
     "ObjectID",
     "ObjectRef",
     "ObjectRefGenerator",
+    "PlacementGroupID",
     "RemoteFunction",
     "actor",
     "available_resources",

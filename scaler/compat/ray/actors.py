@@ -27,6 +27,7 @@ from scaler.compat.ray import exceptions as rx
 from scaler.compat.ray import generators as gen
 from scaler.compat.ray import namespaces
 from scaler.compat.ray import options as opt
+from scaler.compat.ray import placement_groups as pgs
 from scaler.compat.ray.remote_function import mark_top_level, task_options, wrap_refs
 from scaler.compat.ray.session import client, current_namespace, session
 from scaler.worker import dedicated, runtime
@@ -58,12 +59,14 @@ def _host(
     env_vars: dict[str, str],
     namespace: str,
     concurrency: Concurrency | None = None,
+    placement: tuple[pgs.PlacementGroup, bool] | None = None,
 ) -> None:
-    """Build the actor and serve its calls; they all run in ``namespace``, its creating job's."""
+    """Build the actor and serve its calls; they all run in ``namespace``, its creating job's, and in
+    its placement group if it has one."""
     global _host_task
     _host_task = runtime.current_task_id() or None
     try:
-        with namespaces.applied(namespace), opt.env_applied(env_vars):
+        with namespaces.applied(namespace), opt.env_applied(env_vars), pgs.running_in(placement):
             dedicated.serve(actor_id, functools.partial(cls, *args, **kwargs), concurrency)
     finally:
         _host_task = None
@@ -211,11 +214,13 @@ class ActorClass:
         host_opts: dict[str, Any] = {
             k: options[k] for k in ("num_cpus", "num_gpus", "memory", "resources") if k in options
         }
-        base = task_options(
-            {**host_opts, "max_retries": options.get("max_restarts", 0)}, f"{self.__name__}.__init__", 0
-        )
+        host_opts = {**host_opts, "max_retries": options.get("max_restarts", 0)}
+        placement = pgs.placement_of({**options, **host_opts}, opt.capability_string(host_opts, 0), self.__name__)
+        base = task_options(host_opts, f"{self.__name__}.__init__", 0, placement)
         task_opts = TaskOptions(
             capabilities=base.capabilities,
+            placement=base.placement,
+            bundle=base.bundle,
             max_retries=base.max_retries,
             resolve_nested=False,
             name=base.name,
@@ -225,7 +230,9 @@ class ActorClass:
         )
         env_vars = {**session().env_vars, **opt.runtime_env_vars(options.get("runtime_env"), self.__name__)}
         marked_args, marked_kwargs = mark_top_level(args, kwargs)
-        host_args = (self._cls, actor_id, marked_args, marked_kwargs, env_vars, current_namespace(), concurrency)
+        inside = (placement[0], placement[2]) if placement else None
+        namespace = current_namespace()
+        host_args = (self._cls, actor_id, marked_args, marked_kwargs, env_vars, namespace, concurrency, inside)
         host = client().submit_with(task_opts, _host, host_args, {})[0]
         retries = options.get("max_task_retries", 0)
         handle = ActorHandle(actor_id, self.__name__, methods, 1 << 30 if retries == -1 else retries, host.task_id)

@@ -16,6 +16,7 @@ from scaler.compat.ray.namespaces import checked as checked_namespace
 from scaler.compat.ray.scheduling_strategies import refusal as strategy_refusal
 from scaler.utility.capabilities import from_mapping
 
+PLACEMENT_OPTIONS = ("placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks")
 TASK_OPTIONS = {
     "num_cpus",
     "num_gpus",
@@ -29,6 +30,7 @@ TASK_OPTIONS = {
     "scheduling_strategy",
     "max_calls",
     "_metadata",
+    *PLACEMENT_OPTIONS,
 }
 ACTOR_OPTIONS = {
     "num_cpus",
@@ -48,6 +50,7 @@ ACTOR_OPTIONS = {
     "allow_out_of_order_execution",
     "max_pending_calls",
     "_metadata",
+    *PLACEMENT_OPTIONS,
 }
 _NAMES = {"CPU": "cpu", "GPU": "gpu", "memory": "memory"}
 

@@ -19,10 +19,13 @@ from scaler.client.client import TaskOptions
 from scaler.compat.ray import generators as gen
 from scaler.compat.ray import namespaces
 from scaler.compat.ray import options as opt
+from scaler.compat.ray import placement_groups as pgs
 from scaler.compat.ray.refs import ObjectRef
 from scaler.compat.ray.session import Session, client, current_namespace, session
 from scaler.utility.serialization import Resolve
 from scaler.worker.results import Partial
+
+Placement = tuple[pgs.PlacementGroup, int, bool]  # a group, the bundle index, capture_child_tasks
 
 
 class TaskWrapper:
@@ -36,8 +39,10 @@ class TaskWrapper:
         env_vars: dict[str, str],
         retry_types: tuple[type, ...] | None,
         mode: str,
+        placement: tuple[pgs.PlacementGroup, bool] | None = None,
     ) -> None:
         self.function = function
+        self.placement = placement
         self.namespace = namespace
         self.env_vars = env_vars
         self.retry_types = retry_types
@@ -47,7 +52,7 @@ class TaskWrapper:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            with namespaces.applied(self.namespace), opt.env_applied(self.env_vars):
+            with namespaces.applied(self.namespace), opt.env_applied(self.env_vars), pgs.running_in(self.placement):
                 result = gen.expand(self.function(*args, **kwargs), self.mode, self.__name__)
         except BaseException as exc:
             self._filter(exc)
@@ -68,7 +73,7 @@ class TaskWrapper:
         filtered."""
         while True:
             try:
-                with namespaces.applied(self.namespace), opt.env_applied(self.env_vars):
+                with namespaces.applied(self.namespace), opt.env_applied(self.env_vars), pgs.running_in(self.placement):
                     value = next(generator)
             except StopIteration:
                 return
@@ -102,7 +107,10 @@ def wrap_refs(futures: list[Any], num_returns: Any, name: str) -> Any:
     return refs
 
 
-def task_options(options: dict[str, Any], name: str, default_cpus: float = 1) -> TaskOptions:
+def task_options(
+    options: dict[str, Any], name: str, default_cpus: float = 1, placement: Placement | None = None
+) -> TaskOptions:
+    """The Scaler task options for Ray ``options``; ``placement`` from ``placement_of``."""
     num_returns = options.get("num_returns", 1)
     if num_returns in gen.STREAM_MODES:
         count = 1
@@ -116,6 +124,8 @@ def task_options(options: dict[str, Any], name: str, default_cpus: float = 1) ->
         max_retries = 1 << 30
     return TaskOptions(
         capabilities=opt.capability_string(options, default_cpus=default_cpus),
+        placement=placement[0].id.hex() if placement else "",
+        bundle=placement[1] if placement else -1,
         max_retries=int(max_retries),
         retry_exceptions=bool(retry),
         num_returns=count,
@@ -129,7 +139,7 @@ class RemoteFunction:
     def __init__(self, function: Callable[..., Any], options: dict[str, Any]) -> None:
         self._function = function
         self._options = opt.check(dict(options), opt.TASK_OPTIONS, f"@ray.remote({function.__qualname__})")
-        self._shipped: tuple[Session, dict[str, TaskWrapper]] | None = None
+        self._shipped: tuple[Session, dict[tuple[str, str, bool], TaskWrapper]] | None = None
         self.__name__ = function.__name__
         self.__qualname__ = function.__qualname__
         self.__doc__ = function.__doc__
@@ -138,26 +148,31 @@ class RemoteFunction:
     def _num_returns(self) -> Any:
         return gen.resolve_num_returns(self._options.get("num_returns"), inspect.isgeneratorfunction(self._function))
 
-    def _to_ship(self) -> TaskWrapper:
-        """The wrapper for this session and namespace, kept so that each is shipped once: in a task
-        process, tasks of several jobs submit through one session, each in its job's namespace."""
+    def _to_ship(self, placement: Placement | None) -> TaskWrapper:
+        """The wrapper for this session, namespace and placement group, kept so that each is shipped
+        once: in a task process, tasks of several jobs submit through one session, each in its job's
+        namespace."""
         current, namespace = session(), current_namespace()
         if self._shipped is None or self._shipped[0] is not current:
             self._shipped = (current, {})
         wrappers = self._shipped[1]
-        if namespace not in wrappers:
+        key = (namespace, placement[0].id.hex(), placement[2]) if placement else (namespace, "", False)
+        if key not in wrappers:
             env_vars = {**current.env_vars, **opt.runtime_env_vars(self._options.get("runtime_env"), self.__name__)}
             retry = self._options.get("retry_exceptions", False)
             retry_types = tuple(retry) if isinstance(retry, list | tuple) else None
             mode = gen.mode_of(self._num_returns(), inspect.isgeneratorfunction(self._function))
-            wrappers[namespace] = TaskWrapper(self._function, namespace, env_vars, retry_types, mode)
-        return wrappers[namespace]
+            inside = (placement[0], placement[2]) if placement else None
+            wrappers[key] = TaskWrapper(self._function, namespace, env_vars, retry_types, mode, inside)
+        return wrappers[key]
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         num_returns = self._num_returns()
-        task_opts = task_options({**self._options, "num_returns": num_returns}, self.__qualname__)
+        options = {**self._options, "num_returns": num_returns}
+        placement = pgs.placement_of(options, opt.capability_string(options, 1), self.__qualname__)
+        task_opts = task_options(options, self.__qualname__, placement=placement)
         marked_args, marked_kwargs = mark_top_level(args, kwargs)
-        futures = client().submit_with(task_opts, self._to_ship(), marked_args, marked_kwargs)
+        futures = client().submit_with(task_opts, self._to_ship(placement), marked_args, marked_kwargs)
         return wrap_refs(futures, num_returns, self.__qualname__)
 
     def options(self, **options: Any) -> RemoteFunction:

@@ -1,9 +1,10 @@
 """``ray.util.scheduling_strategies``: Ray's strategy classes, so programs that build them run.
 
-Scaler places a task by its capability request alone, so it honours ``"DEFAULT"`` and
-``"SPREAD"`` and nothing finer: passing any of these classes as ``scheduling_strategy`` is refused
-by ``options.check`` with ``NotImplementedError`` naming the class, never silently ignored.
-Building one is allowed, as in Ray, so a program fails only where it would depend on it.
+Scaler places a task by its capability request and its placement group, so it honours
+``"DEFAULT"``, ``"SPREAD"`` and ``PlacementGroupSchedulingStrategy`` (``placement_groups.py``);
+passing any other of these classes as ``scheduling_strategy`` is refused by ``options.check`` with
+``NotImplementedError`` naming the class, never silently ignored. Building one is allowed, as in
+Ray, so a program fails only where it would depend on it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class _Strategy:
 
 
 class PlacementGroupSchedulingStrategy(_Strategy):
-    """Run in a bundle of a placement group (placement groups are not built yet)."""
+    """Run in a bundle of a placement group (``-1``: any of its bundles)."""
 
     _fields = ("placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks")
 
@@ -93,13 +94,14 @@ class NodeLabelSchedulingStrategy(_Strategy):
 
 def refusal(strategy: Any, where: str) -> str | None:
     """Why ``strategy`` (a ``scheduling_strategy`` option) cannot be honoured, or ``None`` if it can."""
-    if strategy in (None, "DEFAULT", "SPREAD"):
+    if strategy in (None, "DEFAULT", "SPREAD") or isinstance(strategy, PlacementGroupSchedulingStrategy):
         return None
     if isinstance(strategy, str):
         return f"{where}: scheduling_strategy={strategy!r} is not a scheduling strategy Scaler knows"
     return (
         f"{where}: scheduling_strategy={type(strategy).__name__} is not supported by Scaler "
-        f"(it places tasks by their resources only: DEFAULT and SPREAD); got {strategy!r}"
+        f"(it places tasks by their resources and placement groups: DEFAULT, SPREAD and "
+        f"PlacementGroupSchedulingStrategy); got {strategy!r}"
     )
 
 

@@ -25,7 +25,6 @@ RAY_CALLABLES = (
     "Language",
     "LoggingConfig",
     "NodeID",
-    "PlacementGroupID",
     "TaskID",
     "UniqueID",
     "WorkerID",
@@ -40,15 +39,10 @@ UTIL_CALLABLES = (
     "connect",
     "deregister_serializer",
     "disconnect",
-    "get_current_placement_group",
     "get_node_instance_id",
-    "get_placement_group",
     "inspect_serializability",
     "list_named_actors",
-    "placement_group",
-    "placement_group_table",
     "register_serializer",
-    "remove_placement_group",
 )
 # Ray's subpackages Scaler lacks: ``import`` gives an ``UnsupportedModule``; attribute access on the
 # parent (``ray.data``) raises, as for any other unsupported name.

@@ -2,8 +2,7 @@
 
 Its submodules ``queue``, ``multiprocessing``, ``scheduling_strategies``, ``actor_pool`` and
 ``placement_group`` are attached by ``layout``. Other public ``ray.util`` names raise
-``NotImplementedError`` naming them (placement groups, ``list_named_actors``, ...), as the rest of
-the compat API does.
+``NotImplementedError`` naming them (``list_named_actors``, ...), as the rest of the compat API does.
 """
 
 from __future__ import annotations
@@ -14,11 +13,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from scaler.compat.ray.exceptions import GetTimeoutError
+from scaler.compat.ray.placement_groups import (  # noqa: F401 - ray.util's names for them
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 from scaler.compat.ray.refs import ObjectRef, get, wait
 from scaler.compat.ray.unsupported import UTIL_CALLABLES, module_getattr, stand_ins
 
 __getattr__ = module_getattr("ray.util")
-globals().update(stand_ins("ray.util", UTIL_CALLABLES))  # placement_group, list_named_actors, ...: refuse when called
+globals().update(stand_ins("ray.util", UTIL_CALLABLES))  # list_named_actors, ...: refuse when called
 
 _PERIOD = 60.0
 _first_seen: dict[str, float] = {}  # key -> when log_once last answered True for it

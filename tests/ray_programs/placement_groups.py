@@ -35,9 +35,11 @@ class Holder:
         return ray.get_runtime_context().get_node_id(), current.id.hex() if current else None
 
 
+cpus = int(ray.cluster_resources()["CPU"])
 pair = ray.util.placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_PACK", name="pair")
 assert ray.get(pair.ready(), timeout=60) == pair
 assert pair.wait(10)
+assert int(ray.cluster_resources()["CPU"]) == cpus, "what a group reserves still counts in the totals"
 table = placement_group_table(pair)
 assert table["state"] == "CREATED" and table["strategy"] == "STRICT_PACK" and table["name"] == "pair", table
 assert table["bundles"] == {0: {"CPU": 1.0}, 1: {"CPU": 1.0}}, table["bundles"]
@@ -67,7 +69,6 @@ for bad in (
 ray.kill(holder)
 remove_placement_group(pair)
 
-cpus = int(ray.cluster_resources()["CPU"])
 everything = ray.util.placement_group([{"CPU": 1}] * cpus, strategy="PACK")
 assert everything.wait(60)
 outside = where.remote()

@@ -1,7 +1,8 @@
 """``ray.cluster_resources()``, ``ray.available_resources()`` and ``ray.nodes()`` from the scheduler's view.
 
 Each connected worker is one node. Capability names map back to Ray's: ``cpu`` is ``CPU``, ``gpu``
-is ``GPU``; labels are reported as resources of 1.0; actor hosts are not nodes.
+is ``GPU``; labels are reported as resources of 1.0; actor hosts are not nodes. What placement
+groups reserve counts in the totals and not in what is available, as in Ray.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from scaler.compat.ray.session import client
+from scaler.scheduler.bundles import PG_PREFIX, SLOT
 from scaler.utility.capabilities import parse_capabilities
 
 _RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}
@@ -18,9 +20,19 @@ def _workers() -> list[dict[str, Any]]:
     return [w for w in client().scheduler_status().workers if not str(w["capabilities"]).startswith("actor.")]
 
 
-def _resources(text: str) -> dict[str, float]:
+def _resources(text: str, reserved: bool = False) -> dict[str, float]:
+    """Ray's view of a capability string; a placement group's quantities (``pg.<id>.<name>``, what its
+    bundles hold) count as their own resource's with ``reserved`` (the totals), else not at all."""
     caps = parse_capabilities(text)
-    out = {_RAY_NAMES.get(name, name): amount for name, amount in caps.quantities}
+    out: dict[str, float] = {}
+    for name, amount in caps.quantities:
+        if name.startswith(PG_PREFIX):
+            _, _, rest = name[len(PG_PREFIX) :].partition(".")
+            if not reserved or rest == SLOT or rest[:1].isdigit():  # a slot, or one bundle's (counted in the sum)
+                continue
+            name = rest
+        key = _RAY_NAMES.get(name, name)
+        out[key] = out.get(key, 0.0) + amount
     out.update({label: 1.0 for label in caps.labels})
     return out
 
@@ -28,7 +40,7 @@ def _resources(text: str) -> dict[str, float]:
 def cluster_resources() -> dict[str, float]:
     total: dict[str, float] = {}
     for worker in _workers():
-        for name, amount in _resources(str(worker["capabilities"])).items():
+        for name, amount in _resources(str(worker["capabilities"]), reserved=True).items():
             total[name] = total.get(name, 0.0) + amount
     return total
 
@@ -52,7 +64,7 @@ def nodes() -> list[dict[str, Any]]:
             "Alive": True,
             "NodeManagerAddress": str(worker.get("host", "")),
             "NodeManagerHostname": str(worker.get("host", "")),
-            "Resources": _resources(str(worker["capabilities"])),
+            "Resources": _resources(str(worker["capabilities"]), reserved=True),
             "alive": True,
         }
         for worker in _workers()

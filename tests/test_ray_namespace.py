@@ -190,7 +190,12 @@ def refused(call, api):
 
 
 import ray.data
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy, In
+from ray.util.scheduling_strategies import (
+    In,
+    NodeAffinitySchedulingStrategy,
+    NodeLabelSchedulingStrategy,
+    PlacementGroupSchedulingStrategy,
+)
 from ray.util.placement_group import get_current_placement_group, PlacementGroup
 
 refused(lambda: __import__("ray.data").data.range(3), "ray.data")
@@ -212,9 +217,11 @@ assert get_current_placement_group() is None and PlacementGroup.empty().is_empty
 refused(lambda: ray.util.multiprocessing.Pool(1, maxtasksperchild=3), "maxtasksperchild")
 affinity = NodeAffinitySchedulingStrategy(node_id="n1", soft=True)
 assert "node_id='n1'" in repr(affinity) and repr(In("a", "b")) == "In('a', 'b')"
-refused(lambda: ray.remote(scheduling_strategy=affinity)(abs), "NodeAffinitySchedulingStrategy")
+labels = NodeLabelSchedulingStrategy(hard={"zone": In("a")})
+refused(lambda: ray.remote(scheduling_strategy=labels)(abs), "NodeLabelSchedulingStrategy")
+assert ray.remote(scheduling_strategy=affinity)(abs)
 assert ray.remote(lambda: 1).options(scheduling_strategy=PlacementGroupSchedulingStrategy(None))
-refused(lambda: ray.remote(scheduling_strategy=affinity)(type("A", (), {})), "NodeAffinitySchedulingStrategy")
+refused(lambda: ray.remote(scheduling_strategy=labels)(type("A", (), {})), "NodeLabelSchedulingStrategy")
 assert ray.util.log_once("k") and not ray.util.log_once("k")
 ray.util.disable_log_once_globally()
 assert not ray.util.log_once("other")

@@ -68,6 +68,7 @@ class TaskOptions:
     detached: bool = False
     placement: str = ""  # a placement group's id: run inside one of its bundles
     bundle: int = -1  # which bundle (-1: any)
+    node: str = ""  # run only on the worker of this name
 
 
 class Client:
@@ -192,6 +193,7 @@ class Client:
             runtime.current_task_id(),
             opts.placement,
             opts.bundle,
+            opts.node,
         )
         self._conn.send(msg, frames)
         runtime.note_sender(self)

@@ -94,6 +94,7 @@ class SubmitTask(Msg):
     parent: str = ""  # the task whose code submitted this one (a recursive cancel reaches it)
     placement: str = ""  # a placement group's id: the task runs inside one of its bundles
     bundle: int = -1  # which bundle (-1: any)
+    node: str = ""  # run only on the worker of this name
 
 
 class PutObject(Msg):

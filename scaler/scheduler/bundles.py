@@ -30,14 +30,13 @@ from scaler.protocol import messages as m
 from scaler.scaling.model import Demand
 from scaler.scheduler.tasks import TERMINAL
 from scaler.scheduler.workers import WorkerState
-from scaler.utility.capabilities import DEDICATED_PREFIX, Capabilities, format_capabilities
+from scaler.utility.capabilities import DEDICATED_PREFIX, PG_PREFIX, Capabilities, format_capabilities
 
 if TYPE_CHECKING:
     from scaler.scheduler.engine import Engine
 
 log = logging.getLogger(__name__)
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
-PG_PREFIX = "pg."  # the quantities a placement group's bundles add to their workers
 PG_ID = re.compile(r"^[0-9a-f]{8,64}$")
 MAX_BUNDLES = 1_000
 SLOT = "slot"

@@ -14,7 +14,7 @@ from typing import Any
 
 from scaler.protocol import messages as m
 from scaler.scheduler.actors import Actors, actor_died, crashed_call_error
-from scaler.scheduler.bundles import PG_PREFIX, BundleError, Bundles
+from scaler.scheduler.bundles import BundleError, Bundles
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.departed import withdraw_work
 from scaler.scheduler.dispatch import drain_worker, schedule
@@ -27,7 +27,7 @@ from scaler.scheduler.queues import CapabilityQueues
 from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
 from scaler.scheduler.workers import WorkerPool, WorkerState
 from scaler.utility import shm
-from scaler.utility.capabilities import CapabilityError, parse_capabilities
+from scaler.utility.capabilities import NODE_PREFIX, PG_PREFIX, Capabilities, CapabilityError, parse_capabilities
 
 log = logging.getLogger(__name__)
 S = TaskState
@@ -96,6 +96,8 @@ class Engine:
                 request = parse_capabilities(msg.capabilities)
                 if msg.placement or PG_PREFIX in msg.capabilities:
                     request = self.bundles.request_for(msg.placement, msg.bundle, request)
+                if msg.node:
+                    request = Capabilities(request.quantities, request.labels | {f"{NODE_PREFIX}{msg.node}"})
             except CapabilityError as exc:
                 reason = f"bad capability request: {exc}"
             except BundleError as exc:

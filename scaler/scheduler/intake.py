@@ -19,7 +19,7 @@ from scaler.scheduler.bundles import MAX_BUNDLES, PG_ID, STRATEGIES
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.tasks import Task, producer_of
 from scaler.utility import shm
-from scaler.utility.capabilities import CapabilityError, parse_capabilities
+from scaler.utility.capabilities import CapabilityError, node_label, parse_capabilities
 
 UNIT_STATES = frozenset(state.value for state in UnitState)
 MAX_UNITS = 100_000
@@ -79,6 +79,8 @@ class Intake:
         if task_id in self.tasks or task_id in self.store:
             raise Rejected(f"task_id {task_id!r} is already in use")
         _capabilities(msg.capabilities, "capabilities")
+        if msg.node and node_label(msg.node) is None:
+            raise Rejected(f"node {msg.node[:80]!r} is not a worker name work can be placed on")
         if msg.placement and not (PG_ID.match(msg.placement) and -1 <= msg.bundle < MAX_BUNDLES):
             raise Rejected(f"placement {msg.placement[:80]!r}, bundle {msg.bundle}: not a placement group and bundle")
         if not (0 <= msg.max_retries <= MAX_RETRIES and 0 <= msg.timeout < math.inf and msg.num_returns >= 0):

@@ -23,7 +23,7 @@ from scaler.protocol import messages as m
 from scaler.protocol.wire import ProtocolError, split_batch
 from scaler.scheduler.actors import kv_delete, kv_get, kv_put
 from scaler.scheduler.adapters import AdapterSessions
-from scaler.scheduler.bundles import PG_PREFIX, BundleError
+from scaler.scheduler.bundles import BundleError
 from scaler.scheduler.cancels import cancel_tasks
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.engine import Engine
@@ -34,7 +34,14 @@ from scaler.scheduler.snapshot import engine_status
 from scaler.scheduler.workers import WorkerState
 from scaler.scheduler.zap import PlainGate
 from scaler.utility import shm
-from scaler.utility.capabilities import CapabilityError, parse_capabilities
+from scaler.utility.capabilities import (
+    NODE_PREFIX,
+    PG_PREFIX,
+    Capabilities,
+    CapabilityError,
+    node_label,
+    parse_capabilities,
+)
 from scaler.utility.net import is_loopback, parse_tcp
 from scaler.utility.security import (
     CurveKeys,
@@ -329,10 +336,15 @@ class SchedulerServer:
             except CapabilityError as exc:
                 self._reject(identity, f"bad worker capabilities: {exc}", refuse=True)
                 return None
-            if any(name.startswith(PG_PREFIX) for name, _ in caps.quantities):
-                why = f"bad worker capabilities: {PG_PREFIX}* names are placement groups'"
+            if any(n.startswith(PG_PREFIX) for n, _ in caps.quantities) or any(
+                label.startswith(NODE_PREFIX) for label in caps.labels
+            ):
+                why = f"bad worker capabilities: {PG_PREFIX}* and {NODE_PREFIX}* names are the scheduler's"
                 self._reject(identity, why, refuse=True)
                 return None
+            label = node_label(name)
+            if label is not None:  # work placed on this worker by name asks for it
+                caps = Capabilities(caps.quantities, caps.labels | {label})
             total = caps.as_dict()
             self.engine.add_worker(
                 WorkerState(identity, name, caps, total, {}, pid=msg.pid, host=msg.host, unit=msg.unit)

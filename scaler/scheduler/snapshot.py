@@ -8,9 +8,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from scaler.protocol import messages as m
+from scaler.utility.capabilities import Capabilities, declared, format_capabilities
 
 if TYPE_CHECKING:
     from scaler.scheduler.engine import Engine
+
+
+def shown(caps: Capabilities) -> str:
+    """A worker's capabilities as it declared them (with what placement groups hold), not its name label."""
+    return format_capabilities(Capabilities(caps.quantities, declared(caps).labels))
 
 
 def engine_status(engine: Engine) -> m.StatusReply:
@@ -32,7 +38,7 @@ def engine_status(engine: Engine) -> m.StatusReply:
     workers: list[dict[str, int | float | str]] = [
         {
             "name": w.name,
-            "capabilities": w.capabilities.key,
+            "capabilities": shown(w.capabilities),
             "assigned": len(w.assigned),
             "unstarted": w.unstarted,
             "committed": ",".join(f"{k}={v:g}" for k, v in w.committed.items() if v),

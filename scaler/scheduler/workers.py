@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from scaler.scheduler.tasks import Task, TaskState
-from scaler.utility.capabilities import Capabilities, fit_count, takes
+from scaler.utility.capabilities import Capabilities, declared, fit_count, takes
 
 
 @dataclass(slots=True, eq=False)
@@ -138,7 +138,7 @@ class WorkerPool:
         for worker in self.workers.values():
             if worker is thief or worker.reclaim_pending or worker.unstarted <= 0:
                 continue
-            if not takes(thief.capabilities, worker.capabilities):
+            if not takes(thief.capabilities, declared(worker.capabilities)):
                 continue
             if best is None or worker.unstarted > best.unstarted:
                 best = worker

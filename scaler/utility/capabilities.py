@@ -73,6 +73,16 @@ def parse_capabilities(text: str) -> Capabilities:
     return Capabilities(tuple(sorted(quantities.items())), frozenset(labels))
 
 
+PG_PREFIX = "pg."  # ``pg.<id>.<name>``: what a placement group's bundles hold on a worker (scheduler/bundles.py)
+NODE_PREFIX = "node:"  # ``node:<worker name>``: the label every worker has, for work placed on it by name
+
+
+def node_label(worker_name: str) -> str | None:
+    """The label that places work on the worker of that name, or None if the name cannot be one."""
+    label = f"{NODE_PREFIX}{worker_name}"
+    return label if _NAME.match(label) and "," not in label and "=" not in label else None
+
+
 DEDICATED_PREFIX = "actor."  # a worker with quantity ``actor.<id>`` hosts that actor only
 GROUP_PREFIX = "actorgroup."  # ``actorgroup.<id>.<n>``: the slots of an actor's concurrency group n
 
@@ -83,6 +93,15 @@ def takes(worker: Capabilities, request: Capabilities) -> bool:
         return False
     asked = {name for name, _ in request.quantities}
     return all(name in asked for name, _ in worker.quantities if name.startswith(DEDICATED_PREFIX))
+
+
+@functools.lru_cache(maxsize=1024)
+def declared(caps: Capabilities) -> Capabilities:
+    """A worker's capabilities as it declared them: without its name label and placement groups' names."""
+    return Capabilities(
+        tuple((n, a) for n, a in caps.quantities if not n.startswith(PG_PREFIX)),
+        frozenset(label for label in caps.labels if not label.startswith(NODE_PREFIX)),
+    )
 
 
 def fit_count(worker: Capabilities, request: Capabilities) -> int:

@@ -211,14 +211,14 @@ class ActorClass:
             )
             for attr, value in members
         }
-        host_opts: dict[str, Any] = {
-            k: options[k] for k in ("num_cpus", "num_gpus", "memory", "resources") if k in options
-        }
-        host_opts = {**host_opts, "max_retries": options.get("max_restarts", 0)}
-        placement = pgs.placement_of({**options, **host_opts}, opt.capability_string(host_opts, 0), self.__name__)
-        base = task_options(host_opts, f"{self.__name__}.__init__", 0, placement)
+        placing = ("num_cpus", "num_gpus", "memory", "resources", "scheduling_strategy", *opt.PLACEMENT_OPTIONS)
+        host_opts: dict[str, Any] = {k: options[k] for k in placing if k in options}
+        host_opts["max_retries"] = options.get("max_restarts", 0)
+        placement = pgs.placement_of(host_opts, opt.capability_string(host_opts, 0), self.__name__)
+        base = task_options(host_opts, f"{self.__name__}.__init__", 0, placement, actor=True)
         task_opts = TaskOptions(
             capabilities=base.capabilities,
+            node=base.node,
             placement=base.placement,
             bundle=base.bundle,
             max_retries=base.max_retries,

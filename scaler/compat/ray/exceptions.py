@@ -309,11 +309,12 @@ class PendingCallsLimitExceeded(RayError):
 
 
 class TaskUnschedulableError(RayError):
-    """Never raised by Scaler: a task no worker can serve waits (and scales a group)."""
+    """A task pinned by a hard ``NodeAffinitySchedulingStrategy`` to a node that is gone or too small
+    (raised at ``.remote()``); other tasks no worker can serve wait (and scale a group)."""
 
 
 class ActorUnschedulableError(RayError):
-    """Never raised by Scaler: an actor no worker can host waits (and scales a group)."""
+    """An actor pinned by a hard ``NodeAffinitySchedulingStrategy`` to a node that is gone or too small."""
 
 
 class ObjectRefStreamEndOfStreamError(RayError):

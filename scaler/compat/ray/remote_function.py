@@ -21,6 +21,7 @@ from scaler.compat.ray import namespaces
 from scaler.compat.ray import options as opt
 from scaler.compat.ray import placement_groups as pgs
 from scaler.compat.ray.refs import ObjectRef
+from scaler.compat.ray.scheduling_strategies import node_of
 from scaler.compat.ray.session import Session, client, current_namespace, session
 from scaler.utility.serialization import Resolve
 from scaler.worker.results import Partial
@@ -108,7 +109,11 @@ def wrap_refs(futures: list[Any], num_returns: Any, name: str) -> Any:
 
 
 def task_options(
-    options: dict[str, Any], name: str, default_cpus: float = 1, placement: Placement | None = None
+    options: dict[str, Any],
+    name: str,
+    default_cpus: float = 1,
+    placement: Placement | None = None,
+    actor: bool = False,
 ) -> TaskOptions:
     """The Scaler task options for Ray ``options``; ``placement`` from ``placement_of``."""
     num_returns = options.get("num_returns", 1)
@@ -122,8 +127,10 @@ def task_options(
     max_retries = options.get("max_retries", 3)
     if max_retries == -1:
         max_retries = 1 << 30
+    capabilities = opt.capability_string(options, default_cpus=default_cpus)
     return TaskOptions(
-        capabilities=opt.capability_string(options, default_cpus=default_cpus),
+        capabilities=capabilities,
+        node=node_of(options, capabilities, name, actor),
         placement=placement[0].id.hex() if placement else "",
         bundle=placement[1] if placement else -1,
         max_retries=int(max_retries),

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from scaler.compat.ray.session import client
-from scaler.scheduler.bundles import PG_PREFIX, SLOT
-from scaler.utility.capabilities import parse_capabilities
+from scaler.scheduler.bundles import SLOT
+from scaler.utility.capabilities import PG_PREFIX, parse_capabilities
 
 _RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}
 

@@ -1,10 +1,10 @@
 """``ray.util.scheduling_strategies``: Ray's strategy classes, so programs that build them run.
 
-Scaler places a task by its capability request and its placement group, so it honours
-``"DEFAULT"``, ``"SPREAD"`` and ``PlacementGroupSchedulingStrategy`` (``placement_groups.py``);
-passing any other of these classes as ``scheduling_strategy`` is refused by ``options.check`` with
-``NotImplementedError`` naming the class, never silently ignored. Building one is allowed, as in
-Ray, so a program fails only where it would depend on it.
+Scaler places a task by its capability request, its placement group and its node, so it honours
+``"DEFAULT"``, ``"SPREAD"``, ``PlacementGroupSchedulingStrategy`` (``placement_groups.py``) and
+``NodeAffinitySchedulingStrategy`` (a node is a worker: ``node_of``); label strategies are refused
+by ``options.check`` with ``NotImplementedError`` naming the class, never silently ignored.
+Building one is allowed, as in Ray, so a program fails only where it would depend on it.
 """
 
 from __future__ import annotations
@@ -94,14 +94,41 @@ class NodeLabelSchedulingStrategy(_Strategy):
 
 def refusal(strategy: Any, where: str) -> str | None:
     """Why ``strategy`` (a ``scheduling_strategy`` option) cannot be honoured, or ``None`` if it can."""
-    if strategy in (None, "DEFAULT", "SPREAD") or isinstance(strategy, PlacementGroupSchedulingStrategy):
+    if strategy in (None, "DEFAULT", "SPREAD") or isinstance(
+        strategy, PlacementGroupSchedulingStrategy | NodeAffinitySchedulingStrategy
+    ):
         return None
     if isinstance(strategy, str):
         return f"{where}: scheduling_strategy={strategy!r} is not a scheduling strategy Scaler knows"
     return (
         f"{where}: scheduling_strategy={type(strategy).__name__} is not supported by Scaler "
-        f"(it places tasks by their resources and placement groups: DEFAULT, SPREAD and "
-        f"PlacementGroupSchedulingStrategy); got {strategy!r}"
+        f"(it places tasks by their resources, placement groups and nodes: DEFAULT, SPREAD, "
+        f"PlacementGroupSchedulingStrategy and NodeAffinitySchedulingStrategy); got {strategy!r}"
+    )
+
+
+def node_of(options: dict[str, Any], request: str, where: str, actor: bool = False) -> str:
+    """The worker a ``NodeAffinitySchedulingStrategy`` in ``options`` places the work on ("" for none).
+    The node must be connected and able to hold ``request``; otherwise a soft affinity is dropped and a
+    hard one raises ``TaskUnschedulableError`` (``ActorUnschedulableError``) here, at ``.remote()``."""
+    strategy = options.get("scheduling_strategy")
+    if not isinstance(strategy, NodeAffinitySchedulingStrategy):
+        return ""
+    from scaler.compat.ray import exceptions as rx
+    from scaler.compat.ray.session import client
+    from scaler.utility.capabilities import parse_capabilities
+
+    workers = {str(w["name"]): str(w["capabilities"]) for w in client().scheduler_status().workers}
+    caps = workers.get(str(strategy.node_id))
+    if caps is not None and parse_capabilities(caps).serves(parse_capabilities(request)):
+        return str(strategy.node_id)
+    if strategy.soft:
+        return ""
+    error = rx.ActorUnschedulableError if actor else rx.TaskUnschedulableError
+    why = "is not connected" if caps is None else f"cannot hold {request or 'it'} ({caps})"
+    raise error(
+        f"{where} is not schedulable: the node {strategy.node_id} given by NodeAffinitySchedulingStrategy {why}, "
+        "and soft=False was given"
     )
 
 

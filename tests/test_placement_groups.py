@@ -199,3 +199,26 @@ def test_hostile_reservations_are_refused_and_the_scheduler_serves_on(
         with pytest.raises(TaskRejectedError, match="placement groups' own"):
             client.options(capabilities=f"pg.{good}.cpu=1").submit(where).result(20)  # type: ignore[attr-defined]
         assert client.submit(pow, 2, 5).result(20) == 32
+
+
+def test_a_worker_may_not_claim_the_schedulers_own_names(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=1")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        pg_id = reserve(client, ["cpu=1"], "PACK")
+        target = worker_names(client)[0]
+        impostors = [cluster.add_worker(f"cpu=1,pg.{pg_id}.slot=9"), cluster.add_worker(f"cpu=1,node:{target}")]
+        for impostor in impostors:
+            assert impostor.wait(30) != 0, "a worker refused by the scheduler exits non-zero"
+        assert worker_names(client) == [target]
+
+
+def test_work_pinned_to_a_node_runs_there_and_waits_for_it(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=2, capabilities="cpu=1")
+    with Client(cluster.address) as client:
+        wait_workers(client, 2)
+        for name in worker_names(client):
+            pinned = client.options(node=name)  # type: ignore[attr-defined]
+            assert {f.result(20) for f in [pinned.submit(where) for _ in range(6)]} == {name}
+        with pytest.raises(TaskRejectedError):
+            client.options(node="bad name!").submit(where).result(5)  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ from scaler.scheduler.bundles import BundleError
 from scaler.scheduler.cancels import cancel_tasks
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.engine import Engine
-from scaler.scheduler.intake import Intake, Rejected
+from scaler.scheduler.intake import MAX_ID, Intake, Rejected
 from scaler.scheduler.liveness import ConnectionWatch
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.snapshot import engine_status
@@ -249,6 +249,8 @@ class SchedulerServer:
                 self._dispatch(peer, msg, payload, nbytes)
             except (Rejected, BundleError) as exc:
                 self._reject(identity, f"{kind.__name__} from {peer.kind} {peer.name}: {exc}")
+                if kind is m.SubmitTask and peer.kind == "client" and 0 < len(msg.task_id) <= MAX_ID:
+                    self.out.send(identity, m.TaskRejected(msg.task_id, str(exc)))  # its caller is not left waiting
             except Exception:
                 self.malformed += 1
                 if self.malformed <= 20 or self.malformed % 1000 == 0:

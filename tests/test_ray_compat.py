@@ -251,9 +251,8 @@ def refused(call, api):
     else:
         raise SystemExit(f"{api} must raise NotImplementedError")
 
-refused(lambda: ray.util.placement_group([{"CPU": 1}]), "ray.util.placement_group")
-refused(lambda: ray.util.get_current_placement_group(), "ray.util.get_current_placement_group")
-refused(lambda: ray.util.remove_placement_group(None), "ray.util.remove_placement_group")
+refused(lambda: ray.util.placement_group([{"CPU": 1}], topology_strategy={"a": "PACK"}), "topology_strategy")
+assert ray.util.get_current_placement_group() is None
 refused(lambda: ray.util.list_named_actors(), "ray.util.list_named_actors")
 refused(lambda: ray.get_gpu_ids(), "ray.get_gpu_ids")
 refused(lambda: ray.timeline(), "ray.timeline")
@@ -293,7 +292,7 @@ def test_patch_refuses_unsupported_apis_by_name() -> None:
         "def square(x):\n    return x * x\n"
         + UNSUPPORTED
         + """
-refused(lambda: placement_group([{"CPU": 1}]), "ray.util.placement_group.placement_group")
+refused(lambda: placement_group([{"CPU": 1}], _soft_target_node_id="ab" * 28), "ray.util.placement_group.placement_group")
 refused(lambda: ray.client("ray://nowhere:10001"), "ray.client")
 refused(lambda: ray.java_function("C", "f"), "ray.java_function")
 print("PATCH OK")

@@ -166,9 +166,9 @@ except RuntimeError as exc:
 ray.init(ignore_reinit_error=True)
 
 try:
-    ray.remote(placement_group="pg")(square)
+    ray.remote(label_selector={"zone": "a"})(square)
     raise SystemExit("unsupported options must raise")
 except NotImplementedError as exc:
-    assert "placement_group" in str(exc)
+    assert "label_selector" in str(exc)
 
 print("PASSED tasks_and_refs")

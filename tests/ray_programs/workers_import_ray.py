@@ -18,24 +18,20 @@ def describe():
     import ray.util.queue
     import ray.util.scheduling_strategies
     from ray.util.placement_group import PlacementGroup, placement_group
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
+    from ray.util.scheduling_strategies import In, NodeLabelSchedulingStrategy
 
     bar = ray.experimental.tqdm_ray.tqdm(total=3, desc="steps")
     for _ in range(3):
         bar.update(1)
     bar.close()
-    affinity = NodeAffinitySchedulingStrategy(node_id="somewhere", soft=False)
+    labels = NodeLabelSchedulingStrategy(hard={"zone": In("a")})
     refusals = {}
     probes = {
-        "placement_group": lambda: placement_group([{"CPU": 1}]),
-        "ray.util.placement_group": lambda: here.util.placement_group([{"CPU": 1}]),
+        "bundle_label_selector": lambda: placement_group([{"CPU": 1}], bundle_label_selector=[{"zone": "a"}]),
         "ray.get_gpu_ids": lambda: here.get_gpu_ids(),
         "ray.util.list_named_actors": lambda: here.util.list_named_actors(),
         "ray.data": lambda: here.data,
-        "NodeAffinitySchedulingStrategy": lambda: here.remote(scheduling_strategy=affinity)(len),
-        "PlacementGroupSchedulingStrategy": lambda: here.remote(
-            scheduling_strategy=PlacementGroupSchedulingStrategy(None)
-        )(len),
+        "NodeLabelSchedulingStrategy": lambda: here.remote(scheduling_strategy=labels)(len),
     }
     for name, probe in probes.items():
         try:

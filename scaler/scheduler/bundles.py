@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -41,6 +42,7 @@ PG_ID = re.compile(r"^[0-9a-f]{8,64}$")
 MAX_BUNDLES = 1_000
 SLOT = "slot"
 SLOTS = 1_000_000.0  # tasks one bundle holds at once, whatever they ask for
+RETRY = 0.05  # seconds between tries to place pending groups while nothing new happened
 
 
 class BundleError(ValueError):
@@ -152,6 +154,11 @@ class Bundles:
         self.groups: dict[str, Group] = {}
         self.pending: dict[str, Group] = {}
         self.on_worker: dict[bytes, int] = {}
+        self.tried = 0.0  # when pending groups were last tried: at most every RETRY seconds, but at once on news
+
+    def news(self) -> None:
+        """Something may let a pending group fit now (a worker joined, a group was made or removed)."""
+        self.tried = 0.0
 
     def reserve(self, engine: Engine, client: bytes, msg: m.ReserveBundles, bundles: list[Capabilities]) -> None:
         """Record a new group (``msg`` checked at intake) and try to place it at the next scheduling pass."""
@@ -160,6 +167,7 @@ class Bundles:
         group = Group(msg.pg_id, client, msg.name, msg.strategy, bundles, msg.detached, [None] * len(bundles))
         self.groups[group.pg_id] = group
         self.pending[group.pg_id] = group
+        self.news()
         engine.dirty = True
 
     def request_for(self, pg_id: str, index: int, request: Capabilities) -> Capabilities:
@@ -194,7 +202,12 @@ class Bundles:
         return Capabilities(tuple(sorted(asked.items())), request.labels)
 
     def place(self, engine: Engine) -> None:
-        """Reserve every pending group that now fits, whole, in the order they were made."""
+        """Reserve every pending group that now fits, whole, in the order they were made. Tried at most
+        every RETRY seconds (the server's periodic check tries again), at once after ``news``."""
+        now = time.monotonic()
+        if now - self.tried < RETRY:
+            return
+        self.tried = now
         placed_any = False
         for group in list(self.pending.values()):
             found, left = plan(group, engine.pool.workers.values())
@@ -258,6 +271,7 @@ class Bundles:
         for task in doomed:
             cancel_tasks(engine, task.client, [task.task_id], force=True, recursive=False)
         engine.pool.changed()
+        self.news()
         engine.dirty = True
         log.info("placement group %s removed (%s): %d unfinished task(s) cancelled", pg_id, why, len(doomed))
 

@@ -250,6 +250,7 @@ class Engine:
 
     def add_worker(self, worker: WorkerState) -> None:
         self.actors.joined(worker)
+        self.bundles.news()
         self.pool.add(worker)
         self.dirty = True
         self.maybe_idle = True

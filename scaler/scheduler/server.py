@@ -186,6 +186,8 @@ class SchedulerServer:
                 next_check = now + 0.5
                 self._check_timeouts(now)
                 self.engine.flush_freed()
+                if self.engine.bundles.pending:  # placement groups waiting for capacity are tried again
+                    self.engine.dirty = True
             if self.engine.dirty or self.engine.maybe_idle:
                 self.engine.schedule()
             if self.adapters.adapters:

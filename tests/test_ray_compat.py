@@ -257,7 +257,7 @@ refused(lambda: ray.util.remove_placement_group(None), "ray.util.remove_placemen
 refused(lambda: ray.util.list_named_actors(), "ray.util.list_named_actors")
 refused(lambda: ray.get_gpu_ids(), "ray.get_gpu_ids")
 refused(lambda: ray.timeline(), "ray.timeline")
-refused(lambda: ray.remote(square).bind(1), ".bind")
+refused(lambda: ray.remote(square).bind(1).experimental_compile(), "ray.dag.DAGNode.experimental_compile")
 try:
     ray.actor.exit_actor()
     raise SystemExit("exit_actor outside an actor must fail")

@@ -30,6 +30,7 @@ LISTED = (
     "ray.runtime_context",
     "ray.util.scheduling_strategies",
     "ray.util.placement_group",
+    "ray.dag",
 )
 
 READ_NAMES = """
@@ -118,6 +119,13 @@ MUST_WORK = {
     "ray.util.ActorPool",
     "ray.remote",
     "ray.ObjectRef",
+    "ray.dag.InputNode",
+    "ray.dag.MultiOutputNode",
+    "ray.dag.DAGNode",
+    "ray.dag.FunctionNode",
+    "ray.dag.ClassNode",
+    "ray.dag.ClassMethodNode",
+    "ray.dag.InputAttributeNode",
 }
 MUST_REFUSE = {
     "ray.util.placement_group.placement_group",
@@ -127,6 +135,8 @@ MUST_REFUSE = {
     "ray.timeline",
     "ray.get_gpu_ids",
     "ray.experimental.tqdm_ray.instance",
+    "ray.dag.plot",
+    "ray.dag.DAGContext",
 }
 
 

@@ -14,7 +14,8 @@ import sys
 import pytest
 
 PRELUDE = """
-import copy, pickle, sys, warnings
+import copy, sys, warnings
+import cloudpickle
 sys.modules["ray"] = None  # the compat API only: this never imports the installed Ray
 from scaler.compat.ray.patch import install_shim
 install_shim()
@@ -83,7 +84,7 @@ class Box:
 box = Box.bind()
 method = box.get.bind()
 for node in (graph, method, MultiOutputNode([graph, method])):
-    again = pickle.loads(pickle.dumps(node))
+    again = cloudpickle.loads(cloudpickle.dumps(node))
     assert type(again) is type(node) and again.get_stable_uuid() == node.get_stable_uuid()
     assert copy.deepcopy(node).get_stable_uuid() == node.get_stable_uuid()
 assert not hasattr(inp, "__wrapped__") and vars(inp)["input_attribute_nodes"] == {}, "dunders are no input parts"

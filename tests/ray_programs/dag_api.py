@@ -132,20 +132,22 @@ assert isinstance(error, ValueError)
 with InputNode() as inp:
     counter = Counter.bind(10)
     first = counter.add.bind(inp)
-    second = counter.add.bind(double.bind(inp))
+    second = counter.add.bind(5)
     last = counter.read.bind()
     pair = counter.pair.bind()
     pair_as_one = counter.pair.options(num_returns=1).bind()
+    fed = Counter.bind(1).add.bind(double.bind(inp))
 assert isinstance(counter, ClassNode) and isinstance(last, ClassMethodNode)
-assert ray.get(last.execute(1)) == 13
-assert ray.get(last.execute(1)) == 13, "a new actor for each execute"
-assert ray.get(MultiOutputNode([first, second, last]).execute(2)) == [12, 16, 16]
-assert ray.get(pair.execute(1)) == [13, -13]
-assert ray.get(pair_as_one.execute(1)) == (13, -13)
+assert ray.get(last.execute(1)) == 16
+assert ray.get(last.execute(1)) == 16, "a new actor for each execute"
+assert ray.get(MultiOutputNode([first, second, last]).execute(2)) == [12, 17, 17]
+assert ray.get(pair.execute(1)) == [16, -16]
+assert ray.get(pair_as_one.execute(1)) == (16, -16)
+assert ray.get(fed.execute(3)) == 7
 handle = Counter.bind(5).execute()
 assert ray.get(handle.add.remote(1)) == 6, "executing a ClassNode gives the actor's handle"
-Counter.options(name="dag-named").bind(7).execute()
-assert ray.get(ray.get_actor("dag-named").read.remote()) == 7
+named = Counter.options(name="dag-named").bind(7).execute()
+assert ray.get(ray.get_actor("dag-named").read.remote()) == 7 and ray.get_actor("dag-named") == named
 
 # A live actor's methods: a shared call runs once per execute.
 live = Counter.remote(0)

@@ -1,8 +1,8 @@
 """The Ray DAG API's edges: refusals by name, pickled graphs, nodes run once per execute, errors.
 
 ``tests/ray_programs/dag_api.py`` checks the API against Ray 2.60 on every path; these are the cases
-a Ray program cannot check on both (refusals) or that need counting. Each is a program on the compat
-API (the shim: never the installed Ray) in its own process.
+a Ray program cannot check on both (refusals) or that need counting. Each is a program in its own
+process: on the shim (never the installed Ray), or on the patched Ray in a loopback-only namespace.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import subprocess
 import sys
 
 import pytest
+
+from tests.test_ray_compat import loopback_only, need_ray, run_watched
 
 PRELUDE = """
 import copy, sys, warnings
@@ -166,3 +168,20 @@ print("EXECUTION OK")
 """
     )
     assert "EXECUTION OK" in out
+
+
+def test_the_patch_path_gives_ours_and_never_loads_rays_own_dag() -> None:
+    """Ray's ``ray.dag`` would import its compiled graphs; the patched Ray gives this layer's in its place."""
+    need_ray()
+    code = (
+        "import sys\nimport ray\nimport scaler.compat.ray\nimport ray.dag\nfrom ray.dag.input_node import InputNode\n"
+        "assert ray.dag.InputNode is InputNode and InputNode.__module__ == 'scaler.compat.ray.dag', InputNode\n"
+        "assert ray.remote(len).bind([1]).__module__ == 'scaler.compat.ray.dag'\n"
+        "assert not [name for name in sys.modules if name.startswith('ray.dag.') and 'scaler' not in "
+        "sys.modules[name].__name__]\n"
+        "assert 'ray.dag.compiled_dag_node' not in sys.modules and 'ray.experimental.channel' not in sys.modules\n"
+        "print('PATCHED DAG OK')\n"
+    )
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", SCALER_ADDRESS="", RAY_ADDRESS="")
+    result = run_watched(loopback_only([sys.executable, "-c", code]), env)
+    assert result.returncode == 0 and "PATCHED DAG OK" in result.stdout, result.stderr[-3000:]

@@ -139,11 +139,8 @@ def _find_nodes(value: Any, found: dict[str, DAGNode]) -> None:
     """Add the nodes ``value`` is or holds in lists, tuples, dicts and sets to ``found``, in order."""
     if isinstance(value, DAGNode):
         found.setdefault(value._stable_uuid, value)
-    elif type(value) in (list, tuple, set, frozenset) or _is_named_tuple(value):
-        for item in value:
-            _find_nodes(item, found)
-    elif type(value) is dict:
-        for item in value.values():
+    elif type(value) in (list, tuple, set, frozenset, dict) or _is_named_tuple(value):
+        for item in value.values() if type(value) is dict else value:
             _find_nodes(item, found)
 
 
@@ -267,18 +264,12 @@ class ClassMethodNode(DAGNode):
     @property
     def class_method_call(self) -> ClassMethodNode | None:
         """For one result of a call: the call."""
-        if not self._is_class_method_output:
-            return None
-        call: ClassMethodNode = self._bound_args[0]
-        return call
+        return self._bound_args[0] if self._is_class_method_output else None
 
     @property
     def output_idx(self) -> int | None:
         """For one result of a call: which one."""
-        if not self._is_class_method_output:
-            return None
-        index: int = self._bound_args[1]
-        return index
+        return self._bound_args[1] if self._is_class_method_output else None
 
 
 def bind_method(method: ActorMethod, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

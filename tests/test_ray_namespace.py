@@ -30,6 +30,7 @@ LISTED = (
     "ray.runtime_context",
     "ray.util.scheduling_strategies",
     "ray.util.placement_group",
+    "ray.dag",
 )
 
 READ_NAMES = """
@@ -123,6 +124,13 @@ MUST_WORK = {
     "ray.PlacementGroupID",
     "ray.remote",
     "ray.ObjectRef",
+    "ray.dag.InputNode",
+    "ray.dag.MultiOutputNode",
+    "ray.dag.DAGNode",
+    "ray.dag.FunctionNode",
+    "ray.dag.ClassNode",
+    "ray.dag.ClassMethodNode",
+    "ray.dag.InputAttributeNode",
 }
 MUST_REFUSE = {
     "ray.util.list_named_actors",
@@ -130,6 +138,8 @@ MUST_REFUSE = {
     "ray.timeline",
     "ray.get_gpu_ids",
     "ray.experimental.tqdm_ray.instance",
+    "ray.dag.plot",
+    "ray.dag.DAGContext",
 }
 
 

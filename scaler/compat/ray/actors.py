@@ -23,9 +23,9 @@ from typing import Any
 
 from scaler.client.client import TaskOptions
 from scaler.compat.ray import actor_concurrency as conc
+from scaler.compat.ray import dag, namespaces
 from scaler.compat.ray import exceptions as rx
 from scaler.compat.ray import generators as gen
-from scaler.compat.ray import namespaces
 from scaler.compat.ray import options as opt
 from scaler.compat.ray import placement_groups as pgs
 from scaler.compat.ray.remote_function import mark_top_level, task_options, wrap_refs
@@ -139,6 +139,10 @@ class ActorMethod:
             raise NotImplementedError(f"actor method option(s) {', '.join(sorted(unknown))} are not supported")
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        """``handle.method.bind(...)``: this call as a node of a Ray DAG (``dag.py``)."""
+        return dag.bind_method(self, args, kwargs)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
             f"Actor methods cannot be called directly. Instead of '{self._name}()', try '{self._name}.remote()'."
@@ -190,6 +194,10 @@ class ActorClass:
 
     def options(self, **options: Any) -> ActorClass:
         return ActorClass(self._cls, {**self._options, **options})
+
+    def bind(self, *args: Any, **kwargs: Any) -> dag.ClassNode:
+        """``Cls.bind(...)``: this actor's creation as a node of a Ray DAG (``dag.py``)."""
+        return dag.ClassNode(self, args, kwargs)
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         options = self._options

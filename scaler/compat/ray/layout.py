@@ -15,9 +15,11 @@ import types
 
 from scaler.compat.ray.unsupported import UNSUPPORTED_MODULES, UnsupportedModule
 
+DAG_NODE_MODULES = ("dag_node", "input_node", "function_node", "class_node", "output_node")
 # Ray's module name -> ours. "ray" itself is this package.
 PROVIDED = {
     "ray.actor": "scaler.compat.ray.actors",
+    "ray.dag": "scaler.compat.ray.dag",
     "ray.exceptions": "scaler.compat.ray.exceptions",
     "ray.experimental": "scaler.compat.ray.experimental",
     "ray.experimental.tqdm_ray": "scaler.compat.ray.tqdm_ray",
@@ -29,11 +31,14 @@ PROVIDED = {
     "ray.util.queue": "scaler.compat.ray.util_queue",
     "ray.util.scheduling_strategies": "scaler.compat.ray.scheduling_strategies",
 }
+# ``from ray.dag.input_node import InputNode`` and the like: one module stands for ray.dag's node modules.
+PROVIDED.update({f"ray.dag.{name}": "scaler.compat.ray.dag" for name in DAG_NODE_MODULES})
 # Submodules that are attributes of their parent (``ray.util.placement_group`` is the function).
 ATTACHED = {
     "ray.util": ("actor_pool", "multiprocessing", "queue", "scheduling_strategies"),
     "ray.experimental": ("tqdm_ray",),
-    "ray": ("actor", "exceptions", "experimental", "runtime_context", "util"),
+    "ray": ("actor", "dag", "exceptions", "experimental", "runtime_context", "util"),
+    "ray.dag": DAG_NODE_MODULES,
 }
 
 

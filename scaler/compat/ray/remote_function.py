@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from scaler.client.client import TaskOptions
+from scaler.compat.ray import dag, namespaces
 from scaler.compat.ray import generators as gen
-from scaler.compat.ray import namespaces
 from scaler.compat.ray import options as opt
 from scaler.compat.ray import placement_groups as pgs
 from scaler.compat.ray.refs import ObjectRef
@@ -185,8 +185,9 @@ class RemoteFunction:
     def options(self, **options: Any) -> RemoteFunction:
         return RemoteFunction(self._function, {**self._options, **options})
 
-    def bind(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("Ray DAG API (.bind) is not supported by Scaler")
+    def bind(self, *args: Any, **kwargs: Any) -> dag.FunctionNode:
+        """``f.bind(...)``: this call as a node of a Ray DAG (``dag.py``), made by ``execute``."""
+        return dag.FunctionNode(self, args, kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(

@@ -10,6 +10,7 @@ actors' lives is kept here rather than in the engine.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from scaler.protocol import messages as m
@@ -24,13 +25,50 @@ if TYPE_CHECKING:
 S = TaskState
 
 
+class CallOrder:
+    """A caller's calls to one actor are queued in the order they were made, as Ray runs them: a call
+    whose arguments are not ready yet holds back the caller's later calls to that actor. Calls go in
+    a line only while one of them waits, so the common case costs one dict lookup."""
+
+    def __init__(self) -> None:
+        self.lines: dict[tuple[bytes, str], deque[Task]] = {}
+
+    def must_wait(self, call: Task) -> bool:
+        """Put ``call`` (just submitted) in its line if it waits for arguments or earlier calls wait."""
+        key = (call.client, call.calls_actor)
+        line = self.lines.get(key)
+        if line is None and call.missing == 0:
+            return False
+        if line is None:
+            line = self.lines[key] = deque()
+        line.append(call)
+        return True
+
+    def ready(self, call: Task) -> list[Task]:
+        """``call`` has its arguments (or ended): the calls of its line that may be queued now, in order."""
+        key = (call.client, call.calls_actor)
+        line = self.lines.get(key)
+        released: list[Task] = []
+        while line:
+            head = line[0]
+            if head.state is S.WAITING and head.missing > 0:
+                break
+            line.popleft()
+            if head.state is S.WAITING:
+                released.append(head)
+        if line is not None and not line:
+            del self.lines[key]
+        return released
+
+
 class Actors:
-    """The actor tables: live hosts, the dead (with why), and the named values."""
+    """The actor tables: live hosts, the dead (with why), the named values, and the order of calls."""
 
     def __init__(self) -> None:
         self.hosts: dict[str, Task] = {}
         self.dead: dict[str, str] = {}
         self.names = Names()
+        self.order = CallOrder()
 
     def hosted(self, task: Task, actor_id: str) -> None:
         """``task`` hosts ``actor_id`` (a new actor, or a restart under the same id)."""

@@ -143,8 +143,15 @@ class Engine:
             self._need(task, dep)
         for object_id in msg.borrowed:
             self._borrow(task, object_id)
-        if task.state is S.WAITING and task.missing == 0:
-            self._enqueue(task)
+        if task.state is S.WAITING:
+            if task.calls_actor and self.actors.order.must_wait(task):
+                self._calls_ready(task)
+            elif task.missing == 0:
+                self._enqueue(task)
+
+    def _calls_ready(self, call: Task) -> None:
+        for ready in self.actors.order.ready(call):
+            self._enqueue(ready)
 
     def _refuse_reason(self, state: ClientState, msg: m.SubmitTask, nbytes: int) -> str | None:
         if msg.task_id in self.tasks:
@@ -470,6 +477,8 @@ class Engine:
         ended = self.actors.host_ended(task)
         if ended is not None:
             actor_died(self, task.actor_id, ended)
+        if task.calls_actor and (task.client, task.calls_actor) in self.actors.order.lines:
+            self._calls_ready(task)  # a call that ended waiting lets the caller's next ones go
         state = self.clients.get(task.client)
         if state is not None:
             state.tasks.discard(task.task_id)
@@ -501,7 +510,10 @@ class Engine:
             task.pinned.append(object_id)
             task.missing -= 1
             if task.missing == 0:
-                self._enqueue(task)
+                if task.calls_actor:
+                    self._calls_ready(task)
+                else:
+                    self._enqueue(task)
 
     # -- placement --------------------------------------------------------------------------
 

@@ -214,4 +214,30 @@ try:
     raise SystemExit("actors cannot be instantiated directly")
 except TypeError:
     pass
+
+
+@ray.remote
+def later(value, seconds):
+    time.sleep(seconds)
+    return value
+
+
+@ray.remote
+class Log:
+    def __init__(self):
+        self.items = []
+
+    def add(self, item):
+        self.items.append(item)
+
+    def read(self):
+        return list(self.items)
+
+
+log = Log.remote()
+log.add.remote(later.remote(1, 0.6))
+log.add.remote(2)
+log.add.remote(later.remote(3, 0.3))
+log.add.remote(4)
+assert ray.get(log.read.remote(), timeout=60) == [1, 2, 3, 4], "a caller's calls run in the order made"
 print("PASSED actors")

@@ -24,6 +24,7 @@ from typing import Any
 from scaler.client import output
 from scaler.client.connection import Connection
 from scaler.client.future import REMOTE, Future, ObjectRef, Payload
+from scaler.client.streams import Streams
 from scaler.errors import (
     BackpressureError,
     ConnectionFailedError,
@@ -95,6 +96,7 @@ class Client:
         self._failure: str | None = None
         self._welcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._shm_prefix = ""
+        self._streams = Streams(self)  # streaming tasks' items as they come (client/streams.py)
         keys_dir = self.config.curve_keys
         keys = CurveKeys(__import__("pathlib").Path(keys_dir)) if keys_dir else keys_from_env()
         self._conn = Connection(
@@ -393,6 +395,8 @@ class Client:
                 released = True
             elif kind is m.ObjectReply:
                 self._on_object(msg, payload)
+            elif kind is m.StreamReady:
+                self._streams.on_ready(msg, payload)
             elif kind is m.TaskOutput:
                 output.write(msg, self._output_lines)
             elif kind is m.TaskRejected:

@@ -23,6 +23,7 @@ from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.owners import DeadOwners
 from scaler.scheduler.queues import CapabilityQueues
+from scaler.scheduler.streams import Streams, is_item
 from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
 from scaler.scheduler.workers import WorkerPool, WorkerState
 from scaler.utility import shm
@@ -63,6 +64,7 @@ class Engine:
         self.durations: dict[str, float] = {}
         self.holds = Holds(self.store, self.tasks, self.borrowers)
         self.dead_owners = DeadOwners()
+        self.streams = Streams(self)  # streaming generator tasks' items (scheduler/streams.py)
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -208,7 +210,7 @@ class Engine:
     def release(self, client: bytes, object_ids: list[str]) -> None:
         for object_id in object_ids:
             task = self.tasks.get(producer_of(object_id))
-            if task is not None and task.client == client:
+            if task is not None and task.client == client and not is_item(object_id):
                 task.released = True
             obj = self.store.get(object_id)
             if obj is not None and obj.owner == client:
@@ -478,6 +480,7 @@ class Engine:
             shm.release(task.frames)
         task.frames = []
         self.tasks.pop(task.task_id, None)
+        self.streams.ended(task.task_id)
         if task.actor_id and self.actor_servers.get(task.actor_id) is task:
             del self.actor_servers[task.actor_id]
             reason = {S.CANCELLED: "it was killed", S.DONE: "its host task ended"}.get(

@@ -50,6 +50,7 @@ CLIENT_MSGS = (m.SubmitTask, m.PutObject, m.Release, m.CancelTasks, m.KVPut, m.K
 WORKER_MSGS = (
     m.TasksStarted,
     m.TaskDone,
+    m.StreamItem,
     m.TaskBlocked,
     m.TaskUnblocked,
     m.Reclaimed,
@@ -259,6 +260,8 @@ class SchedulerServer:
                 engine.task_done(identity, msg, payload)
             elif kind is m.TasksStarted:
                 engine.started(identity, msg.task_ids)
+            elif kind is m.StreamItem:
+                engine.streams.item(identity, msg, payload)
             elif kind is m.TaskOutput:
                 task = engine.tasks.get(msg.task_id)
                 if task is not None:

@@ -38,6 +38,7 @@ class Executor:
         self.on_finally = on_finally
         self.concurrent = concurrent  # several tasks at once (an actor's calls): never the process's task
         self.lock = threading.Lock()  # unpickles a function once, whichever thread asks first
+        self.emit: Callable[[Any, list[Any]], None] | None = None  # sends a stream item up (streaming.py)
 
     def store(self, msg: m.RunTask, payload: list[Any]) -> list[Any]:
         """Keep the objects attached to ``msg``; return the argument frames."""
@@ -62,6 +63,7 @@ class Executor:
         several running at once); without, the process's, as for a task process."""
         previous = runtime.current()
         context = context or runtime.TaskContext(msg.task_id, msg.name, msg.stream_output, msg.capabilities)
+        context.attempt, context.emit = msg.attempt, self.emit
         if not self.concurrent:
             runtime.set_current(context)
         try:
@@ -90,6 +92,7 @@ class Executor:
     async def run_async(self, msg: m.RunTask, args_frames: list[Any], context: runtime.TaskContext) -> Done:
         """Run the task as a coroutine of the running event loop: a function that returns an
         awaitable (an ``async def`` method) has it awaited. ``CancelledError`` means cancelled."""
+        context.attempt, context.emit = msg.attempt, self.emit
         with runtime.running(context):
             try:
                 function, args, kwargs = self._load(msg, args_frames)

@@ -107,15 +107,14 @@ def test_items_for_a_task_that_is_not_the_workers_are_refused(
 ) -> None:
     cluster = make_cluster(n_workers=1)
     gate = str(tmp_path / "gate")
-    context, raw = _fake_worker(cluster.address)
-    try:
-        with Client(cluster.address) as client:
-            wait_workers(client, 2)
-            before = client.scheduler_status().status["rejected_messages"]
-            future = client.submit(gated, gate, 1, 1)
-            reader = open_stream(future)
-            (pid, index) = _items(client, reader, 1)[0]
-            assert index == 0
+    with Client(cluster.address) as client:
+        before = client.scheduler_status().status["rejected_messages"]
+        future = client.submit(gated, gate, 1, 1)
+        reader = open_stream(future)
+        (pid, index) = _items(client, reader, 1)[0]
+        assert index == 0
+        context, raw = _fake_worker(cluster.address)  # joins now: it never heartbeats
+        try:
             forged = ser.dumps("forged")
             for msg in (
                 m.StreamItem(future.task_id, 1, len(forged)),  # the task runs on the real worker
@@ -125,13 +124,13 @@ def test_items_for_a_task_that_is_not_the_workers_are_refused(
                 raw.send_multipart([encode([msg]), *forged])
             raw.send_multipart([encode([m.StreamItem(future.task_id, -1, 0)])])  # a bad index
             wait_until(lambda: client.scheduler_status().status["rejected_messages"] >= before + 4)
-            Path(gate).touch()
-            assert _items(client, reader, 1) == [(pid, 1)], "the forged items never reached the stream"
-            assert reader.next(30) is None and future.result(30) == 2
-            assert client.submit(gated, gate, 0, 1).result(30) == 1, "the scheduler serves on"
-    finally:
-        raw.close(0)
-        context.term()
+        finally:
+            raw.close(0)
+            context.term()
+        Path(gate).touch()
+        assert _items(client, reader, 1) == [(pid, 1)], "the forged items never reached the stream"
+        assert reader.next(30) is None and future.result(30) == 2
+        assert client.submit(gated, gate, 0, 1).result(30) == 1, "the scheduler serves on"
 
 
 def test_a_task_process_killed_mid_stream_leaves_its_items_then_the_error(

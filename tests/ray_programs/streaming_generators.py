@@ -41,8 +41,7 @@ def open_gate(path):
 def gated(path, n):
     yield "first"
     wait_for_gate(path)
-    for i in range(n):
-        yield i
+    yield from range(n)
 
 
 @ray.remote

@@ -46,7 +46,6 @@ from typing import Any
 
 from scaler.client.future import Future
 from scaler.client.streams import StreamReader, open_stream
-from scaler.compat.ray import exceptions as rx
 from scaler.compat.ray.refs import ObjectRef, RefStream
 from scaler.errors import TaskCancelledError
 from scaler.worker import streaming
@@ -100,6 +99,7 @@ class ObjectRefGenerator(RefStream):
         if not isinstance(inner, Future):
             raise TypeError(f"an ObjectRefGenerator reads a task's stream, not {source!r}")
         self._source = source
+        self._future: Future = inner  # the task's result: done once the stream has ended
         self._reader: StreamReader = open_stream(inner)
         self._ended = False
 
@@ -110,13 +110,14 @@ class ObjectRefGenerator(RefStream):
         if item is None:  # the end: the task's ref, if it raises (the generator's error, a cancel), then stop
             self._ended = True
             self._reader.close()
-            if self._source._inner.done() and self._source._inner.exception() is not None:
+            if self._future.done() and self._future.exception() is not None:
                 return self._source
             raise StopIteration
         ref = ObjectRef(item.ref, self._source._name, available=True)
         if item.payload is not None:
-            ref._arrival = concurrent.futures.Future()
-            ref._arrival.set_result(item.payload)  # pushed with its announcement: ray.get fetches nothing
+            pushed: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            pushed.set_result(item.payload)  # came with its announcement: ray.get fetches nothing
+            ref._arrival = pushed
         return ref
 
     def __iter__(self) -> ObjectRefGenerator:
@@ -124,13 +125,6 @@ class ObjectRefGenerator(RefStream):
 
     def __next__(self) -> ObjectRef:
         return self._next(None)
-
-    def _next_sync(self, timeout_s: float | None = None) -> ObjectRef:
-        """Ray's: the next ref, waiting up to ``timeout_s`` (``GetTimeoutError`` after)."""
-        try:
-            return self._next(timeout_s)
-        except concurrent.futures.TimeoutError as exc:
-            raise rx.GetTimeoutError(str(exc)) from None
 
     def __aiter__(self) -> ObjectRefGenerator:
         return self
@@ -148,15 +142,15 @@ class ObjectRefGenerator(RefStream):
         return self._source
 
     def next_ready(self) -> bool:
-        """Whether ``next()`` returns at once."""
-        return self._ended or self._reader.ready()
+        """Whether ``next()`` gives a ref at once (False once finished, as in Ray)."""
+        return not self.is_finished() and self._reader.ready()
 
     def is_finished(self) -> bool:
         """Whether every ref has been taken (``next()`` raises ``StopIteration``)."""
         if self._ended:
             return True
-        inner = self._source._inner
-        return inner.done() and inner.exception() is None and self._reader.exhausted()
+        future = self._future
+        return future.done() and future.exception() is None and self._reader.exhausted()
 
     def _probe(self) -> ObjectRef:
         return self._source

@@ -28,7 +28,7 @@ from scaler.protocol.wire import encode, split_batch
 from scaler.utility import serialization as ser
 from scaler.utility.sockets import dial
 from scaler.worker.streaming import stream
-from tests.conftest import wait_until, wait_workers
+from tests.conftest import run_script, wait_until, wait_workers
 
 GATE_SECONDS = 60.0
 
@@ -185,3 +185,42 @@ def test_a_cancel_ends_the_stream_after_what_arrived(make_cluster: Callable[...,
             future.result(30)
         wait_until(lambda: client.scheduler_status().status["tasks"] == 0)
         assert client.submit(gated, str(tmp_path), 0, 1).result(30) == 1, "the worker is free again"
+
+
+CANCEL_SCRIPT = """
+import time
+from scaler.compat import ray
+
+ray.init(num_cpus=1)
+
+
+@ray.remote
+def forever():
+    yield "first"
+    while True:
+        time.sleep(0.05)
+
+
+stream = forever.remote()
+first = next(stream)
+assert ray.get(first) == "first"
+ray.cancel(stream)
+last = next(stream)
+try:
+    ray.get(last)
+    raise SystemExit("the ref after a cancel must raise")
+except ray.exceptions.TaskCancelledError:
+    pass
+try:
+    next(stream)
+    raise SystemExit("the stream must end after the cancel")
+except StopIteration:
+    pass
+assert ray.get(first) == "first", "what arrived before the cancel stays readable"
+print("CANCEL OK")
+"""
+
+
+def test_ray_cancel_ends_a_stream_with_task_cancelled_error() -> None:
+    result = run_script(CANCEL_SCRIPT, timeout=120)
+    assert result.returncode == 0 and "CANCEL OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]

@@ -61,8 +61,8 @@ class Streams:
             raise Rejected(f"stream item index {msg.index} is out of range (0 to {MAX_ITEMS - 1})")
         if msg.attempt != task.attempts or task.cancel_requested:
             return  # an earlier attempt's, or the task is being cancelled: its stream ends with the error
-        if task.state is not TaskState.RUNNING and task.state is not TaskState.ASSIGNED:
-            return
+        if task.state not in (TaskState.RUNNING, TaskState.ASSIGNED) or task.client not in engine.clients:
+            return  # nobody to own it (a detached task whose client left)
         count = self.delivered.get(task.task_id, 0)
         if msg.index < count:
             return  # a retry yields again what an earlier attempt delivered: Ray keeps the first values
@@ -71,7 +71,7 @@ class Streams:
         self.delivered[task.task_id] = count + 1
         object_id = item_id(task.task_id, msg.index)
         engine._store_result(task, object_id, frames, False, msg.holds)
-        if task.released or task.client not in engine.clients:
+        if task.released:
             return
         push = sum(len(frame) for frame in frames) <= engine.config.push_result_bytes
         ready = m.StreamReady(task.task_id, msg.index, object_id, len(frames) if push else 0)

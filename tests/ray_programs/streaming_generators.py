@@ -59,6 +59,17 @@ def squares(n):
 
 
 @ray.remote
+def double(x):
+    return 2 * x
+
+
+@ray.remote
+def refs_inside(n):
+    for i in range(n):
+        yield [ray.put(i), double.remote(i)]
+
+
+@ray.remote
 class AsyncSource:
     async def produce(self, path, n):
         yield "first"
@@ -145,6 +156,12 @@ except Broken as exc:
     assert "broke after the gate" in str(exc), str(exc)
 assert ends(stream), "after the error ref the stream must end"
 assert ray.get([zero, one]) == [0, 1], "values yielded before the error stay readable"
+
+# Values holding refs the generator made (a put, a subtask): the refs outlive the generator's own.
+for i, ref in enumerate(refs_inside.remote(3)):
+    put_ref, sub_ref = ray.get(ref)
+    del ref
+    assert ray.get([put_ref, sub_ref]) == [i, 2 * i]
 
 # A streaming generator consumed with async for.
 

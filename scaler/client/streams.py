@@ -43,7 +43,7 @@ class Streams:
         self.client = client
         self.cond = threading.Condition()
         self.items: dict[str, list[Item | None]] = {}  # a slot goes None once handed out
-        self.waiters: dict[str, list[concurrent.futures.Future[None]]] = {}
+        self.waiters: dict[str, concurrent.futures.Future[None]] = {}  # one per stream, shared by its waits
         self.closed: set[str] = set()  # readers dropped while their task runs: later items are released
 
     def on_ready(self, msg: m.StreamReady, payload: list[Any]) -> None:
@@ -61,9 +61,9 @@ class Streams:
     def _wake(self, task_id: str) -> None:
         """A task's stream moved (an item came, or it ended); call with ``cond`` held."""
         self.cond.notify_all()
-        for waiter in self.waiters.pop(task_id, ()):
-            if not waiter.done():
-                waiter.set_result(None)
+        waiter = self.waiters.pop(task_id, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def reader(self, source: Future) -> StreamReader:
         """A reader of the stream of ``source``'s task (``source`` is its result's future)."""
@@ -110,14 +110,17 @@ class StreamReader:
             return items is None or self.index >= len(items)
 
     def waiter(self) -> concurrent.futures.Future[None]:
-        """A future done once ``next`` would return without waiting."""
-        waiter: concurrent.futures.Future[None] = concurrent.futures.Future()
+        """A future done once ``next`` would return without waiting (one shared by every wait meanwhile:
+        a program polling ``ray.wait`` on an idle stream does not pile them up)."""
         with self.streams.cond:
             if self._ready():
-                waiter.set_result(None)
-            else:
-                self.streams.waiters.setdefault(self.source.task_id, []).append(waiter)
-        return waiter
+                done: concurrent.futures.Future[None] = concurrent.futures.Future()
+                done.set_result(None)
+                return done
+            waiter = self.streams.waiters.get(self.source.task_id)
+            if waiter is None or waiter.done():
+                waiter = self.streams.waiters[self.source.task_id] = concurrent.futures.Future()
+            return waiter
 
     def next(self, timeout: float | None = None) -> Item | None:
         """The next item, waiting for it up to ``timeout`` seconds; ``None`` at the end of the stream."""

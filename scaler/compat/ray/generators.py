@@ -131,7 +131,7 @@ class ObjectRefGenerator(RefStream):
 
     async def __anext__(self) -> ObjectRef:
         if not self._ended and not self._reader.ready():
-            await asyncio.wrap_future(self._reader.waiter())
+            await asyncio.shield(asyncio.wrap_future(self._reader.waiter()))  # a cancel here leaves it be
         try:
             return self._next(None)
         except StopIteration:

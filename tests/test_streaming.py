@@ -224,3 +224,29 @@ print("CANCEL OK")
 def test_ray_cancel_ends_a_stream_with_task_cancelled_error() -> None:
     result = run_script(CANCEL_SCRIPT, timeout=120)
     assert result.returncode == 0 and "CANCEL OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_many_items_come_in_order(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1)
+    with Client(cluster.address) as client:
+        future = client.submit(stream, range(3000))
+        reader = open_stream(future)
+        assert _items(client, reader, 3000) == list(range(3000))
+        assert reader.next(30) is None and future.result(30) == 3000
+
+
+def test_a_dropped_reader_lets_its_items_go(make_cluster: Callable[..., LocalCluster], tmp_path: Path) -> None:
+    cluster = make_cluster(n_workers=1)
+    gate = tmp_path / "gate"
+    with Client(cluster.address) as client:
+        assert client.submit(gated, str(tmp_path), 0, 1).result(30) == 1  # the function is stored now
+        baseline = wait_until(lambda: client.scheduler_status().status["objects"] or -1)
+        future = client.submit(gated, str(gate), 2, 3)
+        reader = open_stream(future)
+        assert [index for _, index in _items(client, reader, 1)] == [0]
+        reader.close()  # one item announced but not handed out, three to come: all released
+        del reader
+        gate.touch()
+        assert future.result(30) == 5
+        del future
+        wait_until(lambda: client.scheduler_status().status["objects"] == baseline)

@@ -70,6 +70,11 @@ def refs_inside(n):
 
 
 @ray.remote
+def sum_of_stream(n):
+    return sum(ray.get(ref) for ref in squares.remote(n))
+
+
+@ray.remote
 class AsyncSource:
     async def produce(self, path, n):
         yield "first"
@@ -162,6 +167,9 @@ for i, ref in enumerate(refs_inside.remote(3)):
     put_ref, sub_ref = ray.get(ref)
     del ref
     assert ray.get([put_ref, sub_ref]) == [i, 2 * i]
+
+# A task reads a stream of its own.
+assert ray.get(sum_of_stream.remote(4)) == 14
 
 # A streaming generator consumed with async for.
 

@@ -392,6 +392,7 @@ class Client:
             kind = type(msg)
             if kind is m.TaskResult:
                 self._on_result(msg, payload)
+                self._streams.ended(msg.task_id)  # after its last item and its future's outcome
                 released = True
             elif kind is m.ObjectReply:
                 self._on_object(msg, payload)
@@ -465,6 +466,7 @@ class Client:
         self._outstanding_bytes -= self._task_bytes.pop(task_id, 0)
         for future in self._pending.pop(task_id, []):
             _settle(future, error=error)
+        self._streams.ended(task_id)
 
     def _on_failure(self, reason: str, shutdown: bool = False) -> None:
         if self._failure is not None:

@@ -18,10 +18,11 @@ A generator that raises keeps what it yielded, as in Ray: with ``"streaming"`` t
 values it yielded come first (as they came), then the task's ref, whose ``ray.get`` raises the
 error (a ``RayTaskError`` that is also an instance of the error's type), then the end. A
 streaming task that is cancelled, or whose worker died more often than its retries allow, ends
-the same way after the values that reached the caller: its ref raises ``TaskCancelledError`` or
-the worker's death. With ``"dynamic"`` the refs of the values come first, then one ref that
-raises; with ``num_returns=N`` (1 too) the refs of the yielded values hold them and only the
-remaining refs raise (all N hold values if it raised after its N-th value). The worker iterates a
+the same way after the values the scheduler had received before the cancel (it drops later ones)
+or the last death: its ref raises ``TaskCancelledError`` or the worker's death. With
+``"dynamic"`` the refs of the values come first, then one ref that raises; with
+``num_returns=N`` (1 too) the refs of the yielded values hold them and only the remaining refs
+raise (all N hold values if it raised after its N-th value). The worker iterates a
 ``num_returns=N`` generator value by value (``scaler/worker/results.py``); ``expand`` returns a
 ``Partial`` for ``"dynamic"`` so that the task ends with its error beside its result.
 
@@ -149,8 +150,7 @@ class ObjectRefGenerator(RefStream):
         """Whether every ref has been taken (``next()`` raises ``StopIteration``)."""
         if self._ended:
             return True
-        future = self._future
-        return future.done() and future.exception() is None and self._reader.exhausted()
+        return self._reader.at_end() and self._future.exception() is None
 
     def _probe(self) -> ObjectRef:
         return self._source

@@ -16,6 +16,14 @@ def test_round_trip_with_payload_frames() -> None:
     assert out[0][1] == [b"a", b"b"] and out[1][1] == [] and out[2][1] == [b"args"]
 
 
+def test_stream_items_carry_their_frames() -> None:
+    item = m.StreamItem("t1", 3, 2, attempt=1, holds=["o1"])
+    ready = m.StreamReady("t1", 3, "t1#s3", 1)
+    out = split_batch([encode([item, ready, m.StreamReady("t1", 4, "t1#s4")]), b"a", b"b", b"c"])
+    assert [x for x, _ in out] == [item, ready, m.StreamReady("t1", 4, "t1#s4")]
+    assert [frames for _, frames in out] == [[b"a", b"b"], [b"c"], []]
+
+
 def test_frame_count_mismatch_is_refused() -> None:
     with pytest.raises(ProtocolError, match="announces 2 payload frames"):
         split_batch([encode([m.PutObject("o1", 2)]), b"only one"])

@@ -24,6 +24,7 @@ from typing import Any
 from scaler.client import output
 from scaler.client.connection import Connection
 from scaler.client.future import REMOTE, Future, ObjectRef, Payload
+from scaler.client.streams import Streams
 from scaler.errors import (
     BackpressureError,
     ConnectionFailedError,
@@ -98,6 +99,7 @@ class Client:
         self._failure: str | None = None
         self._welcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._shm_prefix = ""
+        self._streams = Streams(self)  # streaming tasks' items as they come (client/streams.py)
         keys_dir = self.config.curve_keys
         keys = CurveKeys(__import__("pathlib").Path(keys_dir)) if keys_dir else keys_from_env()
         self._conn = Connection(
@@ -401,9 +403,12 @@ class Client:
             kind = type(msg)
             if kind is m.TaskResult:
                 self._on_result(msg, payload)
+                self._streams.ended(msg.task_id)  # after its last item and its future's outcome
                 released = True
             elif kind is m.ObjectReply:
                 self._on_object(msg, payload)
+            elif kind is m.StreamReady:
+                self._streams.on_ready(msg, payload)
             elif kind is m.TaskOutput:
                 output.write(msg, self._output_lines)
             elif kind is m.TaskRejected:
@@ -472,6 +477,7 @@ class Client:
         self._outstanding_bytes -= self._task_bytes.pop(task_id, 0)
         for future in self._pending.pop(task_id, []):
             _settle(future, error=error)
+        self._streams.ended(task_id)
 
     def _on_failure(self, reason: str, shutdown: bool = False) -> None:
         if self._failure is not None:

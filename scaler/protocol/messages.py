@@ -194,6 +194,18 @@ class TaskRejected(Msg):
     reason: str
 
 
+class StreamReady(Msg):
+    """Item ``index`` of a streaming task is stored as ``object_id`` (``scaler/scheduler/streams.py``).
+
+    ``nbufs`` > 0: its payload is pushed with this message (a small one, as ``TaskResult`` pushes).
+    A task's items reach its client in order, and all of them before its ``TaskResult``."""
+
+    task_id: str
+    index: int
+    object_id: str
+    nbufs: int = 0
+
+
 class TaskOutput(Msg):
     task_id: str
     stream: str
@@ -332,6 +344,19 @@ class TaskDone(Msg):
     duration: float = 0.0  # seconds the function ran
 
 
+class StreamItem(Msg):
+    """Item ``index`` (0, 1, ...) of a streaming generator task, sent the moment it is yielded, before
+    the task's ``TaskDone``; ``nbufs`` frames of its value follow, ``holds`` are the refs inside it.
+    Task process -> agent -> scheduler, or from an actor's dedicated host. The scheduler takes it only
+    from the worker the task is assigned to, for its current ``attempt``."""
+
+    task_id: str
+    index: int
+    nbufs: int
+    attempt: int = 0
+    holds: list[str] = []
+
+
 class TaskBlocked(Msg):
     task_id: str
 
@@ -397,6 +422,7 @@ AnyMsg = Union[  # noqa: UP007 - a runtime alias msgspec decodes into
     TaskResult,
     ObjectReply,
     TaskRejected,
+    StreamReady,
     TaskOutput,
     StatusReply,
     RunTask,
@@ -405,6 +431,7 @@ AnyMsg = Union[  # noqa: UP007 - a runtime alias msgspec decodes into
     ObjectsFreed,
     TasksStarted,
     TaskDone,
+    StreamItem,
     TaskBlocked,
     TaskUnblocked,
     Reclaimed,

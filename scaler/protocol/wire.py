@@ -19,6 +19,8 @@ from scaler.protocol.messages import (
     ObjectReply,
     PutObject,
     RunTask,
+    StreamItem,
+    StreamReady,
     SubmitTask,
     TaskDone,
     TaskResult,
@@ -41,7 +43,7 @@ def encode(messages: Sequence[Any]) -> bytes:
 def payload_count(msg: Any) -> int:
     """How many payload frames follow ``msg`` in its batch."""
     kind = type(msg)
-    if kind in (SubmitTask, PutObject, ObjectReply, KVPut, KVReply):
+    if kind in (SubmitTask, PutObject, ObjectReply, KVPut, KVReply, StreamItem, StreamReady):
         count: int = msg.nbufs
         return count
     if kind is RunTask:

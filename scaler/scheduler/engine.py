@@ -24,6 +24,7 @@ from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.outbox import Outbox
 from scaler.scheduler.owners import DeadOwners
 from scaler.scheduler.queues import CapabilityQueues
+from scaler.scheduler.streams import Streams, is_item
 from scaler.scheduler.tasks import TERMINAL, Task, TaskState, producer_of
 from scaler.scheduler.workers import WorkerPool, WorkerState
 from scaler.utility import shm
@@ -63,6 +64,7 @@ class Engine:
         self.durations: dict[str, float] = {}
         self.holds = Holds(self.store, self.tasks, self.borrowers)
         self.dead_owners = DeadOwners()
+        self.streams = Streams(self)  # streaming generator tasks' items (scheduler/streams.py)
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -216,7 +218,7 @@ class Engine:
     def release(self, client: bytes, object_ids: list[str]) -> None:
         for object_id in object_ids:
             task = self.tasks.get(producer_of(object_id))
-            if task is not None and task.client == client:
+            if task is not None and task.client == client and not is_item(object_id):
                 task.released = True
             obj = self.store.get(object_id)
             if obj is not None and obj.owner == client:
@@ -474,6 +476,7 @@ class Engine:
             shm.release(task.frames)
         task.frames = []
         self.tasks.pop(task.task_id, None)
+        self.streams.ended(task.task_id)
         ended = self.actors.host_ended(task)
         if ended is not None:
             actor_died(self, task.actor_id, ended)

@@ -16,6 +16,7 @@ from typing import Any
 from scaler.adapters.provider import UnitState
 from scaler.protocol import messages as m
 from scaler.scheduler.bundles import MAX_BUNDLES, PG_ID, STRATEGIES
+from scaler.scheduler.holds import MAX_HOLDS
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.tasks import Task, producer_of
 from scaler.utility import shm
@@ -145,6 +146,14 @@ class Intake:
             _number(msg.max_cost_per_hour, "max_cost_per_hour", 0)
 
 
+def _stream_item(_: Intake, msg: m.StreamItem) -> None:
+    _id(msg.task_id, "task_id")
+    if msg.index < 0 or msg.attempt < 0:
+        raise Rejected(f"stream item index and attempt must be >= 0, got {msg.index} and {msg.attempt}")
+    if len(msg.holds) > MAX_HOLDS:
+        raise Rejected(f"stream item holds {len(msg.holds)} refs (at most {MAX_HOLDS})")
+
+
 def _worker_interrupted(_: Intake, msg: m.WorkerInterrupted) -> None:
     _number(msg.seconds_left, "seconds_left", 0, MAX_NOTICE)
     _id(msg.action, "action")
@@ -152,6 +161,7 @@ def _worker_interrupted(_: Intake, msg: m.WorkerInterrupted) -> None:
 
 _CHECKS: dict[type, Any] = {
     m.WorkerInterrupted: _worker_interrupted,
+    m.StreamItem: _stream_item,
     m.SubmitTask: Intake._submit,
     m.PutObject: Intake._put,
     m.KVPut: Intake._kv_put,

@@ -69,6 +69,7 @@ CLIENT_MSGS = (
 WORKER_MSGS = (
     m.TasksStarted,
     m.TaskDone,
+    m.StreamItem,
     m.TaskBlocked,
     m.TaskUnblocked,
     m.Reclaimed,
@@ -286,6 +287,8 @@ class SchedulerServer:
                 engine.task_done(identity, msg, payload)
             elif kind is m.TasksStarted:
                 engine.started(identity, msg.task_ids)
+            elif kind is m.StreamItem:
+                engine.streams.item(identity, msg, payload)
             elif kind is m.TaskOutput:
                 task = engine.tasks.get(msg.task_id)
                 if task is not None:

@@ -568,6 +568,9 @@ class WorkerAgent:
                 self.down_send(child, m.BlockAck())
         elif kind is m.Unstaged:
             self._unstaged(child, msg.task_ids)
+        elif kind is m.StreamItem:  # forwarded while its task runs here (scaler/worker/streaming.py)
+            if child.task is not None and child.task.msg.task_id == msg.task_id and not child.task.cancel:
+                self.up(msg, payload)
         elif kind is m.TaskOutput:
             self.up(msg)
         elif kind is m.Hello:

@@ -70,16 +70,21 @@ class DedicatedHost:
         self.fetching: set[str] = set()
         self.alive = True
         self.last_heard = time.monotonic()
-        self.results: queue.SimpleQueue[tuple[str, Done]] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[tuple[Any, list[Any]]] = queue.SimpleQueue()  # TaskDone or StreamItem
         self.wake_read, self.wake_write = socket.socketpair()
         self.wake_read.setblocking(False)
         self.wake_write.setblocking(False)
         host = runtime.current()
         self.runner = CallRunner(self.executor, self.concurrency, self._finished, host.caps_key if host else "")
+        self.executor.emit = self._queue  # a streaming call's items go up in order with its result
 
     def _finished(self, task_id: str, outcome: Done) -> None:
         """From a call's thread: its result is ready; the loop sends it."""
-        self.results.put((task_id, outcome))
+        self._queue(*outcome)
+
+    def _queue(self, msg: Any, frames: list[Any]) -> None:
+        """From a call's thread: a message for the scheduler (a result, a stream item); the loop sends it."""
+        self.results.put((msg, frames))
         try:
             self.wake_write.send(b"x")
         except BlockingIOError:
@@ -135,11 +140,12 @@ class DedicatedHost:
             pass
         while True:
             try:
-                task_id, (done, out) = self.results.get_nowait()
+                msg, out = self.results.get_nowait()
             except queue.Empty:
                 return
-            self.runner.ended(task_id)
-            self.send([done], out)
+            if type(msg) is m.TaskDone:
+                self.runner.ended(msg.task_id)
+            self.send([msg], out)
 
     def _receive(self) -> None:
         while self.socket.poll(0):

@@ -37,6 +37,7 @@ class Executor:
         self.on_finally = on_finally
         self.concurrent = concurrent  # several tasks at once (an actor's calls): never the process's task
         self.lock = threading.Lock()  # unpickles a function once, whichever thread asks first
+        self.emit: Callable[[Any, list[Any]], None] | None = None  # sends a stream item up (streaming.py)
 
     def store(self, msg: m.RunTask, payload: list[Any]) -> list[Any]:
         """Keep the objects attached to ``msg``; return the argument frames."""
@@ -61,6 +62,7 @@ class Executor:
         several running at once); without, the process's, as for a task process."""
         previous = runtime.current()
         context = context or runtime.TaskContext(msg.task_id, msg.name, msg.stream_output, msg.capabilities)
+        context.attempt, context.emit = msg.attempt, self.emit
         if not self.concurrent:
             runtime.set_current(context)
         try:
@@ -91,6 +93,7 @@ class Executor:
         awaitable (an ``async def`` method) has it awaited. ``CancelledError`` means cancelled."""
         import asyncio  # here: only an async actor's process pays for asyncio (and the ssl it imports)
 
+        context.attempt, context.emit = msg.attempt, self.emit
         with runtime.running(context):
             try:
                 function, args, kwargs = self._load(msg, args_frames)

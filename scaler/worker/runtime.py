@@ -30,6 +30,8 @@ class TaskContext:
     cancelled: bool = False  # a cancel reached it while it ran (an actor call that cannot be interrupted)
     depth: int = 0  # nested blocking waits
     senders: list[Any] = field(default_factory=list)  # clients that submitted or put something meanwhile
+    attempt: int = 0  # which run of the task this is (its RunTask's)
+    emit: Callable[[Any, list[Any]], None] | None = None  # sends a message up now (a stream item, streaming.py)
 
 
 _scheduler_address: str | None = None

@@ -50,6 +50,7 @@ class TaskProcess:
         self.in_task = False
         self.poke_deferred = False
         self.executor = Executor(on_finally=_flush_streams)
+        self.executor.emit = lambda msg, frames: self.send([msg], frames)  # a stream item, at once
         self.inbox: deque[tuple[Any, list[Any]]] = deque()
         self.queue: deque[tuple[m.RunTask, list[Any]]] = deque()
         self.stopping = False

@@ -30,7 +30,7 @@ from scaler.compat.ray import options as opt
 from scaler.compat.ray import placement_groups as pgs
 from scaler.compat.ray.remote_function import mark_top_level, task_options, wrap_refs
 from scaler.compat.ray.session import client, current_namespace, session
-from scaler.worker import dedicated, runtime
+from scaler.worker import dedicated, runtime, streaming
 from scaler.worker.actor_calls import Concurrency
 
 _METHOD_NUM_RETURNS = "__ray_num_returns__"
@@ -81,6 +81,8 @@ def _call(name: str, *args: Any, **kwargs: Any) -> Any:
 
 def _call_generator(name: str, mode: str, *args: Any, **kwargs: Any) -> Any:
     produced = _call(name, *args, **kwargs)
+    if inspect.isasyncgen(produced) and mode == "streaming":  # streams from the actor's event loop
+        return streaming.stream_async(produced)
     if inspect.isasyncgen(produced):  # an async actor's: run on its loop, then handed out as values
         return _expand_async(produced, mode, name)
     return gen.expand(produced, mode, name)

@@ -108,6 +108,10 @@ class RefStream:
     def _probe(self) -> ObjectRef:
         raise NotImplementedError
 
+    def _ready(self) -> concurrent.futures.Future[Any]:
+        """A future done once ``ray.wait`` counts this as ready."""
+        return self._probe().arrival()
+
 
 def translate(exc: BaseException, name: str, object_id: str = "") -> BaseException:
     """A Scaler or task exception as the ray.exceptions type a Ray program expects."""
@@ -168,8 +172,7 @@ def put(value: Any, **kwargs: Any) -> ObjectRef:
 
 
 def _probe(waitable: Any) -> concurrent.futures.Future[Any]:
-    ref = waitable._probe() if isinstance(waitable, RefStream) else waitable
-    return ref.arrival()
+    return waitable._ready() if isinstance(waitable, RefStream) else waitable.arrival()
 
 
 def wait(

@@ -41,7 +41,8 @@ def open_gate(path):
 def gated(path, n):
     yield "first"
     wait_for_gate(path)
-    yield from range(n)
+    for i in range(n):  # not `yield from`: Ray 2.60 sends into what a generator delegates to
+        yield i
 
 
 @ray.remote
@@ -162,11 +163,13 @@ except Broken as exc:
 assert ends(stream), "after the error ref the stream must end"
 assert ray.get([zero, one]) == [0, 1], "values yielded before the error stay readable"
 
-# Values holding refs the generator made (a put, a subtask): the refs outlive the generator's own.
-for i, ref in enumerate(refs_inside.remote(3)):
-    put_ref, sub_ref = ray.get(ref)
-    del ref
-    assert ray.get([put_ref, sub_ref]) == [i, 2 * i]
+# Values holding refs the generator made (a put, a subtask): on Scaler the refs outlive the
+# generator's own. Ray 2.60 frees them when the generator ends (ReferenceCountingAssertionError).
+if hasattr(ray, "scaler_init") or getattr(ray, "__scaler_patched__", False):
+    for i, ref in enumerate(refs_inside.remote(3)):
+        put_ref, sub_ref = ray.get(ref)
+        del ref
+        assert ray.get([put_ref, sub_ref]) == [i, 2 * i]
 
 # A task reads a stream of its own.
 assert ray.get(sum_of_stream.remote(4)) == 14

@@ -222,3 +222,35 @@ def test_work_pinned_to_a_node_runs_there_and_waits_for_it(make_cluster: Callabl
             assert {f.result(20) for f in [pinned.submit(where) for _ in range(6)]} == {name}
         with pytest.raises(TaskRejectedError):
             client.options(node="bad name!").submit(where).result(5)  # type: ignore[attr-defined]
+
+
+def timed(seconds: float) -> tuple[float, float]:
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    now = most = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_nothing_is_prefetched_onto_a_split_worker(make_cluster: Callable[..., LocalCluster]) -> None:
+    """A worker starts what fits its own, whole capacity: a short task parked on it would run beyond
+    its bundle, or on the bundle's reservation from outside the group."""
+    cluster = make_cluster(n_workers=1, capabilities="cpu=4")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        pg_id = reserve(client, ["cpu=1"], "PACK")
+        wait_until(lambda: state(client, pg_id) == "CREATED", 20)
+        for _ in range(2):  # measured short: its tasks would be prefetched
+            client.submit(timed, 0.3).result(20)
+        spans = client.get([inside(client, pg_id).submit(timed, 0.3) for _ in range(6)], timeout=30)
+        assert most_at_once(spans) == 1, "a bundle of cpu=1 runs one cpu=1 task at a time"
+        outside = client.options(capabilities="cpu=1")  # type: ignore[attr-defined]
+        spans = client.get([outside.submit(timed, 0.3) for _ in range(9)], timeout=30)
+        assert most_at_once(spans) == 3, "work outside the group keeps off its reservation"

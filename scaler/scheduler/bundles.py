@@ -221,6 +221,7 @@ class Bundles:
             total[_indexed(group.pg_id, index, name)] = amount
         worker.capabilities = Capabilities(tuple(sorted(total.items())), worker.capabilities.labels)
         self.on_worker[worker.identity] = self.on_worker.get(worker.identity, 0) + 1
+        worker.bundles += 1
 
     def _let_go(self, group: Group, index: int, worker: WorkerState) -> None:
         bundle = group.bundles[index]
@@ -237,6 +238,7 @@ class Bundles:
             total.pop(_indexed(group.pg_id, index, name), None)
             committed.pop(_indexed(group.pg_id, index, name), None)
         worker.capabilities = Capabilities(tuple(sorted(total.items())), worker.capabilities.labels)
+        worker.bundles -= 1
         held = self.on_worker.get(worker.identity, 0) - 1
         if held > 0:
             self.on_worker[worker.identity] = held

@@ -14,7 +14,9 @@ ray.init()
 
 
 def inside(group, index=-1, capture=False):
-    return PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index, placement_group_capture_child_tasks=capture)
+    return PlacementGroupSchedulingStrategy(
+        group, placement_group_bundle_index=index, placement_group_capture_child_tasks=capture
+    )
 
 
 @ray.remote(num_cpus=1)

@@ -254,3 +254,18 @@ def test_nothing_is_prefetched_onto_a_split_worker(make_cluster: Callable[..., L
         outside = client.options(capabilities="cpu=1")  # type: ignore[attr-defined]
         spans = client.get([outside.submit(timed, 0.3) for _ in range(9)], timeout=30)
         assert most_at_once(spans) == 3, "work outside the group keeps off its reservation"
+
+
+def test_a_removed_groups_killed_tasks_leave_no_count_behind(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=2")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        pg_id = reserve(client, ["cpu=1"], "PACK")
+        running = inside(client, pg_id).submit(slow_where, 60.0)
+        wait_until(lambda: client.scheduler_status().status.get("tasks_running", 0) == 1, 20)
+        client.send_control(m.FreeBundles(pg_id))
+        with pytest.raises(TaskCancelledError):
+            running.result(20)
+        wait_until(lambda: client.scheduler_status().workers[0]["assigned"] == 0, 20)
+        worker = client.scheduler_status().workers[0]
+        assert (worker["capabilities"], worker["committed"]) == ("cpu=2", "")

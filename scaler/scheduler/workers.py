@@ -48,9 +48,14 @@ class WorkerState:
         return True
 
     def commit(self, request: Capabilities, sign: float) -> None:
-        committed = self.committed
+        """Count ``request`` in (``sign`` 1) or out (-1). Only the names the worker has now are counted:
+        a placement group's names go with the group while its killed tasks are still being let go."""
+        committed, total = self.committed, self.total
         for name, amount in request.quantities:
-            committed[name] = committed.get(name, 0.0) + sign * amount
+            if name in total:
+                committed[name] = committed.get(name, 0.0) + sign * amount
+            else:
+                committed.pop(name, None)
 
     def idle(self) -> bool:
         return not self.assigned

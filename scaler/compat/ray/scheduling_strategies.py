@@ -109,18 +109,20 @@ def refusal(strategy: Any, where: str) -> str | None:
 
 def node_of(options: dict[str, Any], request: str, where: str, actor: bool = False) -> str:
     """The worker a ``NodeAffinitySchedulingStrategy`` in ``options`` places the work on ("" for none).
-    The node must be connected and able to hold ``request``; otherwise a soft affinity is dropped and a
+    The node must be connected and able to hold ``request`` (counting what placement groups reserve on
+    it, which comes back when they go: the work waits, as in Ray); otherwise a soft affinity is dropped and a
     hard one raises ``TaskUnschedulableError`` (``ActorUnschedulableError``) here, at ``.remote()``."""
     strategy = options.get("scheduling_strategy")
     if not isinstance(strategy, NodeAffinitySchedulingStrategy):
         return ""
     from scaler.compat.ray import exceptions as rx
+    from scaler.compat.ray.resources import whole
     from scaler.compat.ray.session import client
     from scaler.utility.capabilities import parse_capabilities
 
     workers = {str(w["name"]): str(w["capabilities"]) for w in client().scheduler_status().workers}
     caps = workers.get(str(strategy.node_id))
-    if caps is not None and parse_capabilities(caps).serves(parse_capabilities(request)):
+    if caps is not None and whole(caps).serves(parse_capabilities(request)):  # what groups reserve comes back
         return str(strategy.node_id)
     if strategy.soft:
         return ""

@@ -269,3 +269,18 @@ def test_a_removed_groups_killed_tasks_leave_no_count_behind(make_cluster: Calla
         wait_until(lambda: client.scheduler_status().workers[0]["assigned"] == 0, 20)
         worker = client.scheduler_status().workers[0]
         assert (worker["capabilities"], worker["committed"]) == ("cpu=2", "")
+
+
+def test_a_bundle_may_not_ask_for_another_groups_reservation(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=2")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        victim = reserve(client, ["cpu=1"], "PACK")
+        wait_until(lambda: state(client, victim) == "CREATED", 20)
+        before = client.scheduler_status().status["rejected_messages"]
+        thief = reserve(client, [f"pg.{victim}.cpu=1"], "PACK")
+        also = reserve(client, ["slot=1"], "PACK")  # the scheduler's own name for a bundle's task slots
+        client.sync()
+        assert client.scheduler_status().status["rejected_messages"] == before + 2
+        assert (state(client, thief), state(client, also)) == ("GONE", "GONE")
+        assert inside(client, victim).submit(where).result(20), "the victim's reservation is whole"

@@ -5,7 +5,8 @@ A placement group is a list of bundles (capability requests) and a strategy. It 
 until every bundle fits at once; then each bundle is reserved on one worker: the bundle's
 quantities move, for as long as the group lives, from the worker's own names to the group's,
 ``pg.<id>.<name>`` (its bundles of the group, summed) and ``pg.<id>.<i>.<name>`` (bundle i), each
-with a ``slot`` quantity so that a task asking for nothing still lands in a bundle. A task
+with a ``slot`` quantity so that a task asking for nothing still lands in a bundle (so no bundle
+may name ``slot`` or ``pg.*``: intake refuses it). A task
 submitted into a group asks for those names instead of the real ones (``request_for``; a task for
 bundle i asks for both, as in Ray), so it runs inside the reservation and nothing outside the
 group takes it; its worker is sent the task's real request.

@@ -15,11 +15,11 @@ from typing import Any
 
 from scaler.adapters.provider import UnitState
 from scaler.protocol import messages as m
-from scaler.scheduler.bundles import MAX_BUNDLES, PG_ID, STRATEGIES
+from scaler.scheduler.bundles import MAX_BUNDLES, PG_ID, SLOT, STRATEGIES
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.tasks import Task, producer_of
 from scaler.utility import shm
-from scaler.utility.capabilities import CapabilityError, node_label, parse_capabilities
+from scaler.utility.capabilities import PG_PREFIX, CapabilityError, node_label, parse_capabilities
 
 UNIT_STATES = frozenset(state.value for state in UnitState)
 MAX_UNITS = 100_000
@@ -112,8 +112,13 @@ class Intake:
             raise Rejected(f"name must be at most {MAX_KEY} characters, got {len(msg.name)}")
         for index, bundle in enumerate(msg.bundles):
             _capabilities(bundle, f"bundle {index}")
-            if not any(amount > 0 for _, amount in parse_capabilities(bundle).quantities):
+            quantities = parse_capabilities(bundle).quantities
+            if not any(amount > 0 for _, amount in quantities):
                 raise Rejected(f"bundle {index} ({bundle!r}) reserves nothing: a bundle needs a quantity above 0")
+            if any(name == SLOT or name.startswith(PG_PREFIX) for name, _ in quantities):
+                raise Rejected(
+                    f"bundle {index} ({bundle[:80]!r}): {SLOT} and {PG_PREFIX}* are placement groups' own names"
+                )
 
     def _adapter_state(self, msg: m.AdapterState) -> None:
         _id(msg.adapter, "adapter")

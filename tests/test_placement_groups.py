@@ -284,3 +284,36 @@ def test_a_bundle_may_not_ask_for_another_groups_reservation(make_cluster: Calla
         assert client.scheduler_status().status["rejected_messages"] == before + 2
         assert (state(client, thief), state(client, also)) == ("GONE", "GONE")
         assert inside(client, victim).submit(where).result(20), "the victim's reservation is whole"
+
+
+def test_groups_that_cannot_fit_cost_a_scheduling_pass_next_to_nothing() -> None:
+    """Each scheduling pass tries the pending groups again: one that surely does not fit is passed over
+    without planning its bundles worker by worker (100 groups of 1,000 bundles took seconds a pass)."""
+    from scaler.scheduler.config import SchedulerConfig
+    from scaler.scheduler.engine import Engine
+    from scaler.scheduler.outbox import Outbox
+    from scaler.scheduler.workers import WorkerState
+    from scaler.utility.capabilities import parse_capabilities
+
+    engine = Engine(SchedulerConfig(), Outbox(None))  # type: ignore[arg-type]  # never flushed here
+    engine.add_client(b"c", "c")
+    for i in range(20):
+        caps = parse_capabilities("cpu=8")
+        engine.add_worker(WorkerState(f"w{i}".encode(), f"w{i}", caps, caps.as_dict(), {}))
+    for bundles in (["cpu=1"] * 999 + ["cpu=100"], ["cpu=1"] * 1000, ["cpu=1,gpu_host"] * 1000):
+        for _ in range(30):
+            msg = m.ReserveBundles(secrets.token_hex(16), bundles, "PACK")
+            engine.bundles.reserve(engine, b"c", msg, [parse_capabilities(b) for b in bundles])
+    engine.schedule()
+    started = time.perf_counter()
+    for _ in range(10):
+        engine.dirty = True
+        engine.schedule()
+    assert time.perf_counter() - started < 0.5
+    assert len(engine.bundles.pending) == 90
+    fits = secrets.token_hex(16)
+    engine.bundles.reserve(
+        engine, b"c", m.ReserveBundles(fits, ["cpu=8"] * 20, "STRICT_SPREAD"), [parse_capabilities("cpu=8")] * 20
+    )
+    engine.schedule()
+    assert engine.bundles.groups[fits].state == "CREATED", "a group that fits is still placed"

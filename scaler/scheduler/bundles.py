@@ -58,6 +58,7 @@ class Group:
     detached: bool
     placed: list[WorkerState | None] = field(default_factory=list)
     created: bool = False
+    needs: tuple[Capabilities, dict[str, float], int] | None = None  # its unplaced bundles: _Room.may_hold
 
     @property
     def state(self) -> str:
@@ -102,15 +103,28 @@ def _summed(bundles: Iterable[Capabilities]) -> Capabilities:
     return Capabilities(tuple(sorted(total.items())), frozenset(labels))
 
 
-def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, WorkerState], list[int]]:
-    """Where the group's unplaced bundles go on ``workers`` as they are now: the placements found, and
-    the bundles left over (the group is placed only when none is). Greedy, largest bundles first."""
+def _candidates(workers: Iterable[WorkerState]) -> tuple[list[WorkerState], dict[bytes, dict[str, float]]]:
+    """The workers a bundle may go on (not leaving, not an actor's), and what each has free."""
     candidates = [
         w
         for w in workers
         if not w.draining and not w.interrupted and not any(n.startswith(DEDICATED_PREFIX) for n in w.total)
     ]
-    free = {w.identity: _free(w) for w in candidates}
+    return candidates, {w.identity: _free(w) for w in candidates}
+
+
+def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, WorkerState], list[int]]:
+    """Where the group's unplaced bundles go on ``workers`` as they are now: the placements found, and
+    the bundles left over (the group is placed only when none is). Greedy, largest bundles first."""
+    candidates, free = _candidates(workers)
+    return _plan(group, candidates, free)
+
+
+def _plan(
+    group: Group, candidates: list[WorkerState], free: dict[bytes, dict[str, float]], whole: bool = False
+) -> tuple[dict[int, WorkerState], list[int]]:
+    """``plan`` on ``candidates`` with ``free`` (taken from as bundles are placed); with ``whole``, it
+    stops at the first bundle left over (enough for all or nothing)."""
     todo = sorted(
         (i for i, w in enumerate(group.placed) if w is None),
         key=lambda i: -sum(a for _, a in group.bundles[i].quantities),
@@ -118,13 +132,13 @@ def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, Worker
     used = {w.identity for w in group.placed if w is not None}
     found: dict[int, WorkerState] = {}
     if group.strategy == "STRICT_PACK":
-        whole = _summed(group.bundles[i] for i in todo)
-        fitting = [w for w in candidates if _fits(free[w.identity], whole, w.capabilities.labels)]
+        total = _summed(group.bundles[i] for i in todo)
+        fitting = [w for w in candidates if _fits(free[w.identity], total, w.capabilities.labels)]
         if used:
             fitting = [w for w in fitting if w.identity in used]
         if not fitting:
             return {}, todo
-        best = min(fitting, key=lambda w: _spare(free[w.identity], whole))
+        best = min(fitting, key=lambda w: _spare(free[w.identity], total))
         return {i: best for i in todo}, []
     left: list[int] = []
     for index in todo:
@@ -134,6 +148,8 @@ def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, Worker
             fitting = [w for w in fitting if w.identity not in used]
         if not fitting:
             left.append(index)
+            if whole:
+                return found, left
             continue
         prefer_new = group.strategy in ("SPREAD", "STRICT_SPREAD")
         best = min(
@@ -144,6 +160,48 @@ def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, Worker
         _take(free[best.identity], bundle)
         used.add(best.identity)
     return found, left
+
+
+@dataclass(slots=True)
+class _Room:
+    """What a scheduling pass's candidate workers have free, summed up: per name the most on any one
+    worker and all of them together, their labels, and how many there are."""
+
+    most: dict[str, float]
+    total: dict[str, float]
+    labels: frozenset[str]
+    workers: int
+
+    @staticmethod
+    def of(candidates: list[WorkerState], free: dict[bytes, dict[str, float]]) -> _Room:
+        most: dict[str, float] = {}
+        total: dict[str, float] = {}
+        for have in free.values():
+            for name, amount in have.items():
+                most[name] = max(most.get(name, 0.0), amount)
+                total[name] = total.get(name, 0.0) + max(amount, 0.0)  # below 0: tasks parked beyond it
+        labels = frozenset().union(*(w.capabilities.labels for w in candidates))
+        return _Room(most, total, labels, len(candidates))
+
+    def may_hold(self, group: Group) -> bool:
+        """False if the group's unplaced bundles surely do not fit now (a cheap test before ``plan``)."""
+        if group.needs is None:
+            unplaced = [b for b, w in zip(group.bundles, group.placed, strict=True) if w is None]
+            largest: dict[str, float] = {}
+            for bundle in unplaced:
+                for name, amount in bundle.quantities:
+                    largest[name] = max(largest.get(name, 0.0), amount)
+            group.needs = (_summed(unplaced), largest, len(unplaced))
+        summed, largest, count = group.needs
+        if not summed.labels <= self.labels:
+            return False
+        if group.strategy == "STRICT_SPREAD" and count > self.workers:
+            return False
+        one = summed.as_dict() if group.strategy == "STRICT_PACK" else largest
+        eps = 1e-9 * max(count, 1)  # as _fits allows, bundle by bundle
+        return all(self.most.get(n, 0.0) + eps >= a for n, a in one.items()) and all(
+            self.total.get(n, 0.0) + eps >= a for n, a in summed.quantities
+        )
 
 
 class Bundles:
@@ -195,17 +253,25 @@ class Bundles:
         return Capabilities(tuple(sorted(asked.items())), request.labels)
 
     def place(self, engine: Engine) -> None:
-        """Reserve every pending group that now fits, whole, in the order they were made."""
+        """Reserve every pending group that now fits, whole, in the order they were made. This runs at
+        every scheduling pass, so a group that surely does not fit is passed over cheaply (``_Room``)."""
         placed_any = False
+        candidates, free = _candidates(engine.pool.workers.values())
+        room = _Room.of(candidates, free)
         for group in list(self.pending.values()):
-            found, left = plan(group, engine.pool.workers.values())
+            if not room.may_hold(group):
+                continue
+            found, left = _plan(group, candidates, {k: dict(v) for k, v in free.items()}, whole=True)
             if left:
                 continue
             for index, worker in found.items():
                 self._hold(group, index, worker)
             group.created = True
+            group.needs = None
             del self.pending[group.pg_id]
             placed_any = True
+            candidates, free = _candidates(engine.pool.workers.values())
+            room = _Room.of(candidates, free)
         if placed_any:
             engine.pool.changed()
 
@@ -285,6 +351,7 @@ class Bundles:
             for index, holder in enumerate(group.placed):
                 if holder is worker:
                     group.placed[index] = None
+                    group.needs = None
                     self.pending[group.pg_id] = group
 
     def holds(self, identity: bytes) -> bool:

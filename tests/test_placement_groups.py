@@ -317,3 +317,34 @@ def test_groups_that_cannot_fit_cost_a_scheduling_pass_next_to_nothing() -> None
     )
     engine.schedule()
     assert engine.bundles.groups[fits].state == "CREATED", "a group that fits is still placed"
+
+
+def test_a_group_is_its_jobs_whoever_of_the_job_sends_it(make_cluster: Callable[..., LocalCluster]) -> None:
+    """Sent from inside a task, a reservation is the job's (the client that submitted the task) and
+    the job's tasks may remove it; another job may not."""
+    cluster = make_cluster(n_workers=1, capabilities="cpu=2")
+    with Client(cluster.address) as owner, Client(cluster.address) as stranger:
+        mine = reserve(owner, ["cpu=1"], "PACK")
+        wait_until(lambda: state(owner, mine) == "CREATED", 20)
+        stranger.send_control(m.FreeBundles(mine))
+        stranger.sync()
+        assert state(owner, mine) == "CREATED", "another job's client may not remove it"
+        assert owner.submit(free_from_a_task, cluster.address, mine).result(30)
+        wait_until(lambda: state(owner, mine) == "GONE", 20)
+        made = owner.submit(reserve_from_a_task, cluster.address).result(30)
+        time.sleep(1.0)  # the task's own connection may come and go: the group is its job's
+        assert state(owner, made) == "CREATED"
+
+
+def free_from_a_task(address: str, pg_id: str) -> bool:
+    with Client(address) as inner:
+        inner.send_control(m.FreeBundles(pg_id))
+        inner.sync()
+    return True
+
+
+def reserve_from_a_task(address: str) -> str:
+    with Client(address) as inner:
+        pg_id = reserve(inner, ["cpu=1"], "PACK")
+        inner.sync()
+    return pg_id

@@ -15,8 +15,9 @@ Strategies, a worker being a node: STRICT_PACK puts every bundle on one worker; 
 workers; STRICT_SPREAD puts each bundle on a different worker; SPREAD prefers different workers.
 A pending group is demand for the scaling policy (``demand``): STRICT_PACK is one unit holding the
 bundles' sum, SPREAD and STRICT_SPREAD one worker per bundle, PACK bundles bin-packed like tasks.
-A group ends with the client that made it unless detached; a lost worker's bundles go back to
-pending and the group is placed again (RESCHEDULING); removing a group cancels its tasks.
+A group ends with the client that made it unless detached (made from inside a task, with the
+client that submitted the task: its job's); a lost worker's bundles go back to pending and the
+group is placed again (RESCHEDULING); removing a group cancels its tasks.
 """
 
 from __future__ import annotations
@@ -329,6 +330,16 @@ class Bundles:
         engine.pool.changed()
         engine.dirty = True
         log.info("placement group %s removed (%s): %d unfinished task(s) cancelled", pg_id, why, len(doomed))
+
+    @staticmethod
+    def job_of(engine: Engine, client: bytes, parent: str) -> bytes:
+        """Whose a group is that ``client`` makes or removes: with ``parent`` (the task whose code
+        sends it, unfinished), the client that submitted that task, so that a group made or removed
+        by a job's tasks and actors is the job's, as in Ray; else ``client`` itself."""
+        task = engine.tasks.get(parent) if parent else None
+        if task is None or task.state in TERMINAL or task.client not in engine.clients:
+            return client
+        return task.client
 
     def free(self, engine: Engine, client: bytes, pg_id: str) -> None:
         """``client`` removes a group: its own, or a detached one whose maker is gone."""

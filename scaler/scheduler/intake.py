@@ -110,6 +110,8 @@ class Intake:
             raise Rejected(f"strategy {msg.strategy[:80]!r} is not one of {', '.join(STRATEGIES)}")
         if len(msg.name) > MAX_KEY:
             raise Rejected(f"name must be at most {MAX_KEY} characters, got {len(msg.name)}")
+        if len(msg.parent) > MAX_ID:
+            raise Rejected(f"parent must be at most {MAX_ID} characters, got {len(msg.parent)}")
         for index, bundle in enumerate(msg.bundles):
             _capabilities(bundle, f"bundle {index}")
             quantities = parse_capabilities(bundle).quantities
@@ -119,6 +121,11 @@ class Intake:
                 raise Rejected(
                     f"bundle {index} ({bundle[:80]!r}): {SLOT} and {PG_PREFIX}* are placement groups' own names"
                 )
+
+    def _free_bundles(self, msg: m.FreeBundles) -> None:
+        _id(msg.pg_id, "pg_id")
+        if msg.parent:
+            _id(msg.parent, "parent")
 
     def _adapter_state(self, msg: m.AdapterState) -> None:
         _id(msg.adapter, "adapter")
@@ -161,6 +168,6 @@ _CHECKS: dict[type, Any] = {
     m.PutObject: Intake._put,
     m.KVPut: Intake._kv_put,
     m.ReserveBundles: Intake._reserve_bundles,
-    m.FreeBundles: lambda _, msg: _id(msg.pg_id, "pg_id"),
+    m.FreeBundles: Intake._free_bundles,
     m.AdapterState: Intake._adapter_state,
 }

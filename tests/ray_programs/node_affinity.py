@@ -30,6 +30,9 @@ for target in nodes:
 actor = Where.options(scheduling_strategy=pinned(nodes[-1])).remote()
 assert ray.get(actor.node.remote(), timeout=60) == nodes[-1]
 
+here = ray.get_runtime_context().get_node_id()  # the driver's node
+assert ray.get(node.options(scheduling_strategy=pinned(here)).remote(), timeout=60) in nodes
+
 absent = "ab" * 28
 assert ray.get(node.options(scheduling_strategy=pinned(absent, soft=True)).remote(), timeout=60) in nodes
 try:

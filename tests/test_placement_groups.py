@@ -348,3 +348,16 @@ def reserve_from_a_task(address: str) -> str:
         pg_id = reserve(inner, ["cpu=1"], "PACK")
         inner.sync()
     return pg_id
+
+
+def test_bundles_whose_sum_is_not_a_number_are_refused(make_cluster: Callable[..., LocalCluster]) -> None:
+    """Each bundle finite, their sum not: a pending STRICT_PACK group is one unit of their sum for the
+    scaling policy, which could not read ``cpu=inf`` and failed every scaling round."""
+    cluster = make_cluster(n_workers=1, capabilities="cpu=1")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        before = client.scheduler_status().status["rejected_messages"]
+        huge = reserve(client, ["cpu=1.7e308", "cpu=1.7e308"], "STRICT_PACK")
+        client.sync()
+        assert client.scheduler_status().status["rejected_messages"] == before + 1
+        assert state(client, huge) == "GONE"

@@ -121,6 +121,7 @@ class Intake:
                 raise Rejected(
                     f"bundle {index} ({bundle[:80]!r}): {SLOT} and {PG_PREFIX}* are placement groups' own names"
                 )
+        _capabilities(",".join(msg.bundles), "the bundles summed")  # a STRICT_PACK group's one unit: finite
 
     def _free_bundles(self, msg: m.FreeBundles) -> None:
         _id(msg.pg_id, "pg_id")

@@ -227,3 +227,142 @@ def test_work_pinned_to_a_node_runs_there_and_waits_for_it(make_cluster: Callabl
             assert {f.result(20) for f in [pinned.submit(where) for _ in range(6)]} == {name}
         with pytest.raises(TaskRejectedError):
             client.options(node="bad name!").submit(where).result(5)  # type: ignore[attr-defined]
+
+
+def timed(seconds: float) -> tuple[float, float]:
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    now = most = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def test_nothing_is_prefetched_onto_a_split_worker(make_cluster: Callable[..., LocalCluster]) -> None:
+    """A worker starts what fits its own, whole capacity: a short task parked on it would run beyond
+    its bundle, or on the bundle's reservation from outside the group."""
+    cluster = make_cluster(n_workers=1, capabilities="cpu=4")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        pg_id = reserve(client, ["cpu=1"], "PACK")
+        wait_until(lambda: state(client, pg_id) == "CREATED", 20)
+        for _ in range(2):  # measured short: its tasks would be prefetched
+            client.submit(timed, 0.3).result(20)
+        spans = client.get([inside(client, pg_id).submit(timed, 0.3) for _ in range(6)], timeout=30)
+        assert most_at_once(spans) == 1, "a bundle of cpu=1 runs one cpu=1 task at a time"
+        outside = client.options(capabilities="cpu=1")  # type: ignore[attr-defined]
+        spans = client.get([outside.submit(timed, 0.3) for _ in range(9)], timeout=30)
+        assert most_at_once(spans) == 3, "work outside the group keeps off its reservation"
+
+
+def test_a_removed_groups_killed_tasks_leave_no_count_behind(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=2")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        pg_id = reserve(client, ["cpu=1"], "PACK")
+        running = inside(client, pg_id).submit(slow_where, 60.0)
+        wait_until(lambda: client.scheduler_status().status.get("tasks_running", 0) == 1, 20)
+        client.send_control(m.FreeBundles(pg_id))
+        with pytest.raises(TaskCancelledError):
+            running.result(20)
+        wait_until(lambda: client.scheduler_status().workers[0]["assigned"] == 0, 20)
+        worker = client.scheduler_status().workers[0]
+        assert (worker["capabilities"], worker["committed"]) == ("cpu=2", "")
+
+
+def test_a_bundle_may_not_ask_for_another_groups_reservation(make_cluster: Callable[..., LocalCluster]) -> None:
+    cluster = make_cluster(n_workers=1, capabilities="cpu=2")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        victim = reserve(client, ["cpu=1"], "PACK")
+        wait_until(lambda: state(client, victim) == "CREATED", 20)
+        before = client.scheduler_status().status["rejected_messages"]
+        thief = reserve(client, [f"pg.{victim}.cpu=1"], "PACK")
+        also = reserve(client, ["slot=1"], "PACK")  # the scheduler's own name for a bundle's task slots
+        client.sync()
+        assert client.scheduler_status().status["rejected_messages"] == before + 2
+        assert (state(client, thief), state(client, also)) == ("GONE", "GONE")
+        assert inside(client, victim).submit(where).result(20), "the victim's reservation is whole"
+
+
+def test_groups_that_cannot_fit_cost_a_scheduling_pass_next_to_nothing() -> None:
+    """Each scheduling pass tries the pending groups again: one that surely does not fit is passed over
+    without planning its bundles worker by worker (100 groups of 1,000 bundles took seconds a pass)."""
+    from scaler.scheduler.config import SchedulerConfig
+    from scaler.scheduler.engine import Engine
+    from scaler.scheduler.outbox import Outbox
+    from scaler.scheduler.workers import WorkerState
+    from scaler.utility.capabilities import parse_capabilities
+
+    engine = Engine(SchedulerConfig(), Outbox(None))  # type: ignore[arg-type]  # never flushed here
+    engine.add_client(b"c", "c")
+    for i in range(20):
+        caps = parse_capabilities("cpu=8")
+        engine.add_worker(WorkerState(f"w{i}".encode(), f"w{i}", caps, caps.as_dict(), {}))
+    for bundles in (["cpu=1"] * 999 + ["cpu=100"], ["cpu=1"] * 1000, ["cpu=1,gpu_host"] * 1000):
+        for _ in range(30):
+            msg = m.ReserveBundles(secrets.token_hex(16), bundles, "PACK")
+            engine.bundles.reserve(engine, b"c", msg, [parse_capabilities(b) for b in bundles])
+    engine.schedule()
+    started = time.perf_counter()
+    for _ in range(10):
+        engine.dirty = True
+        engine.schedule()
+    assert time.perf_counter() - started < 0.5
+    assert len(engine.bundles.pending) == 90
+    fits = secrets.token_hex(16)
+    engine.bundles.reserve(
+        engine, b"c", m.ReserveBundles(fits, ["cpu=8"] * 20, "STRICT_SPREAD"), [parse_capabilities("cpu=8")] * 20
+    )
+    engine.schedule()
+    assert engine.bundles.groups[fits].state == "CREATED", "a group that fits is still placed"
+
+
+def test_a_group_is_its_jobs_whoever_of_the_job_sends_it(make_cluster: Callable[..., LocalCluster]) -> None:
+    """Sent from inside a task, a reservation is the job's (the client that submitted the task) and
+    the job's tasks may remove it; another job may not."""
+    cluster = make_cluster(n_workers=1, capabilities="cpu=2")
+    with Client(cluster.address) as owner, Client(cluster.address) as stranger:
+        mine = reserve(owner, ["cpu=1"], "PACK")
+        wait_until(lambda: state(owner, mine) == "CREATED", 20)
+        stranger.send_control(m.FreeBundles(mine))
+        stranger.sync()
+        assert state(owner, mine) == "CREATED", "another job's client may not remove it"
+        assert owner.submit(free_from_a_task, cluster.address, mine).result(30)
+        wait_until(lambda: state(owner, mine) == "GONE", 20)
+        made = owner.submit(reserve_from_a_task, cluster.address).result(30)
+        time.sleep(1.0)  # the task's own connection may come and go: the group is its job's
+        assert state(owner, made) == "CREATED"
+
+
+def free_from_a_task(address: str, pg_id: str) -> bool:
+    with Client(address) as inner:
+        inner.send_control(m.FreeBundles(pg_id))
+        inner.sync()
+    return True
+
+
+def reserve_from_a_task(address: str) -> str:
+    with Client(address) as inner:
+        pg_id = reserve(inner, ["cpu=1"], "PACK")
+        inner.sync()
+    return pg_id
+
+
+def test_bundles_whose_sum_is_not_a_number_are_refused(make_cluster: Callable[..., LocalCluster]) -> None:
+    """Each bundle finite, their sum not: a pending STRICT_PACK group is one unit of their sum for the
+    scaling policy, which could not read ``cpu=inf`` and failed every scaling round."""
+    cluster = make_cluster(n_workers=1, capabilities="cpu=1")
+    with Client(cluster.address) as client:
+        wait_workers(client, 1)
+        before = client.scheduler_status().status["rejected_messages"]
+        huge = reserve(client, ["cpu=1.7e308", "cpu=1.7e308"], "STRICT_PACK")
+        client.sync()
+        assert client.scheduler_status().status["rejected_messages"] == before + 1
+        assert state(client, huge) == "GONE"

@@ -376,8 +376,10 @@ class Client:
         self._conn.send(m.KVDelete(key))
 
     def send_control(self, msg: m.ReserveBundles | m.FreeBundles) -> None:
-        """Send a control message that has no reply (a placement group's reservation or removal)."""
+        """Send a control message that has no reply (a placement group's reservation or removal); from
+        inside a task, it names that task, whose job the group is then."""
         self._check_open()
+        msg.parent = msg.parent or runtime.current_task_id()
         self._conn.send(msg)
 
     def _kv_request(self, key: str, msg: Any, frames: list[Any], timeout: float) -> Any:

@@ -128,12 +128,14 @@ class ReserveBundles(Msg):
     strategy: str = "PACK"
     name: str = ""
     detached: bool = False  # outlives the client that made it
+    parent: str = ""  # the task whose code made it: the group is its job's, and ends with that job's client
 
 
 class FreeBundles(Msg):
     """Remove a placement group: its reservations end, its tasks are cancelled."""
 
     pg_id: str
+    parent: str = ""  # the task whose code removes it: its job's client may
 
 
 class StatusRequest(Msg):

@@ -5,7 +5,8 @@ A placement group is a list of bundles (capability requests) and a strategy. It 
 until every bundle fits at once; then each bundle is reserved on one worker: the bundle's
 quantities move, for as long as the group lives, from the worker's own names to the group's,
 ``pg.<id>.<name>`` (its bundles of the group, summed) and ``pg.<id>.<i>.<name>`` (bundle i), each
-with a ``slot`` quantity so that a task asking for nothing still lands in a bundle. A task
+with a ``slot`` quantity so that a task asking for nothing still lands in a bundle (so no bundle
+may name ``slot`` or ``pg.*``: intake refuses it). A task
 submitted into a group asks for those names instead of the real ones (``request_for``; a task for
 bundle i asks for both, as in Ray), so it runs inside the reservation and nothing outside the
 group takes it; its worker is sent the task's real request.
@@ -14,8 +15,9 @@ Strategies, a worker being a node: STRICT_PACK puts every bundle on one worker; 
 workers; STRICT_SPREAD puts each bundle on a different worker; SPREAD prefers different workers.
 A pending group is demand for the scaling policy (``demand``): STRICT_PACK is one unit holding the
 bundles' sum, SPREAD and STRICT_SPREAD one worker per bundle, PACK bundles bin-packed like tasks.
-A group ends with the client that made it unless detached; a lost worker's bundles go back to
-pending and the group is placed again (RESCHEDULING); removing a group cancels its tasks.
+A group ends with the client that made it unless detached (made from inside a task, with the
+client that submitted the task: its job's); a lost worker's bundles go back to pending and the
+group is placed again (RESCHEDULING); removing a group cancels its tasks.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Group:
     detached: bool
     placed: list[WorkerState | None] = field(default_factory=list)
     created: bool = False
+    needs: tuple[Capabilities, dict[str, float], int] | None = None  # its unplaced bundles: _Room.may_hold
 
     @property
     def state(self) -> str:
@@ -103,15 +106,28 @@ def _summed(bundles: Iterable[Capabilities]) -> Capabilities:
     return Capabilities(tuple(sorted(total.items())), frozenset(labels))
 
 
-def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, WorkerState], list[int]]:
-    """Where the group's unplaced bundles go on ``workers`` as they are now: the placements found, and
-    the bundles left over (the group is placed only when none is). Greedy, largest bundles first."""
+def _candidates(workers: Iterable[WorkerState]) -> tuple[list[WorkerState], dict[bytes, dict[str, float]]]:
+    """The workers a bundle may go on (not leaving, not an actor's), and what each has free."""
     candidates = [
         w
         for w in workers
         if not w.draining and not w.interrupted and not any(n.startswith(DEDICATED_PREFIX) for n in w.total)
     ]
-    free = {w.identity: _free(w) for w in candidates}
+    return candidates, {w.identity: _free(w) for w in candidates}
+
+
+def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, WorkerState], list[int]]:
+    """Where the group's unplaced bundles go on ``workers`` as they are now: the placements found, and
+    the bundles left over (the group is placed only when none is). Greedy, largest bundles first."""
+    candidates, free = _candidates(workers)
+    return _plan(group, candidates, free)
+
+
+def _plan(
+    group: Group, candidates: list[WorkerState], free: dict[bytes, dict[str, float]], whole: bool = False
+) -> tuple[dict[int, WorkerState], list[int]]:
+    """``plan`` on ``candidates`` with ``free`` (taken from as bundles are placed); with ``whole``, it
+    stops at the first bundle left over (enough for all or nothing)."""
     todo = sorted(
         (i for i, w in enumerate(group.placed) if w is None),
         key=lambda i: -sum(a for _, a in group.bundles[i].quantities),
@@ -119,13 +135,13 @@ def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, Worker
     used = {w.identity for w in group.placed if w is not None}
     found: dict[int, WorkerState] = {}
     if group.strategy == "STRICT_PACK":
-        whole = _summed(group.bundles[i] for i in todo)
-        fitting = [w for w in candidates if _fits(free[w.identity], whole, w.capabilities.labels)]
+        total = _summed(group.bundles[i] for i in todo)
+        fitting = [w for w in candidates if _fits(free[w.identity], total, w.capabilities.labels)]
         if used:
             fitting = [w for w in fitting if w.identity in used]
         if not fitting:
             return {}, todo
-        best = min(fitting, key=lambda w: _spare(free[w.identity], whole))
+        best = min(fitting, key=lambda w: _spare(free[w.identity], total))
         return {i: best for i in todo}, []
     left: list[int] = []
     for index in todo:
@@ -135,6 +151,8 @@ def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, Worker
             fitting = [w for w in fitting if w.identity not in used]
         if not fitting:
             left.append(index)
+            if whole:
+                return found, left
             continue
         prefer_new = group.strategy in ("SPREAD", "STRICT_SPREAD")
         best = min(
@@ -145,6 +163,48 @@ def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, Worker
         _take(free[best.identity], bundle)
         used.add(best.identity)
     return found, left
+
+
+@dataclass(slots=True)
+class _Room:
+    """What a scheduling pass's candidate workers have free, summed up: per name the most on any one
+    worker and all of them together, their labels, and how many there are."""
+
+    most: dict[str, float]
+    total: dict[str, float]
+    labels: frozenset[str]
+    workers: int
+
+    @staticmethod
+    def of(candidates: list[WorkerState], free: dict[bytes, dict[str, float]]) -> _Room:
+        most: dict[str, float] = {}
+        total: dict[str, float] = {}
+        for have in free.values():
+            for name, amount in have.items():
+                most[name] = max(most.get(name, 0.0), amount)
+                total[name] = total.get(name, 0.0) + max(amount, 0.0)  # below 0: tasks parked beyond it
+        labels = frozenset().union(*(w.capabilities.labels for w in candidates))
+        return _Room(most, total, labels, len(candidates))
+
+    def may_hold(self, group: Group) -> bool:
+        """False if the group's unplaced bundles surely do not fit now (a cheap test before ``plan``)."""
+        if group.needs is None:
+            unplaced = [b for b, w in zip(group.bundles, group.placed, strict=True) if w is None]
+            largest: dict[str, float] = {}
+            for bundle in unplaced:
+                for name, amount in bundle.quantities:
+                    largest[name] = max(largest.get(name, 0.0), amount)
+            group.needs = (_summed(unplaced), largest, len(unplaced))
+        summed, largest, count = group.needs
+        if not summed.labels <= self.labels:
+            return False
+        if group.strategy == "STRICT_SPREAD" and count > self.workers:
+            return False
+        one = summed.as_dict() if group.strategy == "STRICT_PACK" else largest
+        eps = 1e-9 * max(count, 1)  # as _fits allows, bundle by bundle
+        return all(self.most.get(n, 0.0) + eps >= a for n, a in one.items()) and all(
+            self.total.get(n, 0.0) + eps >= a for n, a in summed.quantities
+        )
 
 
 class Bundles:
@@ -203,21 +263,29 @@ class Bundles:
 
     def place(self, engine: Engine) -> None:
         """Reserve every pending group that now fits, whole, in the order they were made. Tried at most
-        every RETRY seconds (the server's periodic check tries again), at once after ``news``."""
+        every RETRY seconds (the server's periodic check tries again) unless there is ``news``; a group
+        that surely does not fit is passed over cheaply (``_Room``)."""
         now = time.monotonic()
         if now - self.tried < RETRY:
             return
         self.tried = now
         placed_any = False
+        candidates, free = _candidates(engine.pool.workers.values())
+        room = _Room.of(candidates, free)
         for group in list(self.pending.values()):
-            found, left = plan(group, engine.pool.workers.values())
+            if not room.may_hold(group):
+                continue
+            found, left = _plan(group, candidates, {k: dict(v) for k, v in free.items()}, whole=True)
             if left:
                 continue
             for index, worker in found.items():
                 self._hold(group, index, worker)
             group.created = True
+            group.needs = None
             del self.pending[group.pg_id]
             placed_any = True
+            candidates, free = _candidates(engine.pool.workers.values())
+            room = _Room.of(candidates, free)
         if placed_any:
             engine.pool.changed()
 
@@ -234,6 +302,7 @@ class Bundles:
             total[_indexed(group.pg_id, index, name)] = amount
         worker.capabilities = Capabilities(tuple(sorted(total.items())), worker.capabilities.labels)
         self.on_worker[worker.identity] = self.on_worker.get(worker.identity, 0) + 1
+        worker.bundles += 1
 
     def _let_go(self, group: Group, index: int, worker: WorkerState) -> None:
         bundle = group.bundles[index]
@@ -250,6 +319,7 @@ class Bundles:
             total.pop(_indexed(group.pg_id, index, name), None)
             committed.pop(_indexed(group.pg_id, index, name), None)
         worker.capabilities = Capabilities(tuple(sorted(total.items())), worker.capabilities.labels)
+        worker.bundles -= 1
         held = self.on_worker.get(worker.identity, 0) - 1
         if held > 0:
             self.on_worker[worker.identity] = held
@@ -275,6 +345,16 @@ class Bundles:
         engine.dirty = True
         log.info("placement group %s removed (%s): %d unfinished task(s) cancelled", pg_id, why, len(doomed))
 
+    @staticmethod
+    def job_of(engine: Engine, client: bytes, parent: str) -> bytes:
+        """Whose a group is that ``client`` makes or removes: with ``parent`` (the task whose code
+        sends it, unfinished), the client that submitted that task, so that a group made or removed
+        by a job's tasks and actors is the job's, as in Ray; else ``client`` itself."""
+        task = engine.tasks.get(parent) if parent else None
+        if task is None or task.state in TERMINAL or task.client not in engine.clients:
+            return client
+        return task.client
+
     def free(self, engine: Engine, client: bytes, pg_id: str) -> None:
         """``client`` removes a group: its own, or a detached one whose maker is gone."""
         group = self.groups.get(pg_id)
@@ -296,6 +376,7 @@ class Bundles:
             for index, holder in enumerate(group.placed):
                 if holder is worker:
                     group.placed[index] = None
+                    group.needs = None
                     self.pending[group.pg_id] = group
 
     def holds(self, identity: bytes) -> bool:

@@ -15,12 +15,12 @@ from typing import Any
 
 from scaler.adapters.provider import UnitState
 from scaler.protocol import messages as m
-from scaler.scheduler.bundles import MAX_BUNDLES, PG_ID, STRATEGIES
+from scaler.scheduler.bundles import MAX_BUNDLES, PG_ID, SLOT, STRATEGIES
 from scaler.scheduler.holds import MAX_HOLDS
 from scaler.scheduler.objects import ObjectStore
 from scaler.scheduler.tasks import Task, producer_of
 from scaler.utility import shm
-from scaler.utility.capabilities import CapabilityError, node_label, parse_capabilities
+from scaler.utility.capabilities import PG_PREFIX, CapabilityError, node_label, parse_capabilities
 
 UNIT_STATES = frozenset(state.value for state in UnitState)
 MAX_UNITS = 100_000
@@ -111,10 +111,23 @@ class Intake:
             raise Rejected(f"strategy {msg.strategy[:80]!r} is not one of {', '.join(STRATEGIES)}")
         if len(msg.name) > MAX_KEY:
             raise Rejected(f"name must be at most {MAX_KEY} characters, got {len(msg.name)}")
+        if len(msg.parent) > MAX_ID:
+            raise Rejected(f"parent must be at most {MAX_ID} characters, got {len(msg.parent)}")
         for index, bundle in enumerate(msg.bundles):
             _capabilities(bundle, f"bundle {index}")
-            if not any(amount > 0 for _, amount in parse_capabilities(bundle).quantities):
+            quantities = parse_capabilities(bundle).quantities
+            if not any(amount > 0 for _, amount in quantities):
                 raise Rejected(f"bundle {index} ({bundle!r}) reserves nothing: a bundle needs a quantity above 0")
+            if any(name == SLOT or name.startswith(PG_PREFIX) for name, _ in quantities):
+                raise Rejected(
+                    f"bundle {index} ({bundle[:80]!r}): {SLOT} and {PG_PREFIX}* are placement groups' own names"
+                )
+        _capabilities(",".join(msg.bundles), "the bundles summed")  # a STRICT_PACK group's one unit: finite
+
+    def _free_bundles(self, msg: m.FreeBundles) -> None:
+        _id(msg.pg_id, "pg_id")
+        if msg.parent:
+            _id(msg.parent, "parent")
 
     def _adapter_state(self, msg: m.AdapterState) -> None:
         _id(msg.adapter, "adapter")
@@ -166,6 +179,6 @@ _CHECKS: dict[type, Any] = {
     m.PutObject: Intake._put,
     m.KVPut: Intake._kv_put,
     m.ReserveBundles: Intake._reserve_bundles,
-    m.FreeBundles: lambda _, msg: _id(msg.pg_id, "pg_id"),
+    m.FreeBundles: Intake._free_bundles,
     m.AdapterState: Intake._adapter_state,
 }

@@ -277,9 +277,10 @@ class SchedulerServer:
             elif kind is m.KVDelete:
                 kv_delete(engine, identity, msg.key)
             elif kind is m.ReserveBundles:
-                engine.bundles.reserve(engine, identity, msg, [parse_capabilities(b) for b in msg.bundles])
+                owner = engine.bundles.job_of(engine, identity, msg.parent)
+                engine.bundles.reserve(engine, owner, msg, [parse_capabilities(b) for b in msg.bundles])
             elif kind is m.FreeBundles:
-                engine.bundles.free(engine, identity, msg.pg_id)
+                engine.bundles.free(engine, engine.bundles.job_of(engine, identity, msg.parent), msg.pg_id)
             else:
                 cancel_tasks(engine, identity, msg.task_ids, msg.force, msg.recursive)
         elif peer.kind == "worker" and kind in WORKER_MSGS:

@@ -2,7 +2,8 @@
 
 A worker is *free* for a task when it has every label and enough uncommitted quantity (DESIGN §3).
 To hide the round trip, a worker whose capacity is full may also take up to ``prefetch`` tasks it
-has not started yet; those wait on the worker and can be reclaimed by an idle peer.
+has not started yet; those wait on the worker and can be reclaimed by an idle peer. A worker holding
+placement groups' bundles takes none: it would start them on capacity the scheduler split.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class WorkerState:
     unit: str = ""
     load: int = 0  # tasks its agent last said it runs (heartbeat)
     host_attempts: int = -1  # an actor's dedicated worker: its host task's crashes counted when it joined
+    bundles: int = 0  # placement groups' bundles reserved on it: nothing is prefetched to it
     idle_since: float | None = field(default_factory=time.monotonic)
 
     def fits_free(self, request: Capabilities) -> bool:
@@ -46,9 +48,14 @@ class WorkerState:
         return True
 
     def commit(self, request: Capabilities, sign: float) -> None:
-        committed = self.committed
+        """Count ``request`` in (``sign`` 1) or out (-1). Only the names the worker has now are counted:
+        a placement group's names go with the group while its killed tasks are still being let go."""
+        committed, total = self.committed, self.total
         for name, amount in request.quantities:
-            committed[name] = committed.get(name, 0.0) + sign * amount
+            if name in total:
+                committed[name] = committed.get(name, 0.0) + sign * amount
+            else:
+                committed.pop(name, None)
 
     def idle(self) -> bool:
         return not self.assigned
@@ -101,7 +108,9 @@ class WorkerPool:
             worker = candidates[(start + i) % n]
             if worker.fits_free(request):
                 return worker
-            if limit > 0:
+            if limit > 0 and not worker.bundles:
+                # A worker starts whatever fits its own, unsplit capacity, so a task parked on a worker
+                # holding bundles could run on a reservation that is not its own (or outside its own).
                 # Parked = assigned beyond what the worker can run at once; counted from assignments,
                 # not from "started" reports, which arrive late (or never, for short tasks).
                 parked = len(worker.assigned) - fit_count(worker.capabilities, request)

@@ -34,7 +34,7 @@ class Counter:
         return os.getpid(), ray.get_runtime_context().get_actor_id()
 
     def countdown(self, n):
-        for i in range(n, 0, -1):  # not `yield from`: Ray 2.60 sends into what it delegates to
+        for i in range(n, 0, -1):  # noqa: UP028 - Ray 2.60 sends into what `yield from` delegates to
             yield i
 
     def slow(self, seconds):

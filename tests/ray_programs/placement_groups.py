@@ -1,6 +1,8 @@
 # A Ray program: placement groups. Bundles are reserved together, tasks and actors run inside their
 # bundle (and see their group), children are captured, a reservation keeps other work out until it
 # is removed, a group that cannot be placed stays pending, and bad requests are refused.
+import time
+
 import ray
 from ray.util.placement_group import (
     get_current_placement_group,
@@ -84,6 +86,39 @@ too_wide = ray.util.placement_group([{"CPU": 0.5}] * (len(ray.nodes()) + 1), str
 assert not too_wide.wait(1.0), "STRICT_SPREAD needs one node per bundle"
 assert placement_group_table(too_wide)["state"] == "PENDING"
 remove_placement_group(too_wide)
+
+
+# A group is its job's: a task of the job may remove it, and one an actor made outlives the actor.
+@ray.remote(num_cpus=0)
+def remove_it(group):
+    remove_placement_group(group)
+
+
+@ray.remote(num_cpus=0)
+class Maker:
+    def make(self):
+        self.group = ray.util.placement_group([{"CPU": 0.5}])
+        return self.group
+
+
+def state_becomes(group, wanted):
+    deadline = time.monotonic() + 20
+    while placement_group_table(group)["state"] != wanted and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return placement_group_table(group)["state"] == wanted
+
+
+mine = ray.util.placement_group([{"CPU": 0.5}])
+assert mine.wait(60)
+ray.get(remove_it.remote(mine), timeout=60)
+assert state_becomes(mine, "REMOVED"), "a task of the job removes the job's group"
+maker = Maker.remote()
+made = ray.get(maker.make.remote(), timeout=60)
+assert made.wait(60)
+ray.kill(maker)
+time.sleep(2)
+assert placement_group_table(made)["state"] == "CREATED", "a group an actor made is its job's"
+remove_placement_group(made)
 
 try:
     ray.util.placement_group([{"CPU": 0}])

@@ -41,7 +41,7 @@ def open_gate(path):
 def gated(path, n):
     yield "first"
     wait_for_gate(path)
-    for i in range(n):  # not `yield from`: Ray 2.60 sends into what a generator delegates to
+    for i in range(n):  # noqa: UP028 - Ray 2.60 sends into what `yield from` delegates to
         yield i
 
 

@@ -7,32 +7,46 @@ groups reserve counts in the totals and not in what is available, as in Ray.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from scaler.compat.ray.session import client
 from scaler.scheduler.bundles import SLOT
-from scaler.utility.capabilities import PG_PREFIX, parse_capabilities
+from scaler.utility.capabilities import PG_PREFIX, Capabilities, parse_capabilities
 
 _RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}
+_BUNDLE_NAME = re.compile(r"^[0-9]+\.")  # after ``pg.<id>.``: one bundle's own quantity
 
 
 def _workers() -> list[dict[str, Any]]:
     return [w for w in client().scheduler_status().workers if not str(w["capabilities"]).startswith("actor.")]
 
 
-def _resources(text: str, reserved: bool = False) -> dict[str, float]:
-    """Ray's view of a capability string; a placement group's quantities (``pg.<id>.<name>``, what its
-    bundles hold) count as their own resource's with ``reserved`` (the totals), else not at all."""
+def whole(text: str) -> Capabilities:
+    """A worker's capabilities (a status string) with what placement groups reserve on it counted back
+    in its own names: a group's ``pg.<id>.<name>`` (its bundles there, summed) is ``name``'s; the
+    slots and each bundle's own ``pg.<id>.<i>.<name>`` (counted in that sum) are left out."""
     caps = parse_capabilities(text)
     out: dict[str, float] = {}
     for name, amount in caps.quantities:
         if name.startswith(PG_PREFIX):
             _, _, rest = name[len(PG_PREFIX) :].partition(".")
-            if not reserved or rest == SLOT or rest[:1].isdigit():  # a slot, or one bundle's (counted in the sum)
+            if rest == SLOT or _BUNDLE_NAME.match(rest):
                 continue
             name = rest
-        key = _RAY_NAMES.get(name, name)
-        out[key] = out.get(key, 0.0) + amount
+        out[name] = out.get(name, 0.0) + amount
+    return Capabilities(tuple(sorted(out.items())), caps.labels)
+
+
+def _resources(text: str, reserved: bool = False) -> dict[str, float]:
+    """Ray's view of a capability string; a placement group's quantities (``pg.<id>.<name>``, what its
+    bundles hold) count as their own resource's with ``reserved`` (the totals), else not at all."""
+    caps = whole(text) if reserved else parse_capabilities(text)
+    out: dict[str, float] = {}
+    for name, amount in caps.quantities:
+        if not name.startswith(PG_PREFIX):
+            key = _RAY_NAMES.get(name, name)
+            out[key] = out.get(key, 0.0) + amount
     out.update({label: 1.0 for label in caps.labels})
     return out
 

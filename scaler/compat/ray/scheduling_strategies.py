@@ -109,19 +109,35 @@ def refusal(strategy: Any, where: str) -> str | None:
 
 def node_of(options: dict[str, Any], request: str, where: str, actor: bool = False) -> str:
     """The worker a ``NodeAffinitySchedulingStrategy`` in ``options`` places the work on ("" for none).
-    The node must be connected and able to hold ``request``; otherwise a soft affinity is dropped and a
-    hard one raises ``TaskUnschedulableError`` (``ActorUnschedulableError``) here, at ``.remote()``."""
+    The node must be connected and able to hold ``request`` (counting what placement groups reserve on
+    it, which comes back when they go: the work waits, as in Ray); otherwise a soft affinity is dropped
+    and a hard one raises ``TaskUnschedulableError`` (``ActorUnschedulableError``) here, at ``.remote()``.
+    A driver's node id is its host's name (``get_node_id``): that is the first worker, by name, on
+    that host able to hold ``request``, so that work pinned to the driver's node runs there, as in Ray."""
     strategy = options.get("scheduling_strategy")
     if not isinstance(strategy, NodeAffinitySchedulingStrategy):
         return ""
     from scaler.compat.ray import exceptions as rx
+    from scaler.compat.ray.resources import whole
     from scaler.compat.ray.session import client
-    from scaler.utility.capabilities import parse_capabilities
+    from scaler.utility.capabilities import DEDICATED_PREFIX, parse_capabilities
 
-    workers = {str(w["name"]): str(w["capabilities"]) for w in client().scheduler_status().workers}
-    caps = workers.get(str(strategy.node_id))
-    if caps is not None and parse_capabilities(caps).serves(parse_capabilities(request)):
-        return str(strategy.node_id)
+    asked = parse_capabilities(request)
+    node_id = str(strategy.node_id)
+    workers = {str(w["name"]): w for w in client().scheduler_status().workers}
+    caps = str(workers[node_id]["capabilities"]) if node_id in workers else None
+    if caps is not None and whole(caps).serves(asked):  # what groups reserve comes back
+        return node_id
+    if caps is None:  # a driver's node: a worker on its host
+        on_host = sorted(
+            name
+            for name, w in workers.items()
+            if str(w.get("host", "")) == node_id
+            and not str(w["capabilities"]).startswith(DEDICATED_PREFIX)
+            and whole(str(w["capabilities"])).serves(asked)
+        )
+        if on_host:
+            return on_host[0]
     if strategy.soft:
         return ""
     error = rx.ActorUnschedulableError if actor else rx.TaskUnschedulableError

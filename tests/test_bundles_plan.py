@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from scaler.scaling.model import Demand
-from scaler.scheduler.bundles import Bundles, Group, plan
+from scaler.scheduler.bundles import Bundles
+from scaler.scheduler.placing import Group, plan
 from scaler.scheduler.workers import WorkerState
 from scaler.utility.capabilities import parse_capabilities
 

@@ -26,14 +26,14 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from scaler.protocol import messages as m
 from scaler.scaling.model import Demand
+from scaler.scheduler.placing import Group, Room, candidates_of, fits, plan, plan_on, sum_of
 from scaler.scheduler.tasks import TERMINAL
 from scaler.scheduler.workers import WorkerState
-from scaler.utility.capabilities import DEDICATED_PREFIX, PG_PREFIX, Capabilities, format_capabilities
+from scaler.utility.capabilities import PG_PREFIX, Capabilities, format_capabilities
 
 if TYPE_CHECKING:
     from scaler.scheduler.engine import Engine
@@ -51,160 +51,12 @@ class BundleError(ValueError):
     """A placement request that cannot be served; the text says which group or bundle and why."""
 
 
-@dataclass(slots=True, eq=False)
-class Group:
-    pg_id: str
-    client: bytes
-    name: str
-    strategy: str
-    bundles: list[Capabilities]
-    detached: bool
-    placed: list[WorkerState | None] = field(default_factory=list)
-    created: bool = False
-    needs: tuple[Capabilities, dict[str, float], int] | None = None  # its unplaced bundles: _Room.may_hold
-
-    @property
-    def state(self) -> str:
-        if all(w is not None for w in self.placed):
-            return "CREATED"
-        return "RESCHEDULING" if self.created else "PENDING"
-
-
 def _wildcard(pg_id: str, name: str) -> str:
     return f"{PG_PREFIX}{pg_id}.{name}"
 
 
 def _indexed(pg_id: str, index: int, name: str) -> str:
     return f"{PG_PREFIX}{pg_id}.{index}.{name}"
-
-
-def _free(worker: WorkerState) -> dict[str, float]:
-    return {name: worker.total[name] - worker.committed.get(name, 0.0) for name in worker.total}
-
-
-def _fits(free: dict[str, float], bundle: Capabilities, labels: frozenset[str]) -> bool:
-    return bundle.labels <= labels and all(free.get(n, 0.0) + 1e-9 >= a for n, a in bundle.quantities)
-
-
-def _take(free: dict[str, float], bundle: Capabilities) -> None:
-    for name, amount in bundle.quantities:
-        free[name] = free.get(name, 0.0) - amount
-
-
-def _spare(free: dict[str, float], bundle: Capabilities) -> float:
-    """What a worker has left after taking ``bundle``, in its bundle's own terms: best fit first."""
-    return sum(free.get(name, 0.0) - amount for name, amount in bundle.quantities)
-
-
-def _summed(bundles: Iterable[Capabilities]) -> Capabilities:
-    total: dict[str, float] = {}
-    labels: set[str] = set()
-    for bundle in bundles:
-        labels |= bundle.labels
-        for name, amount in bundle.quantities:
-            total[name] = total.get(name, 0.0) + amount
-    return Capabilities(tuple(sorted(total.items())), frozenset(labels))
-
-
-def _candidates(workers: Iterable[WorkerState]) -> tuple[list[WorkerState], dict[bytes, dict[str, float]]]:
-    """The workers a bundle may go on (not leaving, not an actor's), and what each has free."""
-    candidates = [
-        w
-        for w in workers
-        if not w.draining and not w.interrupted and not any(n.startswith(DEDICATED_PREFIX) for n in w.total)
-    ]
-    return candidates, {w.identity: _free(w) for w in candidates}
-
-
-def plan(group: Group, workers: Iterable[WorkerState]) -> tuple[dict[int, WorkerState], list[int]]:
-    """Where the group's unplaced bundles go on ``workers`` as they are now: the placements found, and
-    the bundles left over (the group is placed only when none is). Greedy, largest bundles first."""
-    candidates, free = _candidates(workers)
-    return _plan(group, candidates, free)
-
-
-def _plan(
-    group: Group, candidates: list[WorkerState], free: dict[bytes, dict[str, float]], whole: bool = False
-) -> tuple[dict[int, WorkerState], list[int]]:
-    """``plan`` on ``candidates`` with ``free`` (taken from as bundles are placed); with ``whole``, it
-    stops at the first bundle left over (enough for all or nothing)."""
-    todo = sorted(
-        (i for i, w in enumerate(group.placed) if w is None),
-        key=lambda i: -sum(a for _, a in group.bundles[i].quantities),
-    )
-    used = {w.identity for w in group.placed if w is not None}
-    found: dict[int, WorkerState] = {}
-    if group.strategy == "STRICT_PACK":
-        total = _summed(group.bundles[i] for i in todo)
-        fitting = [w for w in candidates if _fits(free[w.identity], total, w.capabilities.labels)]
-        if used:
-            fitting = [w for w in fitting if w.identity in used]
-        if not fitting:
-            return {}, todo
-        best = min(fitting, key=lambda w: _spare(free[w.identity], total))
-        return {i: best for i in todo}, []
-    left: list[int] = []
-    for index in todo:
-        bundle = group.bundles[index]
-        fitting = [w for w in candidates if _fits(free[w.identity], bundle, w.capabilities.labels)]
-        if group.strategy == "STRICT_SPREAD":
-            fitting = [w for w in fitting if w.identity not in used]
-        if not fitting:
-            left.append(index)
-            if whole:
-                return found, left
-            continue
-        prefer_new = group.strategy in ("SPREAD", "STRICT_SPREAD")
-        best = min(
-            fitting,
-            key=lambda w: ((w.identity in used) == prefer_new, _spare(free[w.identity], bundle)),
-        )
-        found[index] = best
-        _take(free[best.identity], bundle)
-        used.add(best.identity)
-    return found, left
-
-
-@dataclass(slots=True)
-class _Room:
-    """What a scheduling pass's candidate workers have free, summed up: per name the most on any one
-    worker and all of them together, their labels, and how many there are."""
-
-    most: dict[str, float]
-    total: dict[str, float]
-    labels: frozenset[str]
-    workers: int
-
-    @staticmethod
-    def of(candidates: list[WorkerState], free: dict[bytes, dict[str, float]]) -> _Room:
-        most: dict[str, float] = {}
-        total: dict[str, float] = {}
-        for have in free.values():
-            for name, amount in have.items():
-                most[name] = max(most.get(name, 0.0), amount)
-                total[name] = total.get(name, 0.0) + max(amount, 0.0)  # below 0: tasks parked beyond it
-        labels = frozenset().union(*(w.capabilities.labels for w in candidates))
-        return _Room(most, total, labels, len(candidates))
-
-    def may_hold(self, group: Group) -> bool:
-        """False if the group's unplaced bundles surely do not fit now (a cheap test before ``plan``)."""
-        if group.needs is None:
-            unplaced = [b for b, w in zip(group.bundles, group.placed, strict=True) if w is None]
-            largest: dict[str, float] = {}
-            for bundle in unplaced:
-                for name, amount in bundle.quantities:
-                    largest[name] = max(largest.get(name, 0.0), amount)
-            group.needs = (_summed(unplaced), largest, len(unplaced))
-        summed, largest, count = group.needs
-        if not summed.labels <= self.labels:
-            return False
-        if group.strategy == "STRICT_SPREAD" and count > self.workers:
-            return False
-        one = summed.as_dict() if group.strategy == "STRICT_PACK" else largest
-        eps = 1e-9 * max(count, 1)  # as _fits allows, bundle by bundle
-        return all(self.most.get(n, 0.0) + eps >= a for n, a in one.items()) and all(
-            self.total.get(n, 0.0) + eps >= a for n, a in summed.quantities
-        )
 
 
 class Bundles:
@@ -244,7 +96,7 @@ class Bundles:
         if not -1 <= index < len(group.bundles):
             raise BundleError(f"placement group {pg_id} has {len(group.bundles)} bundles; there is no bundle {index}")
         targets = group.bundles if index < 0 else [group.bundles[index]]
-        if not any(_fits(b.as_dict(), Capabilities(request.quantities, frozenset()), b.labels) for b in targets):
+        if not any(fits(b.as_dict(), Capabilities(request.quantities, frozenset()), b.labels) for b in targets):
             where = "any bundle" if index < 0 else f"bundle {index}"
             have = "; ".join(format_capabilities(b) or "nothing" for b in targets)
             raise BundleError(
@@ -264,18 +116,18 @@ class Bundles:
     def place(self, engine: Engine) -> None:
         """Reserve every pending group that now fits, whole, in the order they were made. Tried at most
         every RETRY seconds (the server's periodic check tries again) unless there is ``news``; a group
-        that surely does not fit is passed over cheaply (``_Room``)."""
+        that surely does not fit is passed over cheaply (``Room``)."""
         now = time.monotonic()
         if now - self.tried < RETRY:
             return
         self.tried = now
         placed_any = False
-        candidates, free = _candidates(engine.pool.workers.values())
-        room = _Room.of(candidates, free)
+        candidates, free = candidates_of(engine.pool.workers.values())
+        room = Room.of(candidates, free)
         for group in list(self.pending.values()):
             if not room.may_hold(group):
                 continue
-            found, left = _plan(group, candidates, {k: dict(v) for k, v in free.items()}, whole=True)
+            found, left = plan_on(group, candidates, {k: dict(v) for k, v in free.items()}, whole=True)
             if left:
                 continue
             for index, worker in found.items():
@@ -284,8 +136,8 @@ class Bundles:
             group.needs = None
             del self.pending[group.pg_id]
             placed_any = True
-            candidates, free = _candidates(engine.pool.workers.values())
-            room = _Room.of(candidates, free)
+            candidates, free = candidates_of(engine.pool.workers.values())
+            room = Room.of(candidates, free)
         if placed_any:
             engine.pool.changed()
 
@@ -391,7 +243,7 @@ class Bundles:
             if not left:
                 continue
             if group.strategy == "STRICT_PACK":
-                asks = [(format_capabilities(_summed(group.bundles[i] for i in left)), False)]
+                asks = [(format_capabilities(sum_of(group.bundles[i] for i in left)), False)]
             else:
                 spread = group.strategy in ("SPREAD", "STRICT_SPREAD")
                 asks = [(format_capabilities(group.bundles[i]), spread) for i in left]

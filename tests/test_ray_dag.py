@@ -179,7 +179,7 @@ def test_the_patch_path_gives_ours_and_never_loads_rays_own_dag() -> None:
         "assert ray.remote(len).bind([1]).__module__ == 'scaler.compat.ray.dag'\n"
         "assert not [name for name in sys.modules if name.startswith('ray.dag.') and 'scaler' not in "
         "sys.modules[name].__name__]\n"
-        "assert 'ray.dag.compiled_dag_node' not in sys.modules and 'ray.experimental.channel' not in sys.modules\n"
+        "assert 'ray.experimental.channel' not in sys.modules\n"
         "print('PATCHED DAG OK')\n"
     )
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", SCALER_ADDRESS="", RAY_ADDRESS="")

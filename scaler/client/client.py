@@ -377,10 +377,13 @@ class Client:
 
     def send_control(self, msg: m.ReserveBundles | m.FreeBundles) -> None:
         """Send a control message that has no reply (a placement group's reservation or removal); from
-        inside a task, it names that task, whose job the group is then."""
+        inside a task, it names that task, whose job the group is then, and returns once the scheduler
+        has handled it (the task's end, which goes by its worker, must not overtake it)."""
         self._check_open()
         msg.parent = msg.parent or runtime.current_task_id()
         self._conn.send(msg)
+        if msg.parent:
+            self.sync()
 
     def _kv_request(self, key: str, msg: Any, frames: list[Any], timeout: float) -> Any:
         self._check_open()

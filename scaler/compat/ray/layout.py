@@ -33,6 +33,8 @@ PROVIDED = {
 }
 # ``from ray.dag.input_node import InputNode`` and the like: one module stands for ray.dag's node modules.
 PROVIDED.update({f"ray.dag.{name}": "scaler.compat.ray.dag" for name in DAG_NODE_MODULES})
+# A patched Ray's own ``shutdown`` (still registered with atexit) imports this one's function.
+PROVIDED["ray.dag.compiled_dag_node"] = "scaler.compat.ray.dag"
 # Submodules that are attributes of their parent (``ray.util.placement_group`` is the function).
 ATTACHED = {
     "ray.util": ("actor_pool", "multiprocessing", "queue", "scheduling_strategies"),

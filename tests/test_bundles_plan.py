@@ -65,3 +65,14 @@ def test_pending_groups_ask_the_policy_for_what_present_workers_cannot_hold() ->
         Demand("gpu=1", 2, True, "placement group bundles"),
     ]
     assert bundles.demand([worker("g1", "gpu=2"), worker("g2", "gpu=2")]) == [], "both fit the present workers"
+
+
+def test_a_scaling_round_plans_a_bounded_number_of_pending_groups() -> None:
+    from scaler.scheduler.bundles import DEMAND_GROUPS
+
+    bundles = Bundles()
+    for n in range(DEMAND_GROUPS * 3):
+        made = group("STRICT_SPREAD", "gpu=1")
+        made.pg_id = f"{n:016x}"
+        bundles.groups[made.pg_id] = bundles.pending[made.pg_id] = made
+    assert bundles.demand([]) == [Demand("gpu=1", DEMAND_GROUPS, True, "placement group bundles")]

@@ -366,3 +366,17 @@ def test_bundles_whose_sum_is_not_a_number_are_refused(make_cluster: Callable[..
         client.sync()
         assert client.scheduler_status().status["rejected_messages"] == before + 1
         assert state(client, huge) == "GONE"
+
+
+def test_a_job_holds_at_most_max_groups(make_cluster: Callable[..., LocalCluster]) -> None:
+    from scaler.scheduler.bundles import MAX_GROUPS
+
+    cluster = make_cluster(n_workers=1, capabilities="cpu=1")
+    with Client(cluster.address) as client:
+        for _ in range(MAX_GROUPS + 1):
+            reserve(client, ["never=1"], "PACK")
+        client.sync()
+        status = client.scheduler_status()
+        assert len(status.placement_groups) == MAX_GROUPS
+        assert status.status["rejected_messages"] == 1
+        assert client.submit(pow, 2, 3).result(20) == 8

@@ -22,6 +22,7 @@ group is placed again (RESCHEDULING); removing a group cancels its tasks.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -44,6 +45,8 @@ PG_ID = re.compile(r"^[0-9a-f]{8,64}$")
 MAX_BUNDLES = 1_000
 SLOT = "slot"
 SLOTS = 1_000_000.0  # tasks one bundle holds at once, whatever they ask for
+MAX_GROUPS = 1_000  # placement groups one job may hold at once
+DEMAND_GROUPS = 64  # pending groups a scaling round plans for, oldest first (the others wait their turn)
 RETRY = 0.05  # seconds between tries to place pending groups while nothing new happened
 
 
@@ -76,6 +79,9 @@ class Bundles:
         """Record a new group (``msg`` checked at intake) and try to place it at the next scheduling pass."""
         if msg.pg_id in self.groups:
             raise BundleError(f"placement group {msg.pg_id} already exists")
+        held = sum(1 for g in self.groups.values() if g.client == client)
+        if held >= MAX_GROUPS:
+            raise BundleError(f"the job holds {held} placement groups, the most one may (remove some first)")
         group = Group(msg.pg_id, client, msg.name, msg.strategy, bundles, msg.detached, [None] * len(bundles))
         self.groups[group.pg_id] = group
         self.pending[group.pg_id] = group
@@ -238,7 +244,7 @@ class Bundles:
         """What pending groups ask the scaling policy for: the bundles the present workers cannot take."""
         present = list(workers)
         counts: dict[tuple[str, bool], int] = {}
-        for group in self.pending.values():
+        for group in itertools.islice(self.pending.values(), DEMAND_GROUPS):  # the oldest: a bounded round
             _, left = plan(group, present)
             if not left:
                 continue

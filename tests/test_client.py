@@ -209,3 +209,27 @@ def test_submit_never_waits_for_a_running_dependency(client: Client) -> None:
         assert elapsed < 1.5, f"submit took {elapsed:.2f}s: it must not wait for the 3 s task it depends on"
     assert not slow.done()
     assert client.get(dependents, timeout=20) == [42, 42, 42] and slow.result() == 40
+
+
+def test_a_request_waiting_for_a_reply_gets_the_lost_connection_at_once(
+    make_cluster: Callable[..., LocalCluster],
+) -> None:
+    from scaler.errors import ConnectionFailedError
+
+    cluster = make_cluster(n_workers=1)
+    client = Client(cluster.address)
+    try:
+        client.sync()
+        assert cluster.scheduler is not None
+        cluster.scheduler.send_signal(__import__("signal").SIGSTOP)  # the request is sent, never answered
+        started = time.monotonic()
+        waiter = concurrent.futures.ThreadPoolExecutor(1).submit(client.kv_get, "some key", 60)
+        time.sleep(0.5)
+        cluster.scheduler.kill()  # ... and then the connection drops
+        with pytest.raises(ConnectionFailedError):
+            waiter.result(30)
+        assert time.monotonic() - started < 20, "not left to the request's own 60 s timeout"
+        with pytest.raises(ConnectionFailedError):
+            client.scheduler_status()
+    finally:
+        client.close()

@@ -24,6 +24,7 @@ from typing import Any
 from scaler.client import output
 from scaler.client.connection import Connection
 from scaler.client.future import REMOTE, Future, ObjectRef, Payload
+from scaler.client.round_trips import SYNC_KEY, RoundTrips
 from scaler.client.streams import Streams
 from scaler.errors import (
     BackpressureError,
@@ -87,8 +88,6 @@ class Client:
         self._pending: dict[str, list[Future]] = {}
         self._fetches: dict[str, list[concurrent.futures.Future[Any]]] = {}
         self._fetch_lock = threading.Lock()
-        self._status_waiters: list[concurrent.futures.Future[Any]] = []
-        self._kv_waiters: dict[str, list[concurrent.futures.Future[Any]]] = {}
         self._functions: dict[Any, str] = {}
         self._releases: list[str] = []
         self._cond = threading.Condition()
@@ -100,6 +99,7 @@ class Client:
         self._welcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._shm_prefix = ""
         self._streams = Streams(self)  # streaming tasks' items as they come (client/streams.py)
+        self._trips = RoundTrips(lambda msg, frames: self._conn.send(msg, frames))  # KV, sync, status
         keys_dir = self.config.curve_keys
         keys = CurveKeys(__import__("pathlib").Path(keys_dir)) if keys_dir else keys_from_env()
         self._conn = Connection(
@@ -362,15 +362,15 @@ class Client:
         """Store ``value`` under ``key`` in the scheduler (until actor ``actor_id``, if given, dies);
         returns the value stored there afterwards."""
         frames = ser.dumps(value)
-        return self._kv_request(key, m.KVPut(key, len(frames), if_absent, actor_id), frames, timeout)
+        return self._named(key, m.KVPut(key, len(frames), if_absent, actor_id), frames, timeout)
 
     def kv_get(self, key: str, timeout: float = 30.0) -> Any:
         """The value stored under ``key``, or ``None``."""
-        return self._kv_request(key, m.KVGet(key), [], timeout)
+        return self._named(key, m.KVGet(key), [], timeout)
 
     def sync(self, timeout: float = 30.0) -> None:
         """Return once the scheduler has handled all this client sent before (one round trip)."""
-        self._kv_request(_SYNC_KEY, m.KVGet(_SYNC_KEY), [], timeout)
+        self._named(SYNC_KEY, m.KVGet(SYNC_KEY), [], timeout)
 
     def kv_delete(self, key: str) -> None:
         self._conn.send(m.KVDelete(key))
@@ -385,19 +385,14 @@ class Client:
         if msg.parent:
             self.sync()
 
-    def _kv_request(self, key: str, msg: Any, frames: list[Any], timeout: float) -> Any:
+    def _named(self, key: str, msg: m.KVPut | m.KVGet, frames: list[Any], timeout: float) -> Any:
         self._check_open()
-        waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._kv_waiters.setdefault(key, []).append(waiter)
-        self._conn.send(msg, frames)
-        reply_frames = waiter.result(timeout)
+        reply_frames = self._trips.named(key, msg, frames, timeout)
         return None if reply_frames is None else ser.loads(reply_frames)
 
     def scheduler_status(self, timeout: float = 5.0) -> m.StatusReply:
-        waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._status_waiters.append(waiter)
-        self._conn.send(m.StatusRequest())
-        reply: m.StatusReply = waiter.result(timeout)
+        self._check_open()
+        reply = self._trips.status(timeout)
         return reply
 
     # -- incoming (I/O thread) --------------------------------------------------------------
@@ -421,13 +416,8 @@ class Client:
                 released = True
             elif kind is m.Welcome:
                 self._welcome.set_result(msg)
-            elif kind is m.KVReply:
-                waiters = self._kv_waiters.get(msg.key)
-                if waiters:
-                    waiters.pop(0).set_result(payload if msg.found else None)
-            elif kind is m.StatusReply:
-                if self._status_waiters:
-                    self._status_waiters.pop(0).set_result(msg)
+            elif kind is m.KVReply or kind is m.StatusReply:
+                self._trips.on_reply(msg, payload)
             elif kind is m.Refused:
                 self._on_failure(f"scheduler {self.address} refused this client: {msg.reason}")
             elif kind is m.Shutdown:
@@ -491,6 +481,7 @@ class Client:
         error = SchedulerShutdownError(reason) if shutdown else ConnectionFailedError(reason)
         if not self._welcome.done():
             self._welcome.set_exception(error)
+        self._trips.fail(error)
         for task_id in list(self._pending):
             self._fail_task(task_id, error)
         with self._fetch_lock:
@@ -534,9 +525,6 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<scaler.Client {self.address} pending={len(self._pending)}>"
-
-
-_SYNC_KEY = "\x00scaler.sync"  # never stored: a KVGet of it is a plain round trip
 
 
 def _settle(future: Future, value: Any = None, error: BaseException | None = None) -> None:

@@ -205,7 +205,7 @@ class AdapterSessions:
                 for unit in active:
                     members = workers_by_unit.get(unit.unit_id, [])
                     running = sum(len(w.assigned) for w in members)
-                    busy = running > 0 or any(self.engine.bundles.holds(w.identity) for w in members)
+                    busy = running > 0 or any(w.bundles for w in members)  # a reservation is busy
                     idle = [w.idle_since for w in members if w.idle_since is not None]
                     idle_since = None if busy or len(idle) < len(members) or not idle else now - (mono - max(idle))
                     units.append(

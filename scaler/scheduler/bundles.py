@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING
 
 from scaler.protocol import messages as m
 from scaler.scaling.model import Demand
-from scaler.scheduler.placing import Group, Room, candidates_of, fits, plan, plan_on, sum_of
+from scaler.scheduler.cancels import cancel_tasks
+from scaler.scheduler.placing import Group, Room, candidates_of, plan, plan_on, sum_of
 from scaler.scheduler.tasks import TERMINAL
 from scaler.scheduler.workers import WorkerState
 from scaler.utility.capabilities import PG_PREFIX, Capabilities, format_capabilities
@@ -62,13 +63,30 @@ def _indexed(pg_id: str, index: int, name: str) -> str:
     return f"{PG_PREFIX}{pg_id}.{index}.{name}"
 
 
+_BUNDLE_NAME = re.compile(r"^[0-9]+\.")  # after ``pg.<id>.``: one bundle's own quantity (``_indexed``)
+
+
+def reserved_as_own(caps: Capabilities) -> Capabilities:
+    """A worker's capabilities with what groups reserve on it counted back in its own names: a group's
+    ``pg.<id>.<name>`` (its bundles there, summed) is ``name``'s; its slots and each bundle's own
+    ``pg.<id>.<i>.<name>`` (counted in that sum) are left out."""
+    out: dict[str, float] = {}
+    for name, amount in caps.quantities:
+        if name.startswith(PG_PREFIX):
+            _, _, rest = name[len(PG_PREFIX) :].partition(".")
+            if rest == SLOT or _BUNDLE_NAME.match(rest):
+                continue
+            name = rest
+        out[name] = out.get(name, 0.0) + amount
+    return Capabilities(tuple(sorted(out.items())), caps.labels)
+
+
 class Bundles:
     """Every placement group this scheduler holds, and the bundles reserved on each worker."""
 
     def __init__(self) -> None:
         self.groups: dict[str, Group] = {}
         self.pending: dict[str, Group] = {}
-        self.on_worker: dict[bytes, int] = {}
         self.tried = 0.0  # when pending groups were last tried: at most every RETRY seconds, but at once on news
 
     def news(self) -> None:
@@ -102,7 +120,7 @@ class Bundles:
         if not -1 <= index < len(group.bundles):
             raise BundleError(f"placement group {pg_id} has {len(group.bundles)} bundles; there is no bundle {index}")
         targets = group.bundles if index < 0 else [group.bundles[index]]
-        if not any(fits(b.as_dict(), Capabilities(request.quantities, frozenset()), b.labels) for b in targets):
+        if not any(b.serves(Capabilities(request.quantities, frozenset())) for b in targets):
             where = "any bundle" if index < 0 else f"bundle {index}"
             have = "; ".join(format_capabilities(b) or "nothing" for b in targets)
             raise BundleError(
@@ -159,7 +177,6 @@ class Bundles:
             total[key] = total.get(key, 0.0) + amount
             total[_indexed(group.pg_id, index, name)] = amount
         worker.capabilities = Capabilities(tuple(sorted(total.items())), worker.capabilities.labels)
-        self.on_worker[worker.identity] = self.on_worker.get(worker.identity, 0) + 1
         worker.bundles += 1
 
     def _let_go(self, group: Group, index: int, worker: WorkerState) -> None:
@@ -178,16 +195,9 @@ class Bundles:
             committed.pop(_indexed(group.pg_id, index, name), None)
         worker.capabilities = Capabilities(tuple(sorted(total.items())), worker.capabilities.labels)
         worker.bundles -= 1
-        held = self.on_worker.get(worker.identity, 0) - 1
-        if held > 0:
-            self.on_worker[worker.identity] = held
-        else:
-            self.on_worker.pop(worker.identity, None)
 
     def remove(self, engine: Engine, pg_id: str, why: str) -> None:
         """End a group: its reservations are let go and its unfinished tasks cancelled (Ray kills them)."""
-        from scaler.scheduler.cancels import cancel_tasks
-
         group = self.groups.pop(pg_id, None)
         if group is None:
             return
@@ -228,7 +238,7 @@ class Bundles:
 
     def worker_lost(self, worker: WorkerState) -> None:
         """A worker went: the bundles it held wait to be placed again (their tasks are re-queued)."""
-        if self.on_worker.pop(worker.identity, None) is None:
+        if not worker.bundles:
             return
         for group in self.groups.values():
             for index, holder in enumerate(group.placed):
@@ -236,9 +246,6 @@ class Bundles:
                     group.placed[index] = None
                     group.needs = None
                     self.pending[group.pg_id] = group
-
-    def holds(self, identity: bytes) -> bool:
-        return identity in self.on_worker
 
     def demand(self, workers: Iterable[WorkerState]) -> list[Demand]:
         """What pending groups ask the scaling policy for: the bundles the present workers cannot take."""

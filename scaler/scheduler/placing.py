@@ -40,10 +40,6 @@ def _free(worker: WorkerState) -> dict[str, float]:
     return {name: worker.total[name] - worker.committed.get(name, 0.0) for name in worker.total}
 
 
-def fits(free: dict[str, float], bundle: Capabilities, labels: frozenset[str]) -> bool:
-    return bundle.labels <= labels and all(free.get(n, 0.0) + 1e-9 >= a for n, a in bundle.quantities)
-
-
 def _take(free: dict[str, float], bundle: Capabilities) -> None:
     for name, amount in bundle.quantities:
         free[name] = free.get(name, 0.0) - amount
@@ -94,7 +90,7 @@ def plan_on(
     found: dict[int, WorkerState] = {}
     if group.strategy == "STRICT_PACK":
         total = sum_of(group.bundles[i] for i in todo)
-        fitting = [w for w in candidates if fits(free[w.identity], total, w.capabilities.labels)]
+        fitting = [w for w in candidates if w.capabilities.serves(total, free[w.identity])]
         if used:
             fitting = [w for w in fitting if w.identity in used]
         if not fitting:
@@ -104,7 +100,7 @@ def plan_on(
     left: list[int] = []
     for index in todo:
         bundle = group.bundles[index]
-        fitting = [w for w in candidates if fits(free[w.identity], bundle, w.capabilities.labels)]
+        fitting = [w for w in candidates if w.capabilities.serves(bundle, free[w.identity])]
         if group.strategy == "STRICT_SPREAD":
             fitting = [w for w in fitting if w.identity not in used]
         if not fitting:
@@ -159,7 +155,7 @@ class Room:
         if group.strategy == "STRICT_SPREAD" and count > self.workers:
             return False
         one = summed.as_dict() if group.strategy == "STRICT_PACK" else largest
-        eps = 1e-9 * max(count, 1)  # as fits allows, bundle by bundle
+        eps = 1e-9 * max(count, 1)  # as Capabilities.serves allows, bundle by bundle
         return all(self.most.get(n, 0.0) + eps >= a for n, a in one.items()) and all(
             self.total.get(n, 0.0) + eps >= a for n, a in summed.quantities
         )

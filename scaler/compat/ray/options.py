@@ -52,7 +52,18 @@ ACTOR_OPTIONS = {
     "_metadata",
     *PLACEMENT_OPTIONS,
 }
-_NAMES = {"CPU": "cpu", "GPU": "gpu", "memory": "memory"}
+SCALER_NAMES = {"CPU": "cpu", "GPU": "gpu"}  # Ray's resource names that differ from our capability names
+RAY_NAMES = {ours: ray for ray, ours in SCALER_NAMES.items()}
+
+
+def scaler_name(ray_name: str) -> str:
+    """The capability name for a Ray resource name (``CPU`` is ``cpu``; others are the same)."""
+    return SCALER_NAMES.get(ray_name, ray_name)
+
+
+def ray_name(name: str) -> str:
+    """The Ray resource name for a capability name (``cpu`` is ``CPU``; others are the same)."""
+    return RAY_NAMES.get(name, name)
 
 
 def check(options: dict[str, Any], allowed: set[str], where: str) -> dict[str, Any]:
@@ -82,7 +93,7 @@ def capability_string(options: dict[str, Any], default_cpus: float) -> str:
     for name, amount in (options.get("resources") or {}).items():
         if name in ("CPU", "GPU"):
             raise ValueError(f"use num_cpus/num_gpus instead of resources={{{name!r}: ...}} (as in Ray)")
-        quantities[_NAMES.get(name, name)] = quantities.get(_NAMES.get(name, name), 0.0) + float(amount)
+        quantities[scaler_name(name)] = quantities.get(scaler_name(name), 0.0) + float(amount)
     for name, amount in quantities.items():
         if amount < 0:
             raise ValueError(f"resource {name} must be >= 0, got {amount}")

@@ -20,15 +20,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from scaler.client.client import TaskOptions
+from scaler.compat.ray.options import ray_name, scaler_name
 from scaler.compat.ray.unsupported import module_getattr
 from scaler.protocol import messages as m
-from scaler.utility.capabilities import from_mapping, parse_capabilities
+from scaler.utility.capabilities import Capabilities, from_mapping, parse_capabilities
 
 __getattr__ = module_getattr("ray.util.placement_group")
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
-_TO_RAY = {"cpu": "CPU", "gpu": "GPU"}
-_FROM_RAY = {"CPU": "cpu", "GPU": "gpu"}
 _current: list[tuple[PlacementGroup, bool]] = []  # in a task or actor of a group: it, and capture_child_tasks
 
 
@@ -127,7 +126,7 @@ def _ready(group: PlacementGroup) -> PlacementGroup:
 
 
 def _bundle_capabilities(bundle: dict[str, float]) -> str:
-    return from_mapping({_FROM_RAY.get(name, name): float(amount) for name, amount in bundle.items()})
+    return from_mapping({scaler_name(name): float(amount) for name, amount in bundle.items()})
 
 
 _SHAPE = 'Bundles must be a non-empty list of resource dictionaries. For example: `[{"CPU": 1.0}, {"GPU": 1.0}]`.'
@@ -200,7 +199,7 @@ def _infos() -> list[m.PlacementGroupInfo]:
 
 
 def _ray_bundle(caps: str) -> dict[str, float]:
-    return {_TO_RAY.get(name, name): amount for name, amount in parse_capabilities(caps).quantities}
+    return {ray_name(name): amount for name, amount in parse_capabilities(caps).quantities}
 
 
 def _table_entry(info: m.PlacementGroupInfo) -> dict[str, Any]:
@@ -291,12 +290,12 @@ def placement_of(options: dict[str, Any], request: str, where: str) -> tuple[Pla
     specs = group.bundle_specs
     if not isinstance(index, int) or not -1 <= index < len(specs):
         raise ValueError(f"{where}: bundle index {index} is invalid for a placement group of {len(specs)} bundles")
-    asked = parse_capabilities(request).as_dict()
+    asked = Capabilities(parse_capabilities(request).quantities, frozenset())
     targets = specs if index < 0 else [specs[index]]
-    holds = [parse_capabilities(_bundle_capabilities(b)).as_dict() for b in targets]
-    if not any(all(have.get(n, 0.0) + 1e-9 >= a for n, a in asked.items()) for have in holds):
+    if not any(parse_capabilities(_bundle_capabilities(b)).serves(asked) for b in targets):
         raise ValueError(
-            f"Cannot schedule {where} with the placement group because the resource request {asked} cannot fit into "
+            f"Cannot schedule {where} with the placement group because the resource request {asked.as_dict()} "
+            "cannot fit into "
             f"any bundles for the placement group, {targets}."
         )
     return group, index, capture

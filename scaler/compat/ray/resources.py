@@ -7,15 +7,12 @@ groups reserve counts in the totals and not in what is available, as in Ray.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from scaler.compat.ray.options import ray_name
 from scaler.compat.ray.session import client
-from scaler.scheduler.bundles import SLOT
+from scaler.scheduler.bundles import reserved_as_own
 from scaler.utility.capabilities import PG_PREFIX, Capabilities, parse_capabilities
-
-_RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}
-_BUNDLE_NAME = re.compile(r"^[0-9]+\.")  # after ``pg.<id>.``: one bundle's own quantity
 
 
 def _workers() -> list[dict[str, Any]]:
@@ -23,19 +20,8 @@ def _workers() -> list[dict[str, Any]]:
 
 
 def whole(text: str) -> Capabilities:
-    """A worker's capabilities (a status string) with what placement groups reserve on it counted back
-    in its own names: a group's ``pg.<id>.<name>`` (its bundles there, summed) is ``name``'s; the
-    slots and each bundle's own ``pg.<id>.<i>.<name>`` (counted in that sum) are left out."""
-    caps = parse_capabilities(text)
-    out: dict[str, float] = {}
-    for name, amount in caps.quantities:
-        if name.startswith(PG_PREFIX):
-            _, _, rest = name[len(PG_PREFIX) :].partition(".")
-            if rest == SLOT or _BUNDLE_NAME.match(rest):
-                continue
-            name = rest
-        out[name] = out.get(name, 0.0) + amount
-    return Capabilities(tuple(sorted(out.items())), caps.labels)
+    """A worker's capabilities (a status string) with what placement groups reserve on it counted back."""
+    return reserved_as_own(parse_capabilities(text))
 
 
 def _resources(text: str, reserved: bool = False) -> dict[str, float]:
@@ -45,7 +31,7 @@ def _resources(text: str, reserved: bool = False) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, amount in caps.quantities:
         if not name.startswith(PG_PREFIX):
-            key = _RAY_NAMES.get(name, name)
+            key = ray_name(name)
             out[key] = out.get(key, 0.0) + amount
     out.update({label: 1.0 for label in caps.labels})
     return out

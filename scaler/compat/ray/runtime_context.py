@@ -17,13 +17,13 @@ import os
 import socket
 from typing import Any
 
+from scaler.compat.ray.options import ray_name
 from scaler.compat.ray.unsupported import UnsupportedAPIError, module_getattr
 from scaler.utility.capabilities import DEDICATED_PREFIX, GROUP_PREFIX, parse_capabilities
 from scaler.worker import dedicated, runtime
 
 __getattr__ = module_getattr("ray.runtime_context")
 NODE_ENV = "SCALER_WORKER_NAME"  # set by the worker agent for its task processes
-_RAY_NAMES = {"cpu": "CPU", "gpu": "GPU"}
 _worker_ids: dict[int, str] = {}  # by pid: a forked process gets an id of its own
 
 
@@ -58,7 +58,7 @@ class RuntimeContext:
         out: dict[str, float] = {}
         for name, amount in parse_capabilities(current.caps_key).quantities:
             if amount and not name.startswith((DEDICATED_PREFIX, GROUP_PREFIX)):
-                out[_RAY_NAMES.get(name, name)] = amount
+                out[ray_name(name)] = amount
         return out
 
     def is_canceled(self) -> bool:
